@@ -1,0 +1,75 @@
+//! The only module with `unsafe`: thin, policy-free wrappers over libc, one safe function per
+//! system call or ioctl, each returning `io::Result`.
+//!
+//! Conventions (see STYLE.md):
+//! - every `unsafe` block carries a `// SAFETY:` line naming the invariant that makes it sound;
+//! - every `unsafe fn` documents its contract under `# Safety`;
+//! - C return codes become results through [`cvt`] (and [`cvt_r`] where EINTR is retried);
+//! - paths become C strings through [`cstr`], which refuses interior NUL bytes.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Integer return values of libc calls that signal failure with -1 and errno.
+pub trait IsMinusOne: Copy {
+    fn is_minus_one(self) -> bool;
+}
+
+macro_rules! impl_is_minus_one {
+    ($($t:ty)*) => ($(impl IsMinusOne for $t {
+        fn is_minus_one(self) -> bool { self == -1 }
+    })*)
+}
+impl_is_minus_one! { i8 i16 i32 i64 isize }
+
+/// Turns a "-1 and errno" return value into an `io::Result`.
+pub fn cvt<T: IsMinusOne>(ret: T) -> io::Result<T> {
+    if ret.is_minus_one() {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Like [`cvt`], retrying the call while it fails with EINTR.
+pub fn cvt_r<T: IsMinusOne>(mut f: impl FnMut() -> T) -> io::Result<T> {
+    loop {
+        match cvt(f()) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// A path as a C string; a path with a NUL byte is an `InvalidInput` error.
+pub fn cstr(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// `sync(2)`: flush every filesystem.
+pub fn sync() {
+    // SAFETY: sync takes no arguments, touches no memory of ours and cannot fail.
+    unsafe { libc::sync() }
+}
+
+/// `geteuid(2)`.
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid takes no arguments and always succeeds.
+    unsafe { libc::geteuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cvt_maps_minus_one() {
+        assert_eq!(cvt(0i32).unwrap(), 0);
+        assert!(cvt(-1i32).is_err());
+        assert!(cstr(Path::new("a\0b")).is_err());
+        assert_eq!(cstr(Path::new("/dev/sda")).unwrap().as_bytes(), b"/dev/sda");
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests: run the built binary. One test binary for all (see Cargo.toml).
+mod cli;
+mod util;
