@@ -1,0 +1,192 @@
+# Release builds for every supported board, tests under qemu-user, size report (issue 12).
+# Included by the top-level Makefile (`include mk/*.mk`). No docker, no `cross`.
+#
+#   make deps-cross   Debian cross gcc + musl (armel/armhf) + qemu-user; rustup targets, rust-src
+#   make release      dist/takeover-<version>-<target> (static, stripped) + dist/SHA256SUMS;
+#                     checks `file` says static and runs `--help` on the matching (emulated) CPU
+#   make test-cross   unit + integration tests for aarch64, armv7, armv6 under qemu-user
+#   make size         size of every release binary + largest contributors (x86_64, unstripped)
+#   make size-check   fails when the stripped static x86_64 musl binary exceeds SIZE_BUDGET
+#
+# Targets:
+#   x86_64-unknown-linux-musl     rustup std                 NUC / PC
+#   aarch64-unknown-linux-musl    rustup std, rust-lld       Pi 3/4/5 64-bit, Jetson
+#   armv7-unknown-linux-musleabihf  -Zbuild-std, Debian armhf musl   Pi 2/3/4 32-bit, BeagleBone
+#   arm-unknown-linux-musleabi    -Zbuild-std, Debian armel musl    Pi Zero/1 (ARMv6), every Pi
+#
+# build-std: rustup has no std for the arm*-musl targets here, so std is built from the rust-src
+# component on the stable toolchain with RUSTC_BOOTSTRAP=1 (nightly works as well:
+# `make release CARGO='cargo +nightly'`). The project's .cargo/config.toml replaces crates.io
+# with vendor/, which does not hold std's own dependencies; tools/build-std-vendor makes
+# target/build-std-vendor/ (project vendor/ + std's dependencies) and the build-std commands point
+# the replacement there. std's dependencies come from rust-src's library/vendor when the
+# toolchain ships it, else from `cargo vendor` of library/Cargo.toml (crates.io, once per
+# toolchain version; then offline). Set STD_VENDOR=<dir> to use an already vendored copy.
+
+CARGO ?= cargo
+RUSTC ?= rustc
+DIST ?= dist
+# Stripped static x86_64 musl binary must stay at or below this many bytes.
+SIZE_BUDGET ?= 1000000
+
+TAKEOVER_VERSION := $(shell sed -n '/^\[package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml)
+
+# armv7: musl via build-std (481 KB, no glibc/NSS at run time) is the default; the alternative
+# armv7-unknown-linux-gnueabihf (rustup std, glibc +crt-static) also works with every target here.
+ARMV7_TARGET ?= armv7-unknown-linux-musleabihf
+ARMV6_TARGET := arm-unknown-linux-musleabi
+RELEASE_TARGETS := x86_64-unknown-linux-musl aarch64-unknown-linux-musl $(ARMV7_TARGET) $(ARMV6_TARGET)
+CROSS_TEST_TARGETS := aarch64-unknown-linux-musl $(ARMV7_TARGET) $(ARMV6_TARGET)
+RUSTUP_TARGETS := x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf
+
+# Targets without a rustup std: built with -Zbuild-std.
+BUILD_STD_TARGETS := armv7-unknown-linux-musleabihf arm-unknown-linux-musleabi \
+                     armv7-unknown-linux-musleabi arm-unknown-linux-musleabihf
+# Extra std features for build-std release builds, e.g. `optimize_for_size` (about -35%).
+BUILD_STD_FEATURES ?=
+
+# CPU each binary is smoke-tested on (the same as the runners in .cargo/config.toml).
+QEMU_x86_64-unknown-linux-musl :=
+QEMU_aarch64-unknown-linux-musl := qemu-aarch64-static -cpu cortex-a53
+QEMU_armv7-unknown-linux-musleabihf := qemu-arm-static -cpu cortex-a7
+QEMU_armv7-unknown-linux-gnueabihf := qemu-arm-static -cpu cortex-a7
+QEMU_arm-unknown-linux-musleabi := qemu-arm-static -cpu arm1176
+
+# Tests skipped on cross targets only (substring match on the test name, libtest --skip).
+# Keep this short and say why for each. Everything else, including tests that need root, runs
+# under qemu-user as on the host. Integration tests start the takeover binary through
+# TAKEOVER_TEST_RUNNER (tests/it/util.rs), since there is no binfmt_misc in containers.
+CROSS_TEST_SKIP :=
+
+# Source replacement for build-std (see above).
+BUILD_STD_VENDOR := $(CURDIR)/target/build-std-vendor
+STD_VENDOR ?=
+
+REL_COMMA := ,
+is_build_std = $(filter $(1),$(BUILD_STD_TARGETS))
+build_std_args = $(if $(call is_build_std,$(1)),-Zbuild-std=$(2) \
+	$(if $(BUILD_STD_FEATURES),-Zbuild-std-features=$(BUILD_STD_FEATURES)) \
+	--config 'source.vendored-sources.directory="$(BUILD_STD_VENDOR)"')
+build_std_env = $(if $(call is_build_std,$(1)),RUSTC_BOOTSTRAP=1)
+
+.PHONY: deps-cross release release-build release-smoke test-cross size size-check build-std-vendor
+
+# ---------------------------------------------------------------------------------------------
+# deps-cross: idempotent; quiet unless something is missing.
+DEPS_CROSS_DEB := gcc-arm-linux-gnueabihf gcc-arm-linux-gnueabi gcc-aarch64-linux-gnu \
+                  qemu-user-static musl-tools musl-dev:armhf musl-dev:armel file binutils
+
+deps-cross:
+	@set -e; \
+	for a in armhf armel; do \
+	  dpkg --print-foreign-architectures | grep -qx $$a || { dpkg --add-architecture $$a; upd=1; }; \
+	done; \
+	missing=; \
+	for p in $(DEPS_CROSS_DEB); do \
+	  dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps-cross: installing$$missing"; \
+	  apt-get update -qq || echo "deps-cross: apt-get update reported errors (mirror sync?); installing anyway"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi; \
+	have=$$(rustup target list --installed); \
+	for t in $(RUSTUP_TARGETS); do \
+	  echo "$$have" | grep -qx $$t || rustup -q target add $$t; \
+	done; \
+	rustup component list --installed | grep -q '^rust-src' || rustup -q component add rust-src; \
+	echo "deps-cross: ok"
+
+# ---------------------------------------------------------------------------------------------
+# build-std source replacement: project vendor/ + std's dependencies, as symlinks.
+build-std-vendor:
+	@STD_VENDOR='$(STD_VENDOR)' CARGO='$(CARGO)' RUSTC='$(RUSTC)' \
+	  tools/build-std-vendor '$(CURDIR)/vendor' '$(BUILD_STD_VENDOR)'
+
+# ---------------------------------------------------------------------------------------------
+release: release-build release-smoke
+	@$(MAKE) --no-print-directory size-list
+
+release-build: $(if $(filter $(BUILD_STD_TARGETS),$(RELEASE_TARGETS)),build-std-vendor)
+	@set -e; \
+	rm -rf '$(DIST)'; mkdir -p '$(DIST)'; \
+	$(foreach t,$(RELEASE_TARGETS), \
+	  echo "== build $(t)"; \
+	  $(call build_std_env,$(t)) $(CARGO) build --release --locked --target $(t) \
+	    $(call build_std_args,$(t),std$(REL_COMMA)panic_abort); \
+	  cp target/$(t)/release/takeover '$(DIST)/takeover-$(TAKEOVER_VERSION)-$(t)';) \
+	cd '$(DIST)' && sha256sum takeover-$(TAKEOVER_VERSION)-* > SHA256SUMS
+
+# Every binary: static per `file`, stripped, and `--help` runs on the matching CPU. Case
+# patterns are written `(pat)` to keep make's parentheses balanced inside $(foreach).
+release-smoke:
+	@set -e; \
+	$(foreach t,$(RELEASE_TARGETS), \
+	  b='$(DIST)/takeover-$(TAKEOVER_VERSION)-$(t)'; \
+	  f=$$(file -b "$$b"); \
+	  case "$$f" in (*"statically linked"*|*"static-pie linked"*) ;; \
+	    (*) echo "release: $$b is not static: $$f" >&2; exit 1;; esac; \
+	  case "$$f" in (*", stripped"*) ;; \
+	    (*) echo "release: $$b is not stripped: $$f" >&2; exit 1;; esac; \
+	  $(QEMU_$(t)) "$$b" --help > '$(DIST)/.help' 2>&1 \
+	    || { echo "release: $$b --help failed under '$(QEMU_$(t))':" >&2; cat '$(DIST)/.help' >&2; exit 1; }; \
+	  grep -q -i 'usage' '$(DIST)/.help' \
+	    || { echo "release: $$b --help printed no usage" >&2; exit 1; }; \
+	  echo "ok  $(t): --help runs on '$(if $(QEMU_$(t)),$(QEMU_$(t)),native)'";) \
+	rm -f '$(DIST)/.help'; \
+	cd '$(DIST)' && sha256sum --quiet -c SHA256SUMS
+
+.PHONY: size-list
+size-list:
+	@cd '$(DIST)' && for b in takeover-$(TAKEOVER_VERSION)-*; do \
+	  printf '%9d  %s\n           %s\n' "$$(stat -c %s "$$b")" "$$b" "$$(file -b "$$b")"; \
+	done
+
+# ---------------------------------------------------------------------------------------------
+# test-cross: tests run under qemu-user through the runners in .cargo/config.toml. Doc tests are
+# left out (--tests): they only run on the host. Dev profile, panic=unwind: build-std builds the
+# default set (std, panic_unwind, test).
+test-cross: $(if $(filter $(BUILD_STD_TARGETS),$(CROSS_TEST_TARGETS)),build-std-vendor)
+	@set -e; \
+	$(foreach t,$(CROSS_TEST_TARGETS), \
+	  echo "== test $(t) on '$(QEMU_$(t))'"; \
+	  start=$$(date +%s); \
+	  TAKEOVER_TEST_RUNNER='$(QEMU_$(t))' $(call build_std_env,$(t)) \
+	    $(CARGO) test --locked --target $(t) --tests $(call build_std_args,$(t),std) \
+	    -- $(foreach s,$(CROSS_TEST_SKIP),--skip $(s)); \
+	  echo "== $(t): $$(( $$(date +%s) - start )) s";)
+
+# ---------------------------------------------------------------------------------------------
+# size: every release binary (from dist/ if `make release` ran, else target/), then the largest
+# contributors of an unstripped x86_64 musl build (separate target dir: the strip setting is
+# part of every crate's fingerprint). Symbols are summed per crate (first path segment).
+SIZE_TARGET_DIR := target/size
+
+size:
+	@for t in $(RELEASE_TARGETS); do \
+	  b='$(DIST)'/takeover-$(TAKEOVER_VERSION)-$$t; [ -f "$$b" ] || b=target/$$t/release/takeover; \
+	  if [ -f "$$b" ]; then printf '%9d  %s\n' "$$(stat -c %s "$$b")" "$$t"; \
+	  else printf '%9s  %s\n' '-' "$$t (not built)"; fi; \
+	done
+	@CARGO_PROFILE_RELEASE_STRIP=none $(CARGO) build --release --locked -q \
+	  --target x86_64-unknown-linux-musl --target-dir $(SIZE_TARGET_DIR)
+	@b=$(SIZE_TARGET_DIR)/x86_64-unknown-linux-musl/release/takeover; \
+	echo; echo "x86_64-unknown-linux-musl, unstripped ($$b): sections"; \
+	size -A "$$b" | awk '$$2 > 4096 && $$1 ~ /^\./ { printf "%9d  %s\n", $$2, $$1 }' | sort -rn; \
+	echo; echo "code+data per crate (nm, demangled; 'other' = C/musl/unnamed)"; \
+	nm -S --size-sort -t d -C "$$b" | awk ' \
+	  { sz = $$2 + 0; name = ""; for (i = 4; i <= NF; i++) name = name (i > 4 ? " " : "") $$i; \
+	    s = name; sub(/^(<|&|\*const |\*mut )+/, "", s); \
+	    if (match(s, /^[A-Za-z_][A-Za-z0-9_]*::/)) c = substr(s, 1, RLENGTH - 2); else c = "other"; \
+	    tot[c] += sz } \
+	  END { for (c in tot) printf "%9d  %s\n", tot[c], c }' | sort -rn | head -15; \
+	echo; echo "largest symbols"; \
+	nm -S --size-sort -t d -C "$$b" | tail -20 | tac | awk '{ printf "%9d  ", $$2 + 0; \
+	  for (i = 4; i <= NF; i++) printf "%s ", $$i; print "" }' | cut -c1-140
+
+size-check:
+	@$(CARGO) build --release --locked -q --target x86_64-unknown-linux-musl
+	@b=target/x86_64-unknown-linux-musl/release/takeover; n=$$(stat -c %s "$$b"); \
+	if [ "$$n" -gt $(SIZE_BUDGET) ]; then \
+	  echo "size-check: $$b is $$n bytes > budget $(SIZE_BUDGET)" >&2; exit 1; \
+	else echo "size-check: $$b is $$n bytes <= budget $(SIZE_BUDGET)"; fi
