@@ -10,13 +10,27 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_takeover"))
 }
 
+/// A `Command` that starts the built takeover binary. Use this, not `Command::new(bin())`:
+/// under `make test-cross` the binary is foreign (ARM under qemu-user, no binfmt_misc in
+/// containers), and `TAKEOVER_TEST_RUNNER` (e.g. `qemu-arm-static -cpu arm1176`) names the
+/// emulator that must start it.
+pub fn command() -> Command {
+    let runner = std::env::var("TAKEOVER_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(emulator) => {
+            let mut c = Command::new(emulator);
+            c.args(words).arg(bin());
+            c
+        }
+        None => Command::new(bin()),
+    }
+}
+
 /// Runs takeover with `args` (never as a real migration: callers pass --help, --dry-run, -d or
 /// --write-only onto a file they created).
 pub fn run(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .output()
-        .expect("running takeover")
+    command().args(args).output().expect("running takeover")
 }
 
 pub fn stderr(o: &Output) -> String {
