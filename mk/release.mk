@@ -42,7 +42,11 @@ RUSTUP_TARGETS := x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unk
 # Targets without a rustup std: built with -Zbuild-std.
 BUILD_STD_TARGETS := armv7-unknown-linux-musleabihf arm-unknown-linux-musleabi \
                      armv7-unknown-linux-musleabi arm-unknown-linux-musleabihf
-# Extra std features for build-std release builds, e.g. `optimize_for_size` (about -35%).
+# std features for build-std release builds. Empty on purpose: cargo's default adds `backtrace`,
+# std's DWARF symbolizer (gimli, addr2line, object, rustc-demangle), which is dead weight in a
+# stripped binary: measured on arm-musleabi 313,948 -> 144,612 bytes. Panic messages stay.
+# `optimize_for_size` would save another ~4 KB (not worth the less common configuration).
+# Tests (test-cross) use cargo's default set: they need panic-unwind.
 BUILD_STD_FEATURES ?=
 
 # CPU each binary is smoke-tested on (the same as the runners in .cargo/config.toml).
@@ -64,8 +68,8 @@ STD_VENDOR ?=
 
 REL_COMMA := ,
 is_build_std = $(filter $(1),$(BUILD_STD_TARGETS))
-build_std_args = $(if $(call is_build_std,$(1)),-Zbuild-std=$(2) \
-	$(if $(BUILD_STD_FEATURES),-Zbuild-std-features=$(BUILD_STD_FEATURES)) \
+# $(call build_std_args,<target>,<crates>[,<-Zbuild-std-features=...>])
+build_std_args = $(if $(call is_build_std,$(1)),-Zbuild-std=$(2) $(3) \
 	--config 'source.vendored-sources.directory="$(BUILD_STD_VENDOR)"')
 build_std_env = $(if $(call is_build_std,$(1)),RUSTC_BOOTSTRAP=1)
 
@@ -113,7 +117,7 @@ release-build: $(if $(filter $(BUILD_STD_TARGETS),$(RELEASE_TARGETS)),build-std-
 	$(foreach t,$(RELEASE_TARGETS), \
 	  echo "== build $(t)"; \
 	  $(call build_std_env,$(t)) $(CARGO) build --release --locked --target $(t) \
-	    $(call build_std_args,$(t),std$(REL_COMMA)panic_abort); \
+	    $(call build_std_args,$(t),std$(REL_COMMA)panic_abort,-Zbuild-std-features=$(BUILD_STD_FEATURES)); \
 	  cp target/$(t)/release/takeover '$(DIST)/takeover-$(TAKEOVER_VERSION)-$(t)';) \
 	cd '$(DIST)' && sha256sum takeover-$(TAKEOVER_VERSION)-* > SHA256SUMS
 
