@@ -7,6 +7,11 @@
 //! - C return codes become results through [`cvt`] (and [`cvt_r`] where EINTR is retried);
 //! - paths become C strings through [`cstr`], which refuses interior NUL bytes.
 
+pub mod loopdev;
+pub mod mount;
+pub mod power;
+pub mod process;
+
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
