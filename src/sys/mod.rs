@@ -7,6 +7,7 @@
 //! - C return codes become results through [`cvt`] (and [`cvt_r`] where EINTR is retried);
 //! - paths become C strings through [`cstr`], which refuses interior NUL bytes.
 
+pub mod direct;
 pub mod loopdev;
 pub mod mount;
 pub mod power;
