@@ -36,8 +36,8 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
 
 /// A connman passphrase: 8..63 characters, or 64 hex digits.
 fn passphrase(p: &str) -> std::result::Result<Secret, String> {
-    let ok = (8..=63).contains(&p.len())
-        || (p.len() == 64 && p.bytes().all(|c| c.is_ascii_hexdigit()));
+    let ok =
+        (8..=63).contains(&p.len()) || (p.len() == 64 && p.bytes().all(|c| c.is_ascii_hexdigit()));
     if ok {
         Ok(Secret::new(p))
     } else {
@@ -217,8 +217,7 @@ pub fn parse_config(data: &[u8], origin: &Path) -> Result<Vec<Network>> {
                     Some(h) => match hex_decode(&h) {
                         Some(b) => Some(b),
                         None => {
-                            n.security =
-                                Security::Unsupported(format!("SSID '{h}' is not hex"));
+                            n.security = Security::Unsupported(format!("SSID '{h}' is not hex"));
                             None
                         }
                     },

@@ -133,8 +133,8 @@ pub fn file_names(nets: &[&Network], taken: &[String]) -> Vec<String> {
         .iter()
         .zip(&bases)
         .map(|(n, (b, lossy))| {
-            let clash = count.get(b.as_str()).copied().unwrap_or(0) > 1
-                || taken_lc.iter().any(|t| t == b);
+            let clash =
+                count.get(b.as_str()).copied().unwrap_or(0) > 1 || taken_lc.iter().any(|t| t == b);
             if *lossy || clash {
                 format!("{b}-{:06x}", fnv(0, &identity(n)) & 0xff_ffff)
             } else {

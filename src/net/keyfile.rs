@@ -317,7 +317,7 @@ impl Writer {
     }
 
     pub fn group(&mut self, name: &str) -> &mut Self {
-        if self.groups > 0 || !self.out.is_empty() {
+        if self.groups > 0 {
             self.out.push('\n');
         }
         self.groups += 1;

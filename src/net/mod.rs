@@ -34,6 +34,8 @@
 #![forbid(unsafe_code)]
 
 pub mod connman;
+#[cfg(test)]
+mod fixture_tests;
 pub mod gen;
 pub mod keyfile;
 pub mod nm;
@@ -128,6 +130,7 @@ fn is_secret_key(key: &str) -> bool {
         || k.contains("password")
         || k.contains("passphrase")
         || k.starts_with("wep-key")
+        || k.starts_with("wep_key")
         || k.contains("secret")
         || k == "pin"
         || k == "puk"
@@ -160,8 +163,21 @@ fn register_secrets_lenient(data: &[u8]) {
 /// NetworkManager ignores backups, editor files and hidden files in its directory.
 fn nm_ignored(name: &str) -> bool {
     const SUFFIXES: &[&str] = &[
-        "~", ".bak", ".swp", ".orig", ".rej", ".tmp", ".nmmeta", ".rpmnew", ".rpmsave",
-        ".pacnew", ".pacsave", ".dpkg-old", ".dpkg-new", ".dpkg-dist", ".dpkg-tmp",
+        "~",
+        ".bak",
+        ".swp",
+        ".orig",
+        ".rej",
+        ".tmp",
+        ".nmmeta",
+        ".rpmnew",
+        ".rpmsave",
+        ".pacnew",
+        ".pacsave",
+        ".dpkg-old",
+        ".dpkg-new",
+        ".dpkg-dist",
+        ".dpkg-tmp",
     ];
     name.starts_with('.') || SUFFIXES.iter().any(|s| name.ends_with(s))
 }
@@ -372,8 +388,10 @@ fn balena_os(root: &Root, c: &mut Collected) -> Result<()> {
             c.files.push((format!("system-proxy/{name}"), data));
         }
     } else {
-        c.notes
-            .push(format!("{} does not exist: no proxy configuration", proxy.display()));
+        c.notes.push(format!(
+            "{} does not exist: no proxy configuration",
+            proxy.display()
+        ));
     }
     Ok(())
 }
@@ -389,7 +407,9 @@ fn scan_nm(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<(
         let data = read_file(root, &rel)?;
         match copied_profile(&data, &rel) {
             Ok(n) => found.push(n),
-            Err(e) => c.unmigratable.push((rel.display().to_string(), e.message())),
+            Err(e) => c
+                .unmigratable
+                .push((rel.display().to_string(), e.message())),
         }
     }
     Ok(())
@@ -419,7 +439,9 @@ fn scan_wpa(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<
                     c.notes.push(format!("{n}: {why}"));
                 }
             }
-            Err(e) => c.unmigratable.push((rel.display().to_string(), e.message())),
+            Err(e) => c
+                .unmigratable
+                .push((rel.display().to_string(), e.message())),
         }
     }
     Ok(())
@@ -447,7 +469,9 @@ fn scan_connman(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Res
             register_secrets_lenient(&data);
             match connman::parse_config(&data, &rel) {
                 Ok(v) => found.extend(v),
-                Err(e) => c.unmigratable.push((rel.display().to_string(), e.message())),
+                Err(e) => c
+                    .unmigratable
+                    .push((rel.display().to_string(), e.message())),
             }
         }
     }
@@ -501,7 +525,8 @@ fn select(found: Vec<Network>, opts: &NetOptions, c: &mut Collected) -> Vec<Netw
     let mut out: Vec<Network> = Vec::new();
     for (i, n) in kept.iter().enumerate() {
         let why = n.unmigratable();
-        let same_ssid = |m: &Network| m.kind == NetKind::Wifi && m.ssid.is_some() && m.ssid == n.ssid;
+        let same_ssid =
+            |m: &Network| m.kind == NetKind::Wifi && m.ssid.is_some() && m.ssid == n.ssid;
         if n.kind == NetKind::Wifi && n.ssid.is_some() {
             let better = kept.iter().enumerate().find(|(j, m)| {
                 *j != i
@@ -641,11 +666,7 @@ pub fn network_check(c: &Collected, no_nwmgr_check: bool) -> (Status, String) {
             ),
         );
     }
-    let searched: Vec<String> = c
-        .searched
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
+    let searched: Vec<String> = c.searched.iter().map(|p| p.display().to_string()).collect();
     let msg = format!(
         "no network configuration was found, the device might not be able to come online \
          after the migration (searched: {}){unmig}; pass a profile with --nwmgr-cfg, or \
@@ -686,7 +707,10 @@ pub fn validate_hostname(name: &str) -> std::result::Result<(), String> {
         return Err("it is empty".into());
     }
     if name.len() > 253 {
-        return Err(format!("it is {} characters long (at most 253)", name.len()));
+        return Err(format!(
+            "it is {} characters long (at most 253)",
+            name.len()
+        ));
     }
     for label in name.split('.') {
         if label.is_empty() {
@@ -702,7 +726,9 @@ pub fn validate_hostname(name: &str) -> std::result::Result<(), String> {
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
         {
-            return Err(format!("character {bad:?} is not allowed (only a-z, 0-9, '-')"));
+            return Err(format!(
+                "character {bad:?} is not allowed (only a-z, 0-9, '-')"
+            ));
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(format!("label '{label}' starts or ends with '-'"));
@@ -760,7 +786,14 @@ mod tests {
 
     #[test]
     fn secret_keys() {
-        for k in ["psk", "password", "leap-password", "wep-key0", "Passphrase", "pin"] {
+        for k in [
+            "psk",
+            "password",
+            "leap-password",
+            "wep-key0",
+            "Passphrase",
+            "pin",
+        ] {
             assert!(is_secret_key(k), "{k}");
         }
         for k in ["ssid", "id", "key-mgmt", "psk-flags"] {

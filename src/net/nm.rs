@@ -112,10 +112,12 @@ pub fn parse(data: &[u8], origin: &Path) -> Result<Network> {
 pub fn from_keyfile(kf: &KeyFile, origin: &Path) -> Result<Network> {
     let o = origin.display().to_string();
     if !kf.has_group("connection") {
-        return Err(
-            Error::new("reading NetworkManager keyfile", &o, "no [connection] group")
-                .hint("a NetworkManager connection profile starts with a [connection] group"),
-        );
+        return Err(Error::new(
+            "reading NetworkManager keyfile",
+            &o,
+            "no [connection] group",
+        )
+        .hint("a NetworkManager connection profile starts with a [connection] group"));
     }
     let file_name = origin
         .file_name()
@@ -217,7 +219,8 @@ fn wifi(kf: &KeyFile, n: &mut Network) {
         ));
     }
     if let Some(b) = get_str(kf, &WIFI, "bssid").filter(|s| !s.is_empty()) {
-        n.notes.push(format!("bssid={b} dropped (access point pinning)"));
+        n.notes
+            .push(format!("bssid={b} dropped (access point pinning)"));
     }
     let mode = get_str(kf, &WIFI, "mode").unwrap_or_default();
     let mode = mode.trim();
@@ -455,7 +458,8 @@ mod tests {
         let old = p("[connection]\nid=o\ntype=802-3-ethernet\n[ipv4]\nmethod=manual\naddresses1=192.168.0.5;24;192.168.0.1;\n");
         assert_eq!(old.ipv4.addresses, vec!["192.168.0.5/24"]);
         assert_eq!(old.ipv4.gateway.as_deref(), Some("192.168.0.1"));
-        let bad = p("[connection]\nid=b\ntype=ethernet\n[ipv4]\nmethod=manual\naddress1=300.1.1.1/24\n");
+        let bad =
+            p("[connection]\nid=b\ntype=ethernet\n[ipv4]\nmethod=manual\naddress1=300.1.1.1/24\n");
         assert!(bad.unmigratable().unwrap().contains("invalid IPv4 address"));
     }
 }

@@ -306,7 +306,10 @@ mod tests {
             parse_cidr("10.0.0.2/255.255.0.0", false).as_deref(),
             Some("10.0.0.2/16")
         );
-        assert_eq!(parse_cidr("10.0.0.2", false).as_deref(), Some("10.0.0.2/32"));
+        assert_eq!(
+            parse_cidr("10.0.0.2", false).as_deref(),
+            Some("10.0.0.2/32")
+        );
         assert_eq!(
             parse_cidr("2001:db8::5/64", true).as_deref(),
             Some("2001:db8::5/64")

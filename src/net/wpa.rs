@@ -50,23 +50,30 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The file is read as Latin-1 (one char per byte) so that any byte survives; this turns such
+/// text back into the original bytes.
+fn latin1_bytes(s: &str) -> Vec<u8> {
+    s.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect()
+}
+
 /// A wpa_supplicant string value: `"text"`, `P"escaped"` or hex.
 fn string_value(v: &str) -> Option<Vec<u8>> {
     if let Some(inner) = v.strip_prefix('"') {
         // Up to the last quote on the line, as wpa_config_parse_string does.
         let end = inner.rfind('"')?;
-        return Some(inner[..end].as_bytes().to_vec());
+        return Some(latin1_bytes(&inner[..end]));
     }
     if let Some(inner) = v.strip_prefix("P\"") {
         let end = inner.rfind('"')?;
-        return printf_decode(&inner[..end]);
+        return printf_decode(&latin1_bytes(&inner[..end]));
     }
     hex_decode(v)
 }
 
 /// `printf_decode` of wpa_supplicant: `\\`, `\"`, `\n`, `\r`, `\t`, `\e`, `\xHH`, octal.
-fn printf_decode(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
+fn printf_decode(b: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -86,7 +93,7 @@ fn printf_decode(s: &str) -> Option<Vec<u8>> {
             b't' => out.push(b'\t'),
             b'e' => out.push(0x1b),
             b'x' => {
-                let h = s.get(i..i + 2)?;
+                let h = std::str::from_utf8(b.get(i..i + 2)?).ok()?;
                 out.push(u8::from_str_radix(h, 16).ok()?);
                 i += 2;
             }
@@ -127,7 +134,8 @@ impl Block {
 pub fn parse(data: &[u8], origin: &Path) -> Result<Parsed> {
     let o = origin.display().to_string();
     let step = "parsing wpa_supplicant configuration";
-    let text = String::from_utf8_lossy(data);
+    // Latin-1: every byte is one char, so quoted SSIDs keep any byte (see `latin1_bytes`).
+    let text: String = data.iter().map(|&b| char::from(b)).collect();
     let mut blocks = Vec::new();
     let mut cur: Option<Block> = None;
     for (i, raw) in text.split('\n').enumerate() {
@@ -196,7 +204,12 @@ pub fn parse(data: &[u8], origin: &Path) -> Result<Parsed> {
 fn network(b: &Block, origin: &Path, out: &mut Parsed) {
     let at = format!("{}:{}", origin.display(), b.line);
     let ssid = b.get("ssid").map(|v| (v, string_value(v)));
-    let mut n = Network::new(String::new(), NetKind::Wifi, Source::WpaSupplicant, origin.into());
+    let mut n = Network::new(
+        String::new(),
+        NetKind::Wifi,
+        Source::WpaSupplicant,
+        origin.into(),
+    );
     n.notes.push(format!("block at {at}"));
     match ssid {
         Some((_, Some(s))) => {
@@ -250,7 +263,9 @@ fn network(b: &Block, origin: &Path, out: &mut Parsed) {
     let secret = |v: &str| -> std::result::Result<Secret, String> {
         if let Some(inner) = v.strip_prefix('"') {
             let end = inner.rfind('"').ok_or("unterminated quoted psk")?;
-            let p = &inner[..end];
+            let p = latin1_bytes(&inner[..end]);
+            let p = String::from_utf8_lossy(&p);
+            crate::log::add_secret(&p);
             if !(8..=63).contains(&p.len()) {
                 return Err(format!(
                     "passphrase length {} is not 8 to 63 characters",
@@ -284,7 +299,10 @@ fn network(b: &Block, origin: &Path, out: &mut Parsed) {
             None => Security::Unsupported("SAE without sae_password or psk".into()),
         }
     } else if is_eap {
-        Security::Unsupported(format!("802.1X/EAP (enterprise, key_mgmt={})", km.join(" ")))
+        Security::Unsupported(format!(
+            "802.1X/EAP (enterprise, key_mgmt={})",
+            km.join(" ")
+        ))
     } else if has("NONE") {
         if wep {
             Security::Unsupported("WEP".into())
@@ -315,7 +333,11 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Parsed {
-        parse(s.as_bytes(), Path::new("/etc/wpa_supplicant/wpa_supplicant.conf")).unwrap()
+        parse(
+            s.as_bytes(),
+            Path::new("/etc/wpa_supplicant/wpa_supplicant.conf"),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -373,7 +395,11 @@ network={
     #[test]
     fn eap_and_wep_are_not_open() {
         let r = p("network={\nssid=\"corp\"\nkey_mgmt=WPA-EAP\neap=PEAP\nidentity=\"bob\"\npassword=\"pw\"\n}\nnetwork={\nssid=\"old\"\nkey_mgmt=NONE\nwep_key0=\"abcde\"\n}\nnetwork={\nssid=\"nokm\"\neap=TLS\n}\nnetwork={\nssid=\"short\"\npsk=\"short\"\n}\n");
-        let why: Vec<String> = r.networks.iter().map(|n| n.unmigratable().unwrap()).collect();
+        let why: Vec<String> = r
+            .networks
+            .iter()
+            .map(|n| n.unmigratable().unwrap())
+            .collect();
         assert!(why[0].contains("EAP"), "{why:?}");
         assert_eq!(why[1], "WEP");
         assert!(why[2].contains("EAP"));
@@ -381,8 +407,23 @@ network={
     }
 
     #[test]
+    fn quoted_ssid_keeps_any_byte() {
+        let data = b"network={\nssid=\"caf\xc3\xa9 \xff\"\npsk=\"p\xc3\xa4ssw0rd!\"\n}\n";
+        let r = parse(data, Path::new("/w.conf")).unwrap();
+        assert_eq!(
+            r.networks[0].ssid.as_deref(),
+            Some(&b"caf\xc3\xa9 \xff"[..])
+        );
+        assert!(
+            matches!(&r.networks[0].security, Security::WpaPsk{psk} if psk.expose()=="pässw0rd!")
+        );
+    }
+
+    #[test]
     fn transition_mode_is_wpa_psk_and_crlf_ok() {
-        let r = p("network={\r\n ssid=\"t\"\r\n key_mgmt=WPA-PSK SAE\r\n psk=\"transition1\"\r\n}\r\n");
+        let r = p(
+            "network={\r\n ssid=\"t\"\r\n key_mgmt=WPA-PSK SAE\r\n psk=\"transition1\"\r\n}\r\n",
+        );
         assert!(matches!(r.networks[0].security, Security::WpaPsk { .. }));
     }
 
@@ -390,7 +431,11 @@ network={
     fn errors_name_file_and_line() {
         let e = parse(b"network={\nssid=\"a\"\n", Path::new("/w.conf")).unwrap_err();
         assert!(e.to_string().contains("/w.conf:1"), "{e}");
-        let e = parse(b"network={\nssid=\"a\"\nnetwork={\n}\n", Path::new("/w.conf")).unwrap_err();
+        let e = parse(
+            b"network={\nssid=\"a\"\nnetwork={\n}\n",
+            Path::new("/w.conf"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("/w.conf:3"), "{e}");
         let e = parse(b"network={\nbogus line\n}\n", Path::new("/w.conf")).unwrap_err();
         assert!(e.to_string().contains("/w.conf:2"), "{e}");
