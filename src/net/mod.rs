@@ -3,7 +3,8 @@
 //! hostname.
 //!
 //! [`collect`] reads, under a [`Root`] (so `--sysroot` fixture trees work):
-//! - `/etc/NetworkManager/system-connections/*` (NetworkManager keyfiles, [`nm`]);
+//! - `/etc/NetworkManager/system-connections/*` and, when present,
+//!   `/run/NetworkManager/system-connections/*` (NetworkManager keyfiles, [`nm`]);
 //! - `/etc/wpa_supplicant/wpa_supplicant.conf` and `/etc/wpa_supplicant/wpa_supplicant-*.conf`
 //!   ([`wpa`]);
 //! - `/var/lib/connman/<service>/settings` and `/var/lib/connman/*.config` ([`connman`]).
@@ -53,6 +54,8 @@ use crate::probe::Root;
 use crate::report::Status;
 
 pub const NM_DIR: &str = "/etc/NetworkManager/system-connections";
+/// Profiles NetworkManager keeps in memory, e.g. those netplan generates on Ubuntu.
+pub const NM_RUN_DIR: &str = "/run/NetworkManager/system-connections";
 pub const WPA_DIR: &str = "/etc/wpa_supplicant";
 pub const CONNMAN_DIR: &str = "/var/lib/connman";
 pub const BALENA_CONNECTIONS: &str = "/mnt/boot/system-connections";
@@ -204,12 +207,46 @@ fn read_file(root: &Root, rel: &Path) -> Result<Vec<u8>> {
     })
 }
 
+/// Entries of a directory under the root, sorted; empty when it does not exist. Unreadable
+/// (e.g. not root) is an error: silently finding nothing would fail the network check with a
+/// wrong message.
+fn list_dir(root: &Root, dir: &Path) -> Result<Vec<String>> {
+    match std::fs::read_dir(root.path(dir)) {
+        Ok(_) => Ok(root.list(dir)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => Ok(Vec::new()),
+        Err(e) => {
+            let denied = e.kind() == io::ErrorKind::PermissionDenied;
+            let err = Error::io("listing network configuration", dir.display(), e);
+            Err(if denied {
+                err.hint("run takeover as root: network profiles are readable by root only")
+            } else {
+                err
+            })
+        }
+    }
+}
+
 /// Regular files (following symlinks) of a directory under the root, sorted.
-fn regular_files(root: &Root, dir: &Path) -> Vec<String> {
-    root.list(dir)
+fn regular_files(root: &Root, dir: &Path) -> Result<Vec<String>> {
+    Ok(list_dir(root, dir)?
         .into_iter()
         .filter(|n| root.path(dir.join(n)).is_file())
-        .collect()
+        .collect())
+}
+
+/// Reads a profile; a file that vanished or cannot be read for another reason than
+/// permissions is recorded as not migrated instead of failing the run.
+fn read_soft(root: &Root, rel: &Path, c: &mut Collected) -> Result<Option<Vec<u8>>> {
+    match read_file(root, rel) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if e.io == Some(io::ErrorKind::PermissionDenied) => Err(e),
+        Err(e) => {
+            c.unmigratable
+                .push((rel.display().to_string(), e.message()));
+            Ok(None)
+        }
+    }
 }
 
 fn entry(name: &str, n: Option<&Network>, source: Source) -> crate::report::Network {
@@ -333,10 +370,10 @@ fn balena_os(root: &Root, c: &mut Collected) -> Result<()> {
     let boot = Path::new(BALENA_CONNECTIONS);
     let etc = Path::new(NM_DIR);
     c.searched.push(boot.to_path_buf());
-    let boot_files = regular_files(root, boot);
+    let boot_files = regular_files(root, boot)?;
     if root.exists(etc) {
         c.searched.push(etc.to_path_buf());
-        let etc_files = regular_files(root, etc);
+        let etc_files = regular_files(root, etc)?;
         let mut diff = Vec::new();
         for n in boot_files.iter().chain(etc_files.iter()) {
             let a = boot_files
@@ -381,7 +418,7 @@ fn balena_os(root: &Root, c: &mut Collected) -> Result<()> {
     let proxy = Path::new(BALENA_PROXY);
     if root.exists(proxy) {
         c.searched.push(proxy.to_path_buf());
-        for name in regular_files(root, proxy) {
+        for name in regular_files(root, proxy)? {
             let data = read_file(root, &proxy.join(&name))?;
             register_secrets_lenient(&data);
             info!("network: balenaOS proxy file {name} carried over");
@@ -397,19 +434,26 @@ fn balena_os(root: &Root, c: &mut Collected) -> Result<()> {
 }
 
 fn scan_nm(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<()> {
-    let dir = Path::new(NM_DIR);
-    c.searched.push(dir.to_path_buf());
-    for name in regular_files(root, dir) {
-        if nm_ignored(&name) {
+    for dir in [NM_DIR, NM_RUN_DIR] {
+        let dir = Path::new(dir);
+        if dir == Path::new(NM_RUN_DIR) && !root.exists(dir) {
             continue;
         }
-        let rel = dir.join(&name);
-        let data = read_file(root, &rel)?;
-        match copied_profile(&data, &rel) {
-            Ok(n) => found.push(n),
-            Err(e) => c
-                .unmigratable
-                .push((rel.display().to_string(), e.message())),
+        c.searched.push(dir.to_path_buf());
+        for name in regular_files(root, dir)? {
+            if nm_ignored(&name) {
+                continue;
+            }
+            let rel = dir.join(&name);
+            let Some(data) = read_soft(root, &rel, c)? else {
+                continue;
+            };
+            match copied_profile(&data, &rel) {
+                Ok(n) => found.push(n),
+                Err(e) => c
+                    .unmigratable
+                    .push((rel.display().to_string(), e.message())),
+            }
         }
     }
     Ok(())
@@ -418,7 +462,7 @@ fn scan_nm(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<(
 fn scan_wpa(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<()> {
     let dir = Path::new(WPA_DIR);
     let mut files = vec!["wpa_supplicant.conf".to_string()];
-    for n in regular_files(root, dir) {
+    for n in regular_files(root, dir)? {
         if n.starts_with("wpa_supplicant-") && n.ends_with(".conf") {
             files.push(n);
         }
@@ -429,7 +473,9 @@ fn scan_wpa(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<
         if !root.path(&rel).is_file() {
             continue;
         }
-        let data = read_file(root, &rel)?;
+        let Some(data) = read_soft(root, &rel, c)? else {
+            continue;
+        };
         register_secrets_lenient(&data);
         match wpa::parse(&data, &rel) {
             Ok(p) => {
@@ -450,13 +496,15 @@ fn scan_wpa(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<
 fn scan_connman(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<()> {
     let dir = Path::new(CONNMAN_DIR);
     c.searched.push(dir.to_path_buf());
-    for name in root.list(dir) {
+    for name in list_dir(root, dir)? {
         let rel = dir.join(&name);
         let settings = rel.join("settings");
         if root.path(&settings).is_file()
             && (name.starts_with("wifi_") || name.starts_with("ethernet_"))
         {
-            let data = read_file(root, &settings)?;
+            let Some(data) = read_soft(root, &settings, c)? else {
+                continue;
+            };
             register_secrets_lenient(&data);
             match connman::parse_settings(&data, &settings, &name) {
                 Ok(n) => found.push(n),
@@ -465,7 +513,9 @@ fn scan_connman(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Res
                     .push((settings.display().to_string(), e.message())),
             }
         } else if name.ends_with(".config") && root.path(&rel).is_file() {
-            let data = read_file(root, &rel)?;
+            let Some(data) = read_soft(root, &rel, c)? else {
+                continue;
+            };
             register_secrets_lenient(&data);
             match connman::parse_config(&data, &rel) {
                 Ok(v) => found.extend(v),
