@@ -211,10 +211,12 @@ fn read_file(root: &Root, rel: &Path) -> Result<Vec<u8>> {
 /// (e.g. not root) is an error: silently finding nothing would fail the network check with a
 /// wrong message.
 fn list_dir(root: &Root, dir: &Path) -> Result<Vec<String>> {
+    if !root.path(dir).is_dir() {
+        return Ok(Vec::new());
+    }
     match std::fs::read_dir(root.path(dir)) {
         Ok(_) => Ok(root.list(dir)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) if e.kind() == io::ErrorKind::NotADirectory => Ok(Vec::new()),
         Err(e) => {
             let denied = e.kind() == io::ErrorKind::PermissionDenied;
             let err = Error::io("listing network configuration", dir.display(), e);

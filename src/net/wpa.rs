@@ -293,7 +293,12 @@ fn network(b: &Block, origin: &Path, out: &mut Parsed) {
             None => Security::Unsupported("WPA-PSK without psk".into()),
         }
     } else if km.iter().any(|k| sae_like.contains(&k.as_str())) {
-        match sae_pw.or(psk_raw).map(secret) {
+        let value = sae_pw.or(psk_raw);
+        match value.map(secret) {
+            // SAE derives its key from the password itself: a raw 64-hex PSK cannot be used.
+            Some(Ok(_)) if !value.is_some_and(|v| v.starts_with('"')) => {
+                Security::Unsupported("SAE with a raw hex psk instead of a passphrase".into())
+            }
             Some(Ok(psk)) => Security::Sae { psk },
             Some(Err(why)) => Security::Unsupported(why),
             None => Security::Unsupported("SAE without sae_password or psk".into()),
@@ -404,6 +409,8 @@ network={
         assert_eq!(why[1], "WEP");
         assert!(why[2].contains("EAP"));
         assert!(why[3].contains("length 5"));
+        let r = p("network={\nssid=\"s\"\nkey_mgmt=SAE\npsk=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n}\n");
+        assert!(r.networks[0].unmigratable().unwrap().contains("raw hex"));
     }
 
     #[test]
