@@ -78,6 +78,14 @@ pub fn swapoff(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// `swapon(path, 0)`, to undo a swapoff when stage 1 gives up.
+pub fn swapon(path: &Path) -> io::Result<()> {
+    let path = cstr(path)?;
+    // SAFETY: `path` is a NUL-terminated string alive for the duration of the call.
+    cvt(unsafe { libc::swapon(path.as_ptr(), 0) })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

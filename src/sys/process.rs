@@ -98,6 +98,21 @@ pub fn setsid() -> io::Result<()> {
     Ok(())
 }
 
+/// Closes every file descriptor from `first` up (PID 1 after a re-exec inherits the old
+/// init's descriptors). Uses close_range(2) and falls back to closing one by one.
+pub fn close_fds_from(first: i32) {
+    // SAFETY: close_range takes plain integers and only closes descriptors; no Rust object of
+    // ours owns a descriptor >= `first` at this point (the caller guarantees it runs first).
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) };
+    if r == 0 {
+        return;
+    }
+    for fd in first..1024 {
+        // SAFETY: as above; closing a descriptor that is not open only returns EBADF.
+        unsafe { libc::close(fd) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
