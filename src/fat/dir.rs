@@ -93,6 +93,11 @@ fn short_display(raw: &[u8; 11], nt: u8) -> String {
     }
 }
 
+/// Short name bytes as `NAME.EXT` in upper case (as stored).
+pub fn short_text(raw: &[u8; 11]) -> String {
+    short_display(raw, 0)
+}
+
 fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
@@ -102,6 +107,7 @@ fn le16(b: &[u8], at: usize) -> u16 {
 pub struct Parsed {
     pub entries: Vec<Entry>,
     pub label: Option<String>,
+    pub label_raw: Option<[u8; 11]>,
     /// Slot index of the end marker (first byte 0), or the slot count when there is none.
     pub end: usize,
 }
@@ -160,6 +166,7 @@ pub fn parse(data: &[u8]) -> Parsed {
         let acc = lfn.take();
         if attr & ATTR_VOLUME != 0 && attr & ATTR_DIR == 0 {
             if out.label.is_none() {
+                out.label_raw = Some(raw);
                 let s: String = raw.iter().map(|&b| char::from(b)).collect();
                 let s = s.trim_end().to_string();
                 if !s.is_empty() {

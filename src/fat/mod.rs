@@ -25,6 +25,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::io::{Read, Seek, SeekFrom, Write};
 
 pub use bpb::FatKind;
@@ -295,7 +296,7 @@ impl<D: Read + Seek> Fat<D> {
                 return Ok(false);
             }
             d = self
-                .load_dir(self.dir_at(e.cluster), path)
+                .load_dir(self.subdir(&e, path)?, path)
                 .map_err(|e| at_path(op, path, e))?;
         }
         Ok(true)
@@ -308,13 +309,16 @@ impl<D: Read + Seek> Fat<D> {
         }
     }
 
-    /// A subdirectory entry's first cluster as a place (0 means the root, as `..` says).
-    fn dir_at(&self, cluster: u32) -> DirAt {
-        if cluster == 0 {
-            self.root()
-        } else {
-            DirAt::Chain(cluster)
+    /// Where the subdirectory of entry `e` lives. Only `..` may say 0 (the root); a named
+    /// directory without clusters is damage, not the root.
+    fn subdir(&self, e: &Entry, path: &str) -> Result<DirAt> {
+        if e.cluster == 0 {
+            return Err(damaged(
+                path,
+                format!("directory '{}' has no first cluster", e.name),
+            ));
         }
+        Ok(DirAt::Chain(e.cluster))
     }
 
     /// The cluster number `..` entries use for `at` (0 for the root).
@@ -380,7 +384,7 @@ impl<D: Read + Seek> Fat<D> {
                     format!("'{c}' is a file"),
                 ));
             }
-            d = self.load_dir(self.dir_at(e.cluster), path)?;
+            d = self.load_dir(self.subdir(&e, path)?, path)?;
         }
         Ok(d)
     }
@@ -408,7 +412,7 @@ impl<D: Read + Seek> Fat<D> {
                     format!("'{c}' is a file, not a directory"),
                 ));
             }
-            d = self.load_dir(self.dir_at(e.cluster), path)?;
+            d = self.load_dir(self.subdir(&e, path)?, path)?;
         }
         let e = d.find(last).cloned();
         Ok((d, e, last))
@@ -584,7 +588,7 @@ impl<D: Read + Write + Seek> Fat<D> {
                         format!("'{c}' is a file"),
                     ));
                 }
-                d = self.load_dir(self.dir_at(e.cluster), path)?;
+                d = self.load_dir(self.subdir(&e, path)?, path)?;
                 continue;
             }
             dir::check_name(c, path)?;
@@ -678,7 +682,17 @@ impl<D: Read + Write + Seek> Fat<D> {
         size: u32,
         now: (u16, u16, u8),
     ) -> Vec<[u8; SLOT]> {
-        let taken = |r: &[u8; 11]| d.parsed.entries.iter().any(|e| &e.raw_short == r);
+        // Taken: every short name in the directory (the label too), and long names that read
+        // like a short name, so a lookup can never find two entries.
+        let mut raws: HashSet<[u8; 11]> = d.parsed.entries.iter().map(|e| e.raw_short).collect();
+        raws.extend(d.parsed.label_raw);
+        let longs: HashSet<String> = d
+            .parsed
+            .entries
+            .iter()
+            .map(|e| e.name.to_uppercase())
+            .collect();
+        let taken = |r: &[u8; 11]| raws.contains(r) || longs.contains(&dir::short_text(r));
         if let Some((raw, nt)) = dir::exact_short(name) {
             if !taken(&raw) {
                 return vec![dir::short_entry(&raw, nt, attr, cluster, size, now)];

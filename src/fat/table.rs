@@ -27,8 +27,9 @@ pub struct Table {
     hint: u32,
 }
 
-/// Largest FAT kept in memory (a 2 TiB FAT32 volume with 32 KiB clusters has 256 MiB).
-pub const MAX_TABLE_BYTES: u64 = 256 << 20;
+/// Largest FAT kept in memory: 64 MiB maps 16 Mi clusters (a 64 GiB FAT32 volume with
+/// 4 KiB clusters); boot partitions need a few KiB to a few MiB.
+pub const MAX_TABLE_BYTES: u64 = 64 << 20;
 
 pub fn damaged(object: impl std::fmt::Display, cause: impl Into<String>) -> Error {
     Error::new("following the FAT cluster chain", object, cause)

@@ -829,3 +829,123 @@ fn corrupted_fat_chains_and_directories_are_errors() {
         }
     }
 }
+
+#[test]
+fn damaged_directory_entry_is_an_error_not_the_root() {
+    for bits in [12u8, 32] {
+        let good = small_image(bits);
+        let mut fat = Fat::open(Cursor::new(good)).unwrap();
+        let root = fat.open_dir("/").unwrap();
+        let e = root.find("sub").unwrap().clone();
+        let off = fat.slot_offset(&root, e.short_slot) as usize;
+        let mut bytes = fat.into_inner().into_inner();
+        bytes[off + 20..off + 22].fill(0);
+        bytes[off + 26..off + 28].fill(0);
+        let mut fat = Fat::open(Cursor::new(bytes)).unwrap();
+        let m = fat.list_dir("/sub").unwrap_err().to_string();
+        assert!(m.contains("/sub") && m.contains("no first cluster"), "{m}");
+        let m = fat.write_file("/sub/x", b"x").unwrap_err().to_string();
+        assert!(
+            m.contains("/sub/x") && m.contains("no first cluster"),
+            "{m}"
+        );
+        assert!(fat.create_dir_all("/sub/y").is_err());
+    }
+}
+
+/// A device whose writes start failing after a budget: a crash at every point of an operation.
+struct Crashy {
+    inner: Cursor<Vec<u8>>,
+    writes_left: usize,
+}
+
+impl Read for Crashy {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl Write for Crashy {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.writes_left == 0 {
+            return Err(std::io::Error::other("simulated power loss"));
+        }
+        self.writes_left -= 1;
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Crashy {
+    fn seek(&mut self, p: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(p)
+    }
+}
+
+/// fsck may only find what an interrupted, correctly ordered update leaves: lost clusters, a
+/// stale free count, orphaned long name slots. Never cross-links or wrong sizes.
+fn assert_only_benign(img: &Path) {
+    let o = tool("fsck.fat", &["-n", s(img)]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    for line in out.lines().skip(1) {
+        // (a crash between the FAT copies: the first one, written first, is used)
+        let benign = line.contains("FATs differ but appear to be intact")
+            || line.contains("Using first FAT")
+            || line.contains("Free cluster summary")
+            || line.contains("Auto-correcting")
+            || line.contains("Leaving filesystem unchanged")
+            || line.contains("unused clusters")
+            || line.contains("Orphaned long file name")
+            || line.contains("Auto-deleting")
+            || line.trim().is_empty()
+            || line.contains(" files, ")
+            || line.contains("Reclaimed");
+        assert!(benign, "fsck found real damage: {line}\n{out}");
+    }
+}
+
+#[test]
+fn interrupted_writes_leave_old_or_new_content() {
+    let d = TempDir::new("crash");
+    for bits in [16u8, 32] {
+        let good = small_image(bits);
+        let old = pattern(5000, 1);
+        let new = pattern(9000, 2);
+        let p = "/sub/file with long name.txt";
+        let mut outcomes = [0usize; 2];
+        for budget in 0..40 {
+            let dev = Crashy {
+                inner: Cursor::new(good.clone()),
+                writes_left: budget,
+            };
+            let mut fat = Fat::open(dev).unwrap();
+            let r1 = fat.write_file(p, &new);
+            let r2 = r1
+                .as_ref()
+                .ok()
+                .map(|()| fat.write_file("/sub/a new file.json", b"{}"));
+            let bytes = fat.into_inner().inner.into_inner();
+            if r1.is_ok() && matches!(r2, Some(Ok(()))) {
+                assert!(budget > 3);
+                break;
+            }
+            let img = d.join("crash.img");
+            std::fs::write(&img, &bytes).unwrap();
+            assert_only_benign(&img);
+            let mut fat = Fat::open(Cursor::new(bytes)).unwrap();
+            let got = fat.read_file(p, 1 << 20).unwrap();
+            if got == old {
+                outcomes[0] += 1;
+            } else {
+                assert_eq!(got, new, "budget {budget}: neither old nor new content");
+                outcomes[1] += 1;
+            }
+            if fat.exists("/sub/a new file.json").unwrap() {
+                assert_eq!(fat.read_file("/sub/a new file.json", 10).unwrap(), b"{}");
+            }
+        }
+        assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
+    }
+}
