@@ -12,6 +12,9 @@
 //! read one at a time (at most 2 MiB each, the FAT limit); file contents are never held beyond
 //! what the caller reads or writes.
 //!
+//! Timestamps come from the system clock and are stored as UTC (FAT has no time zone; the
+//! devices this runs on keep UTC). Replacing a file keeps its entry, name and creation time.
+//!
 //! Crash order of every change: file data clusters first, then the FAT (every copy), then the
 //! directory entry; clusters of a replaced or removed file are freed only after the entry no
 //! longer points at them. A crash leaves at worst lost clusters, never a file pointing at
@@ -523,7 +526,16 @@ impl<D: Read + Write + Seek> Fat<D> {
             }
         };
         let grow = place.as_ref().map_or(0, |p| p.grow);
-        let clusters = self.allocate(n + grow, path)?;
+        let clusters = self.allocate(n + grow, path).map_err(|mut e| {
+            if !old.is_empty() {
+                e.cause.push_str(&format!(
+                    " (the {} clusters of the old file are freed only after the new data is \
+                     written, so a replacement needs room for both)",
+                    old.len()
+                ));
+            }
+            e
+        })?;
         let (file_cl, dir_cl) = clusters.split_at(n);
         // 1. data
         self.write_data(file_cl, data)?;

@@ -585,6 +585,16 @@ fn replacing_big_with_small_frees_clusters_and_full_disk_is_clean() {
                 .unwrap_err()
                 .to_string()
                 .contains("no space"));
+            // Replacing needs room for old and new at once; the old file stays intact.
+            let m = fat
+                .write_file("/last.bin", b"tiny")
+                .unwrap_err()
+                .to_string();
+            assert!(m.contains("no space") && m.contains("room for both"), "{m}");
+            assert_eq!(
+                fat.read_file("/last.bin", 1 << 30).unwrap(),
+                pattern(left as usize, 4)
+            );
         }
         fat.flush().unwrap();
         drop(fat);
