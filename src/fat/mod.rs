@@ -770,7 +770,7 @@ impl<D: Read + Write + Seek> Fat<D> {
         let free = self.table.free_count();
         self.table.find_free(n).ok_or_else(|| {
             Error::new(
-                "writing FAT file",
+                "allocating clusters for",
                 path,
                 format!(
                     "no space left on the FAT partition: {n} clusters of {} bytes needed, {free} free",
