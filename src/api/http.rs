@@ -204,8 +204,11 @@ pub enum Progress {
 #[derive(Debug, Clone)]
 pub struct Http {
     tool: Tool,
-    /// Extra attempts after the first for retryable failures.
+    /// Extra attempts after the first for retryable failures (for downloads: in a row
+    /// without progress).
     pub retries: u32,
+    /// Most attempts of one download, progress or not.
+    pub max_attempts: u32,
     /// Delay before the first retry; doubles each time, at most 30 s.
     pub backoff: Duration,
     pub connect_timeout: Duration,
@@ -222,6 +225,7 @@ impl Http {
         Http {
             tool,
             retries: 4,
+            max_attempts: 50,
             backoff: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(60),
@@ -329,7 +333,7 @@ impl Http {
                 }
                 return Err(Error::new(
                     format!("{} request to", method.name()),
-                    url,
+                    short_url(url),
                     format!("{retry_cause} (gave up after {failures} attempts)"),
                 )
                 .hint(HINT_NET));
@@ -359,8 +363,10 @@ impl Http {
         let method = body.map(Method::Post).unwrap_or(Method::Get);
         let step = "downloading";
         let mut failures = 0u32;
+        let mut attempts = 0u32;
         let mut last_cause;
         loop {
+            attempts += 1;
             let offset = file_size(dest);
             let spec = Spec {
                 method,
@@ -377,60 +383,61 @@ impl Http {
             }
             let size = file_size(dest);
             let h = &a.headers;
+            // Bytes gained by this attempt; false when the file had to be started over.
+            let mut progressed = size > offset;
+            let mut restart = |cause: String| -> Result<String> {
+                progressed = false;
+                truncate(dest)?;
+                Ok(cause)
+            };
             match a.classify(&self.tool) {
                 Outcome::Reply(416) if offset > 0 => {
                     if h.range_total == Some(offset) {
                         crate::info!("{} is already complete ({offset} bytes)", dest.display());
                         return Ok(offset);
                     }
-                    last_cause = format!(
+                    last_cause = restart(format!(
                         "the server refused to resume at byte {offset} (HTTP 416); starting over"
-                    );
-                    truncate(dest)?;
+                    ))?;
                 }
                 Outcome::Reply(status) if (200..300).contains(&status) => {
-                    let expected = match (status, h.range_start, h.range_total, h.content_length) {
-                        (206, Some(start), Some(total), _) if start == offset => Some(total),
-                        (206, ..) => {
-                            last_cause = format!(
-                                "the server resumed at the wrong place (asked for byte {offset}); starting over"
-                            );
-                            truncate(dest)?;
-                            failures += 1;
-                            if failures > self.retries {
-                                break;
-                            }
-                            continue;
-                        }
-                        (_, _, _, len) => len,
+                    let expected = match (status, h.range_start, h.range_total) {
+                        (206, Some(start), Some(total)) if start == offset => Some(total),
+                        (206, ..) => None,
+                        _ => h.content_length,
                     };
                     match expected {
                         Some(t) if size == t => return Ok(size),
-                        None if offset == 0 || status == 206 => return Ok(size),
-                        Some(t) if offset > 0 && status == 200 && size != t => {
+                        None if status == 200 && offset == 0 => return Ok(size),
+                        None if status == 206 => {
+                            last_cause = restart(format!(
+                                "the server resumed at the wrong place (asked for byte {offset}); \
+                                 starting over"
+                            ))?;
+                        }
+                        Some(_) | None if offset > 0 && status == 200 => {
                             // The server ignored the Range header and sent everything again:
                             // what is in the file now cannot be trusted.
-                            last_cause =
-                                "the server did not resume the download; starting over".into();
-                            truncate(dest)?;
-                        }
-                        None => {
-                            last_cause = "the server did not resume the download and sent no \
-                                          length; starting over"
-                                .into();
-                            truncate(dest)?;
+                            last_cause = restart(
+                                "the server did not resume the download; starting over".into(),
+                            )?;
                         }
                         Some(t) => {
                             last_cause = format!(
                                 "the transfer ended at {size} of {t} bytes (body truncated)"
                             );
                         }
+                        None => {
+                            last_cause = restart(format!(
+                                "unexpected reply HTTP {status}; starting over"
+                            ))?;
+                        }
                     }
                 }
                 Outcome::Reply(status) if !retryable_status(status) => {
                     return Err(Error::new(
                         step,
-                        url,
+                        short_url(url),
                         format!("the server answered HTTP {status}{}", h.reason_suffix()),
                     )
                     .hint(status_hint(status)));
@@ -440,12 +447,12 @@ impl Http {
                 }
                 Outcome::Failed(cause) => last_cause = cause,
             }
-            if size > offset {
+            if progressed {
                 // Progress was made: only failures in a row without progress count.
                 failures = 0;
             }
             failures += 1;
-            if failures > self.retries {
+            if failures > self.retries || attempts >= self.max_attempts {
                 break;
             }
             let wait = self.backoff_for(failures);
@@ -458,8 +465,10 @@ impl Http {
         }
         Err(Error::new(
             step,
-            url,
-            format!("{last_cause} (gave up after {failures} attempts without progress)"),
+            short_url(url),
+            format!(
+                "{last_cause} (gave up after {attempts} attempts, the last {failures} without progress)"
+            ),
         )
         .hint(format!(
             "{HINT_NET}; run takeover again to resume the partial file {}",
@@ -554,7 +563,7 @@ impl Http {
         if a.body.len() as u64 > MAX_BODY {
             a.fatal = Some(Error::new(
                 format!("{} request to", spec.method.name()),
-                spec.url,
+                short_url(spec.url),
                 format!("the reply is larger than {} bytes", MAX_BODY),
             ));
         }
@@ -718,8 +727,9 @@ impl Attempt {
         let code = self.exit.unwrap_or(-1);
         match (self.headers.status, code) {
             (Some(s), 0) => Outcome::Reply(s),
-            // wget reports an error status through its exit code; the reply is still whole.
-            (Some(s), 8) if s >= 400 && tool.kind == ToolKind::GnuWget => Outcome::Reply(s),
+            // wget reports an error status through its exit code (8 server error, 6 for 401/407
+            // "authentication failed"); the status line is what counts.
+            (Some(s), 6 | 8) if s >= 400 && tool.kind == ToolKind::GnuWget => Outcome::Reply(s),
             (Some(s), 1)
                 if s >= 400
                     && tool.kind == ToolKind::BusyboxWget
@@ -1072,6 +1082,14 @@ impl PrivateDir {
 impl Drop for PrivateDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A URL for messages: the query (long OData filters) shortened to `?…`.
+pub fn short_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_string(),
     }
 }
 

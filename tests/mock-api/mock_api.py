@@ -20,7 +20,9 @@ Faults (CLI --fault JSON, repeatable, or POST /__mock/faults), matched in order 
 (prefix of the path without query) and optionally "method":
   {"path": "/download", "status": 500, "times": 2}          reply with that status (JSON body)
   {"path": "/download", "truncate": 1000}                   send only that many body bytes, close
+                                                            (Content-Length still says all)
   {"path": "/download", "stall": 30, "after": 4096}         sleep after sending "after" body bytes
+                                                            (other paths: sleep before replying)
   {"path": "/v6/release", "garbage": true}                  200 with a body that is not JSON
   {"path": "/download", "no_range": true}                   ignore Range headers (always 200)
 "times" (default 1) counts how often the fault fires; -1 means forever.
@@ -110,6 +112,9 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n > 0 else b""
 
     def send_bytes(self, status, body, ctype="application/json", extra=None):
+        fault = getattr(self, "fault", None) or {}
+        if "stall" in fault:
+            time.sleep(float(fault["stall"]))
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -117,6 +122,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         if self.command != "HEAD":
+            if "truncate" in fault:
+                body = body[: int(fault["truncate"])]
+                self.close_connection = True
             self.wfile.write(body)
 
     def send_json(self, status, obj):
@@ -133,6 +141,7 @@ class Handler(BaseHTTPRequestHandler):
         return True, self.state.api_key is None or h == "Bearer " + self.state.api_key
 
     def handle_any(self, method):
+        self.fault = None  # one handler serves every request of a keep-alive connection
         url = urllib.parse.urlsplit(self.path)
         path = urllib.parse.unquote(url.path)
         query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
@@ -153,6 +162,9 @@ class Handler(BaseHTTPRequestHandler):
             "body": body.decode("utf-8", "replace")[:65536],
         })
         fault = self.state.take_fault(method, path)
+        # send_bytes applies "stall" and "truncate" to ordinary replies; download() handles
+        # them itself while streaming the image.
+        self.fault = fault if path != "/download" else None
         if fault and "status" in fault:
             return self.send_json(fault["status"], fault.get("body", {"error": "injected fault"}))
         if fault and fault.get("garbage"):
