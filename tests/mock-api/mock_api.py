@@ -299,7 +299,10 @@ def load_device_types(args):
             cfg = json.load(f)
         if args.api_key is None:
             args.api_key = cfg.get("api_key")
+        base = os.path.dirname(os.path.abspath(args.config))
         for slug, dt in cfg.get("device_types", {}).items():
+            # Relative image paths are relative to the config file.
+            dt["images"] = {v: os.path.join(base, p) for v, p in dt.get("images", {}).items()}
             types[slug] = dt
     for slug in args.device_type or []:
         types.setdefault(slug, {})
