@@ -673,3 +673,89 @@ fn mock_config_file_and_control_endpoints() {
     );
     assert!(reqs.iter().all(|r| r["auth_ok"] == true));
 }
+
+/// Throughput of a 256 MiB download through each tool (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn download_throughput() {
+    let dir = TempDir::new("api-bench");
+    let Some(py) = python() else {
+        return;
+    };
+    let image = dir.join("big.img.gz");
+    let f = std::fs::File::create(&image).unwrap();
+    f.set_len(256 << 20).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mock-api/mock_api.py");
+    let mut child = Command::new(py)
+        .arg(script)
+        .args([
+            "--api-key",
+            KEY,
+            "--versions",
+            "big=1.0.0",
+            "--max-seconds",
+            "300",
+        ])
+        .arg("--image")
+        .arg(format!("big={}", image.display()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mock = Mock {
+        child,
+        base: format!("http://127.0.0.1:{}", line.trim()),
+        record: dir.join("none.jsonl"),
+    };
+    for http in clients() {
+        let work = dir.join(&http.tool().name().replace(' ', "-"));
+        std::fs::create_dir_all(&work).unwrap();
+        let t = Instant::now();
+        let p = Api::new(&http, &mock.base, Some(KEY))
+            .download_image("big", "1.0.0", false, &work, Progress::Log)
+            .unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 256 << 20);
+        eprintln!(
+            "BENCH {}: 256 MiB in {secs:.2} s = {:.0} MiB/s",
+            http.tool().name(),
+            256.0 / secs
+        );
+        std::fs::remove_file(&p).unwrap();
+    }
+}
+
+#[test]
+fn not_enough_space_for_announced_length() {
+    let dir = TempDir::new("api-space");
+    let Some(mock) = Mock::start(
+        &dir,
+        &[r#"{"path":"/download","announce":1000000000000000,"stall":20,"after":1000,"times":-1}"#],
+    ) else {
+        return;
+    };
+    for http in clients() {
+        let tool = http.tool().name();
+        let work = dir.join(&format!("sp-{}", tool.replace(' ', "-")));
+        std::fs::create_dir_all(&work).unwrap();
+        let t = Instant::now();
+        let e = Api::new(&http, &mock.base, Some(KEY))
+            .download_image(SLUG, "5.1.20+rev1", false, &work, Progress::Quiet)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not enough free space") && e.contains("-w"),
+            "{tool}: {e}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{tool}: {:?}",
+            t.elapsed()
+        );
+    }
+    // Refused at once, never retried: one request per tool.
+    assert_eq!(mock.requests_to("/download").len(), clients().len());
+}
