@@ -616,9 +616,16 @@ impl Http {
         let mut total: Option<u64> = None;
         let mut poll = Duration::from_millis(5);
         loop {
-            if let Some(status) = child.try_wait().ctx("waiting for", self.tool.name())? {
-                meter.finish(last_size.max(dest.map(file_size).unwrap_or(0)), total);
-                return Ok((status.code().or(Some(-1)), None));
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    meter.finish(last_size.max(dest.map(file_size).unwrap_or(0)), total);
+                    return Ok((status.code().or(Some(-1)), None));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    kill(child);
+                    return Err(Error::io("waiting for", self.tool.name(), e));
+                }
             }
             let now = Instant::now();
             if let Some(path) = dest {
@@ -633,7 +640,11 @@ impl Http {
                         None => read_prefix(stderr_path, 64 * 1024),
                     };
                     let h = parse_headers(&text, plan.header_file.is_none());
-                    if let Some(status) = h.status {
+                    // Wait for the final reply: 1xx and redirects are followed by another.
+                    if let Some(status) = h
+                        .status
+                        .filter(|s| !(100..200).contains(s) && !(300..400).contains(s))
+                    {
                         space_checked = true;
                         total = match (status, h.range_total, h.content_length) {
                             (206, Some(t), _) => Some(t),
