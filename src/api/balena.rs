@@ -127,6 +127,12 @@ pub fn image_file_name(slug: &str, version: &str) -> String {
     format!("balena-cloud-{slug}-{version}.img.gz")
 }
 
+/// Where [`Api::download_image`] puts (or finds) the image; remove it when it fails
+/// verification so the next run downloads it again.
+pub fn image_path(work_dir: &Path, slug: &str, version: &str) -> PathBuf {
+    work_dir.join(image_file_name(slug, version))
+}
+
 #[derive(Deserialize)]
 struct ListReply<T> {
     d: Vec<T>,
@@ -327,7 +333,7 @@ impl<'a> Api<'a> {
         if version.contains('/') || version.starts_with('.') {
             return Err(Error::new("checking the version", version, "not a version"));
         }
-        let dest = work_dir.join(image_file_name(slug, version));
+        let dest = image_path(work_dir, slug, version);
         if dest.is_file() {
             crate::info!(
                 "reusing the image downloaded before: {} (it is verified before use)",
