@@ -8,6 +8,7 @@
 //! - paths become C strings through [`cstr`], which refuses interior NUL bytes.
 
 pub mod direct;
+pub mod fs;
 pub mod loopdev;
 pub mod mount;
 pub mod power;
