@@ -80,9 +80,10 @@ fn now() -> i64 {
 /// for incompressible data (stored blocks: 5 bytes per block of at most 64 KiB; we allow 0.1 %)
 /// plus 64 KiB slack for the gzip framing. Walks the sources like [`create`] (so every error
 /// `create` would give about the configuration or an unreadable file comes here already).
-pub fn estimate(cfg_path: &Path) -> Result<u64> {
+/// `work_dir` is excluded from the walk as in [`create`].
+pub fn estimate(cfg_path: &Path, work_dir: &Path) -> Result<u64> {
     let cfg = config::load(cfg_path)?;
-    let plan = walk::plan(&cfg, now())?;
+    let plan = walk::plan(&cfg, now(), Some(work_dir))?;
     Ok(archive_upper_bound(plan.tar_bytes()))
 }
 
@@ -121,7 +122,7 @@ pub fn create(cfg_path: &Path, work_dir: &Path, opts: &BackupOptions) -> Result<
     if !opts.tar_internal {
         crate::debug!("building the backup with the internal tar writer (used in every case)");
     }
-    let plan = walk::plan(&cfg, now())?;
+    let plan = walk::plan(&cfg, now(), Some(work_dir))?;
     for w in &plan.warnings {
         crate::warn!("backup: {w}");
     }

@@ -806,6 +806,32 @@ mod tests {
     }
 
     #[test]
+    fn global_pax_header_applies_to_later_entries() {
+        // Turn the 'x' header of a long-path entry into a 'g' header: its mtime then applies
+        // to every later entry that has no own value.
+        let h = Header {
+            mtime: -3,
+            ..hdr(b"a", Kind::File, 0, b"")
+        };
+        let mut g = encode_header(&h);
+        g.truncate(2 * BLOCK);
+        g[TYPEFLAG] = b'g';
+        let mut first = [0u8; BLOCK];
+        first.copy_from_slice(&g[..BLOCK]);
+        set_checksum(&mut first);
+        g[..BLOCK].copy_from_slice(&first);
+        let mut a = g;
+        a.extend(archive(&[
+            (hdr(b"one", Kind::File, 1, b""), b"1"),
+            (hdr(b"two", Kind::Dir, 0, b""), b""),
+        ]));
+        let got: Vec<Entry> = Reader::new(&a[..]).map(|e| e.unwrap()).collect();
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|e| e.mtime == -3), "{got:?}");
+        assert_eq!(got[1].path, b"two/");
+    }
+
+    #[test]
     fn corrupt_and_truncated_archives_fail() {
         let a = archive(&[(hdr(b"a", Kind::File, 5, b""), b"12345")]);
         let mut c = a.clone();

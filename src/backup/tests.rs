@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
-use std::time::Duration;
 
 struct Tmp(PathBuf);
 
@@ -324,7 +323,7 @@ fn archive_extracts_exactly_with_gnu_and_busybox_tar() {
     let work = base.join("work");
     fs::create_dir_all(&work).unwrap();
 
-    let estimate = estimate(&cfg).unwrap();
+    let estimate = estimate(&cfg, &work).unwrap();
     let started = std::time::Instant::now();
     let s = create(&cfg, &work, &BackupOptions { tar_internal: true }).unwrap();
     eprintln!("backup created and verified in {:?}", started.elapsed());
@@ -476,7 +475,7 @@ fn budget_and_failures_leave_nothing_behind() {
     assert!(e.contains("volume 1 \"v\", item 1"), "{e}");
     assert!(e.contains("/gone"), "{e}");
     assert!(!t.0.join("backup.tgz").exists());
-    let e = estimate(&cfg).unwrap_err().to_string();
+    let e = estimate(&cfg, &t.0).unwrap_err().to_string();
     assert!(e.contains("/gone"), "{e}");
 }
 
@@ -512,10 +511,103 @@ fn verification_catches_a_shrinking_source() {
         "t",
     )
     .unwrap();
-    let plan = walk::plan(&cfg, 0).unwrap();
+    let plan = walk::plan(&cfg, 0, None).unwrap();
     fs::write(t.0.join("src/f"), b"short").unwrap();
     let tmp = t.0.join("out.tgz");
     let e = write_and_verify(&plan, &tmp).unwrap_err().to_string();
     assert!(e.contains("shrank by 9995 bytes"), "{e}");
-    std::thread::sleep(Duration::from_millis(1));
+}
+
+/// Unmounts our own bind mount even when the test fails.
+struct BindMount(PathBuf);
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn bind_mount_loop_is_skipped_with_a_warning() {
+    if !is_root() {
+        eprintln!("skipped: needs root to bind-mount a directory into itself");
+        return;
+    }
+    let t = Tmp::new("loop");
+    let src = t.0.join("src");
+    write(&src.join("file"), b"f", 0o644, 0);
+    fs::create_dir_all(src.join("again")).unwrap();
+    let ok = Command::new("mount")
+        .arg("--bind")
+        .arg(&src)
+        .arg(src.join("again"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("skipped: bind mounts are not permitted here");
+        return;
+    }
+    let _guard = BindMount(src.join("again"));
+    let cfg = config::parse(
+        &format!("- volume: v\n  items:\n  - source: {}\n", src.display()),
+        "t",
+    )
+    .unwrap();
+    let plan = walk::plan(&cfg, 0, None).unwrap();
+    let paths: Vec<String> = plan.entries.iter().map(|e| e.display_path()).collect();
+    assert_eq!(paths, ["v", "v/file"]);
+    assert!(
+        plan.warnings.iter().any(|w| w.contains("a loop")),
+        "{:?}",
+        plan.warnings
+    );
+}
+
+/// Throughput of create + verify on 256 MiB of half-compressible data:
+/// `cargo test --release --lib backup::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput() {
+    let t = Tmp::new("speed");
+    let mut data = vec![0u8; 256 * 1024 * 1024];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for (i, b) in data.iter_mut().enumerate() {
+        if i % 2 == 0 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        } else {
+            *b = (i / 4096) as u8;
+        }
+    }
+    write(&t.0.join("src/blob"), &data, 0o644, 0);
+    drop(data);
+    let cfg = t.0.join("c.yml");
+    fs::write(
+        &cfg,
+        format!("- volume: v\n  items:\n  - source: {}/src\n", t.0.display()),
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let s = create(&cfg, &t.0, &BackupOptions::default()).unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "256 MiB -> {} bytes in {secs:.2} s ({:.1} MiB/s incl. verify)",
+        s.bytes,
+        256.0 / secs
+    );
+    // For comparison: system gzip -6 on the same data (compression only).
+    let start = std::time::Instant::now();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -6 -c {}/src/blob | wc -c", t.0.display()))
+        .output()
+        .unwrap();
+    eprintln!(
+        "gzip -6: {} bytes in {:.2} s",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        start.elapsed().as_secs_f64()
+    );
 }

@@ -136,6 +136,8 @@ struct Builder {
     map: BTreeMap<Vec<u8>, Entry>,
     warnings: Vec<String>,
     now: i64,
+    /// (dev, inode) and path of the work dir, never backed up.
+    skip: Option<((u64, u64), PathBuf)>,
 }
 
 fn bytes(p: &Path) -> Vec<u8> {
@@ -149,6 +151,23 @@ fn walk_err(place: &Place, path: &Path, e: std::io::Error) -> Error {
 }
 
 impl Builder {
+    /// True (with a warning) when `md` is the work dir.
+    fn skipped(&mut self, md: &Metadata, path: &Path, place: &Place) -> bool {
+        match &self.skip {
+            Some((id, wd)) if *id == (md.dev(), md.ino()) => {
+                let w = format!(
+                    "{place}: skipping {} (it is the work dir {}: image, config.json and \
+                     network files are not backed up)",
+                    path.display(),
+                    wd.display()
+                );
+                self.warnings.push(w);
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn add(&mut self, e: Entry, place: &Place) -> Result<()> {
         use std::collections::btree_map::Entry as Slot;
         match self.map.entry(e.path.clone()) {
@@ -244,6 +263,9 @@ impl Builder {
         let ft = md.file_type();
         let root = Path::new(vol);
         if ft.is_dir() {
+            if self.skipped(&md, &src, place) {
+                return Ok(());
+            }
             let base = match &item.target {
                 Some(t) => root.join(t),
                 None => root.to_path_buf(),
@@ -337,6 +359,9 @@ impl Builder {
             let md = fs::symlink_metadata(&abs).map_err(|e| walk_err(place, &abs, e))?;
             let ft = md.file_type();
             if ft.is_dir() {
+                if self.skipped(&md, &abs, place) {
+                    continue;
+                }
                 let id = (md.dev(), md.ino());
                 if ancestors.contains(&id) {
                     self.warnings.push(format!(
@@ -398,11 +423,18 @@ fn special_kind(md: &Metadata) -> &'static str {
 }
 
 /// Builds the plan: walks every item of every volume. `now` dates the synthetic directories.
-pub fn plan(cfg: &BackupConfig, now: i64) -> Result<Plan> {
+/// `work_dir`, when given and found inside a source, is skipped with a warning: it holds the
+/// image, config.json (API key), network files (PSKs) and the archive being written.
+pub fn plan(cfg: &BackupConfig, now: i64, work_dir: Option<&Path>) -> Result<Plan> {
+    let skip = work_dir.and_then(|w| {
+        let md = fs::metadata(w).ok()?;
+        Some(((md.dev(), md.ino()), w.to_path_buf()))
+    });
     let mut b = Builder {
         map: BTreeMap::new(),
         warnings: Vec::new(),
         now,
+        skip,
     };
     for (v, vol) in cfg.volumes.iter().enumerate() {
         let place = Place::volume(v, Some(&vol.name));
@@ -470,7 +502,7 @@ mod tests {
             f = d.join("single.conf").display()
         );
         let cfg = parse(&yml, "t").unwrap();
-        let p = plan(&cfg, 1000).unwrap();
+        let p = plan(&cfg, 1000, None).unwrap();
         assert_eq!(
             paths(&p),
             [
@@ -509,13 +541,13 @@ mod tests {
             "- volume: v\n  items:\n  - source: {}\n    filter: 'logs/a'\n",
             s.display()
         );
-        let p = plan(&parse(&yml, "t").unwrap(), 0).unwrap();
+        let p = plan(&parse(&yml, "t").unwrap(), 0, None).unwrap();
         assert_eq!(paths(&p), ["v", "v/a.txt"]);
         let yml = format!(
             "- volume: v\n  items:\n  - source: {}\n    filter: '^a'\n",
             s.display()
         );
-        let p = plan(&parse(&yml, "t").unwrap(), 0).unwrap();
+        let p = plan(&parse(&yml, "t").unwrap(), 0, None).unwrap();
         assert_eq!(paths(&p), ["v"]);
         assert!(
             p.warnings[0].contains("no file matched"),
@@ -539,13 +571,22 @@ mod tests {
             "- volume: v\n  items:\n  - source: {d}\n  - source: {d}/f\n    target: g\n",
             d = d.display()
         );
-        let e = plan(&parse(&yml, "t").unwrap(), 0).unwrap_err().to_string();
+        let e = plan(&parse(&yml, "t").unwrap(), 0, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("volume 1 \"v\", item 2"), "{e}");
         assert!(e.contains("same archive path"), "{e}");
 
+        fs::create_dir_all(d.join("work")).unwrap();
+        fs::write(d.join("work/config.json"), b"{}").unwrap();
         let yml = format!("- volume: v\n  items:\n  - source: {}\n", d.display());
-        let p = plan(&parse(&yml, "t").unwrap(), 0).unwrap();
+        let p = plan(&parse(&yml, "t").unwrap(), 0, Some(&d.join("work"))).unwrap();
         assert_eq!(paths(&p), ["v", "v/f", "v/g"]);
+        assert!(
+            p.warnings.iter().any(|w| w.contains("it is the work dir")),
+            "{:?}",
+            p.warnings
+        );
         assert_eq!(p.entries[2].kind, Kind::HardLink(b"v/f".to_vec()));
         assert_eq!(p.content_bytes(), 1);
         assert!(
@@ -555,11 +596,15 @@ mod tests {
         );
 
         let yml = format!("- volume: v\n  items:\n  - source: {}/fifo\n", d.display());
-        let e = plan(&parse(&yml, "t").unwrap(), 0).unwrap_err().to_string();
+        let e = plan(&parse(&yml, "t").unwrap(), 0, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is a FIFO"), "{e}");
 
         let yml = format!("- volume: v\n  items:\n  - source: {}/nope\n", d.display());
-        let e = plan(&parse(&yml, "t").unwrap(), 0).unwrap_err().to_string();
+        let e = plan(&parse(&yml, "t").unwrap(), 0, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("item 1") && e.contains("/nope"), "{e}");
         fs::remove_dir_all(&d).unwrap();
     }
