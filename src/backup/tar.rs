@@ -5,7 +5,7 @@
 //! or prefix 155 + name 100 split at a `/`), is not ASCII, or whose size, mtime, uid or gid do not
 //! fit the octal fields. Numbers that do not fit octal are ALSO written base-256 into the ustar
 //! field (the GNU extension), because busybox tar reads base-256 but ignores PAX `size`, while
-//! GNU tar prefers the PAX record. Names that are not valid UTF-8 get `hdrcharset=BINARY`.
+//! GNU tar prefers the PAX record. Names that are not valid UTF-8 are stored as raw bytes.
 //!
 //! Reader: ustar, old GNU (`ustar  `) and v7 headers, PAX `x` (per entry) and `g` (global)
 //! records, GNU long names (`L`) and long link names (`K`), octal and base-256 numbers, header
@@ -175,7 +175,6 @@ pub fn encode_header(h: &Header) -> Vec<u8> {
     }
     let mut b = [0u8; BLOCK];
     let mut pax = Vec::new();
-    let mut binary = false;
 
     match split_ustar(&path).filter(|_| is_plain_ascii(&path)) {
         Some((prefix, name)) => {
@@ -184,7 +183,6 @@ pub fn encode_header(h: &Header) -> Vec<u8> {
         }
         None => {
             pax_record(&mut pax, "path", &path);
-            binary |= std::str::from_utf8(&path).is_err();
             // Fallback for readers without PAX: the last 100 bytes.
             let tail = &path[path.len().saturating_sub(NAME.1)..];
             field(&mut b, NAME)[..tail.len()].copy_from_slice(tail);
@@ -192,7 +190,6 @@ pub fn encode_header(h: &Header) -> Vec<u8> {
     }
     if h.link.len() > LINKNAME.1 || !is_plain_ascii(h.link) {
         pax_record(&mut pax, "linkpath", h.link);
-        binary |= std::str::from_utf8(h.link).is_err();
     }
     let link = &h.link[..h.link.len().min(LINKNAME.1)];
     field(&mut b, LINKNAME)[..link.len()].copy_from_slice(link);
@@ -219,13 +216,9 @@ pub fn encode_header(h: &Header) -> Vec<u8> {
 
     let mut out = Vec::with_capacity(BLOCK * 3);
     if !pax.is_empty() {
-        if binary {
-            // hdrcharset must come first so that readers apply it to the records after it.
-            let mut with = Vec::new();
-            pax_record(&mut with, "hdrcharset", b"BINARY");
-            with.extend_from_slice(&pax);
-            pax = with;
-        }
+        // Names that are not UTF-8 go into the records as raw bytes WITHOUT the POSIX
+        // `hdrcharset=BINARY` record: GNU tar 1.34 warns "Ignoring unknown extended header
+        // keyword 'hdrcharset'" and both GNU and busybox tar restore the raw bytes anyway.
         let mut x = [0u8; BLOCK];
         let name = b"PaxHeaders/entry";
         field(&mut x, NAME)[..name.len()].copy_from_slice(name);
@@ -778,7 +771,7 @@ mod tests {
         assert_eq!(encode_header(&entries[1].0).len(), BLOCK);
         assert!(encode_header(&entries[2].0).len() > BLOCK);
         let bin = encode_header(&entries[6].0);
-        assert!(bin.windows(17).any(|w| w == b"hdrcharset=BINARY"));
+        assert!(bin.windows(11).any(|w| w == b"path=vol/\xff\xfe"));
         let a = archive(&entries);
         let mut r = Reader::new(&a[..]);
         let mut got = Vec::new();

@@ -611,3 +611,31 @@ fn throughput() {
         start.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn non_utf8_names_survive_gnu_and_busybox_tar() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let t = Tmp::new("latin1");
+    let src = t.0.join("src");
+    // A Latin-1 name (not UTF-8) long enough to need a PAX path with hdrcharset=BINARY.
+    let mut name = b"caf\xe9 ".to_vec();
+    name.extend_from_slice(&[b'x'; 120]);
+    let file = src.join(OsStr::from_bytes(&name));
+    write(&file, b"latin", 0o644, 1_600_000_000);
+    let cfg = t.0.join("c.yml");
+    fs::write(
+        &cfg,
+        format!("- volume: v\n  items:\n  - source: {}\n", src.display()),
+    )
+    .unwrap();
+    let work = t.0.join("work");
+    fs::create_dir_all(&work).unwrap();
+    let s = create(&cfg, &work, &BackupOptions::default()).unwrap();
+    for (tool, dir) in [(&["tar"][..], "gnu"), (&["busybox", "tar"][..], "bb")] {
+        let into = t.0.join(dir);
+        extract(tool, &s.path, &into);
+        let got = into.join("v").join(OsStr::from_bytes(&name));
+        assert_eq!(fs::read(&got).unwrap(), b"latin", "{tool:?}");
+    }
+}
