@@ -63,7 +63,8 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// Reference semantics: unanchored search in the full absolute source path.
+    /// Reference semantics: unanchored search in the full absolute source path (a path that
+    /// is not UTF-8 is matched in its lossy form, U+FFFD for each invalid byte).
     pub fn matches(&self, abs_path: &Path) -> bool {
         self.regex.is_match(&abs_path.to_string_lossy())
     }

@@ -398,6 +398,13 @@ impl<R: Read> Read for GzReader<R> {
                                 ),
                             ));
                         }
+                        Err(MZError::Buf) if r.bytes_consumed == 0 && r.bytes_written == 0 => {
+                            // No progress with input and output space available: corrupt data.
+                            return Err(bad(format!(
+                                "deflate data makes no progress at offset {}",
+                                self.offset
+                            )));
+                        }
                         Err(MZError::Buf) => {}
                         Err(e) => {
                             return Err(bad(format!(

@@ -595,6 +595,16 @@ mod tests {
             p.warnings
         );
 
+        // Across volumes the same inode is stored as a copy in each.
+        let yml = format!(
+            "- volume: v\n  items:\n  - source: {d}/f\n- volume: w\n  items:\n  - source: {d}/g\n",
+            d = d.display()
+        );
+        let p = plan(&parse(&yml, "t").unwrap(), 0, None).unwrap();
+        assert_eq!(paths(&p), ["v", "v/f", "w", "w/g"]);
+        assert_eq!(p.entries[3].kind, Kind::File);
+        assert_eq!(p.content_bytes(), 2);
+
         let yml = format!("- volume: v\n  items:\n  - source: {}/fifo\n", d.display());
         let e = plan(&parse(&yml, "t").unwrap(), 0, None)
             .unwrap_err()
