@@ -6,6 +6,9 @@
 //! fit the octal fields. Numbers that do not fit octal are ALSO written base-256 into the ustar
 //! field (the GNU extension), because busybox tar reads base-256 but ignores PAX `size`, while
 //! GNU tar prefers the PAX record. Names that are not valid UTF-8 are stored as raw bytes.
+//! `uname`/`gname` stay empty on purpose: GNU tar extracting as root maps owners by NAME when
+//! one is present, and the supervisor's container has other users than the old OS; numeric ids
+//! are what the application's volume expects.
 //!
 //! Reader: ustar, old GNU (`ustar  `) and v7 headers, PAX `x` (per entry) and `g` (global)
 //! records, GNU long names (`L`) and long link names (`K`), octal and base-256 numbers, header
