@@ -7,6 +7,9 @@
 //! - C return codes become results through [`cvt`] (and [`cvt_r`] where EINTR is retried);
 //! - paths become C strings through [`cstr`], which refuses interior NUL bytes.
 
+pub mod statvfs;
+pub mod uname;
+
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
