@@ -58,7 +58,7 @@ pub struct Board {
 
 const PI3_64: (&str, &str) = (
     "raspberrypi3-64",
-    "a 64-bit (raspberrypi3-64) fleet on a Raspberry Pi 3 is accepted only with --no-dt-check",
+    "a 64-bit (raspberrypi3-64) fleet on a Raspberry Pi 3 is not a supported pairing",
 );
 
 const fn pi(
@@ -472,8 +472,8 @@ pub fn compatibility(board: &Board, slug: &str, efi: bool) -> Compat {
         if board.efi_only_slugs.contains(&slug) && !efi {
             return Compat::No(format!(
                 "{slug} is a GPT image that boots only through UEFI, and this machine booted in \
-                 legacy BIOS mode; use a genericx86-64-ext or intel-nuc fleet, or switch the \
-                 firmware to UEFI and reinstall"
+                 legacy BIOS mode (it accepts {})",
+                accepted_slugs(board, efi).join(", ")
             ));
         }
         return Compat::Yes;
@@ -635,7 +635,7 @@ mod tests {
         assert!(compatibility(get("rpi3"), "raspberrypi3", false).is_yes());
         assert!(matches!(
             compatibility(get("rpi3bplus"), "raspberrypi3-64", false),
-            Compat::OnlyWithOverride(w) if w.contains("--no-dt-check")
+            Compat::OnlyWithOverride(w) if w.contains("64-bit")
         ));
         assert!(compatibility(get("rpi4"), "raspberrypi4-64", false).is_yes());
         assert!(matches!(

@@ -128,14 +128,12 @@ fn classify(root: &Root, exe: &Path) -> InitKind {
         "openrc-init" => InitKind::Openrc,
         "init" | "sysvinit" => {
             let dpkg = |p: &str| root.exists(format!("var/lib/dpkg/info/{p}.list"));
-            if dpkg("sysvinit-core") {
-                InitKind::Sysvinit
-            } else if root.exists("etc/inittab")
+            let inittab_only = root.exists("etc/inittab")
                 && !dpkg("upstart")
                 && !dpkg("systemd-sysv")
                 && !root.exists("usr/lib/systemd/systemd")
-                && !root.exists("lib/systemd/systemd")
-            {
+                && !root.exists("lib/systemd/systemd");
+            if dpkg("sysvinit-core") || inittab_only {
                 InitKind::Sysvinit
             } else {
                 InitKind::Other

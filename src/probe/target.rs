@@ -118,10 +118,34 @@ pub fn root_disk(p: &Probe) -> Result<(usize, String)> {
         DevRef::Disk(i) | DevRef::Partition(i, _) => i,
     };
     if let Some(why) = refuse_kind(&p.disks, &p.disks[i]) {
+        // Name the physical disks below the stacked device, so the operator can choose.
+        let mut below: Vec<String> = block::underlying(&p.disks, &p.disks[i].name)
+            .iter()
+            .filter_map(|n| match block::find_by_name(&p.disks, n) {
+                Some(DevRef::Disk(k)) | Some(DevRef::Partition(k, _)) => {
+                    Some(p.disks[k].dev_path())
+                }
+                None => None,
+            })
+            .collect();
+        below.sort();
+        below.dedup();
+        let hint = if below.is_empty() {
+            hint.to_string()
+        } else {
+            format!(
+                "pass --flash-to with the whole disk to install balenaOS on ({} holds this \
+                 volume)",
+                below.join(", ")
+            )
+        };
         return Err(Error::new(
             step(),
             mp,
-            format!("the root filesystem is not on a plain disk partition: {why}; takeover will not guess which physical disk to overwrite"),
+            format!(
+                "the root filesystem is not on a plain disk partition: {why}; takeover will not \
+                 guess which physical disk to overwrite"
+            ),
         )
         .hint(hint));
     }

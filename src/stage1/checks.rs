@@ -376,12 +376,12 @@ fn device_type_verdict(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> (Stat
         );
     };
     let found = format!(
-        "{} ({}{})",
+        "{}{} (recognised by {})",
         board.name,
-        p.board_source.map(|s| s.as_str()).unwrap_or("?"),
         p.model_display()
             .map(|m| format!(" '{m}'"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        p.board_source.map(|s| s.as_str()).unwrap_or("?"),
     );
     let Some(slug) = opts.change_dt_to.as_deref().or(cfg_dt) else {
         return (
@@ -416,10 +416,10 @@ fn device_type_verdict(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> (Stat
             let fix = if opts.change_dt_to.is_some() {
                 "choose a --change-dt-to slug this board accepts"
             } else {
-                "use the config.json of a fleet for this device type, or --change-dt-to with a \
-                 slug this board accepts"
+                "use the config.json of a fleet whose device type this board accepts, or \
+                 --change-dt-to with such a slug"
             };
-            (Status::Fail, format!("{found}{firmware}: {why}; {fix}"))
+            (Status::Fail, format!("{found}: {why}; {fix}"))
         }
     }
 }
@@ -430,7 +430,18 @@ fn device_compat(board: &crate::probe::device::Board, slug: &str, efi: bool) -> 
 
 fn check_device_type(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> (Status, String) {
     let (st, d) = device_type_verdict(p, cfg_dt, opts);
-    if opts.no_dt_check {
+    let slug = opts.change_dt_to.as_deref().or(cfg_dt);
+    let overridable = match (p.board, slug) {
+        (Some(b), Some(s)) => matches!(device_compat(b, s, p.efi), Compat::OnlyWithOverride(_)),
+        _ => false,
+    };
+    if opts.no_dt_check && overridable {
+        let d = d.trim_end_matches("; pass --no-dt-check to accept it");
+        (
+            Status::Skip,
+            format!("accepted because of --no-dt-check: {d}"),
+        )
+    } else if opts.no_dt_check {
         let outcome = if st == Status::Pass {
             "would pass"
         } else {
