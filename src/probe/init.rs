@@ -5,6 +5,9 @@
 //!    is dropped). On a live system the kernel already gives the real binary; under a sysroot
 //!    the target may be a name such as `/sbin/init`, so symlinks are followed *inside the
 //!    root* (at most 8 hops, never outside it).
+//!    When `/proc/1/exe` cannot be read (it needs ptrace rights over PID 1, which some
+//!    sandboxes deny even to root), `proc/1/cmdline`'s argv[0] is used the same way, and
+//!    `proc/1/comm` = `systemd` identifies systemd (systemd always sets that name).
 //! 2. Classify the final file name: `systemd` → systemd; `busybox` → busybox;
 //!    `openrc-init` → openrc; `init` or `sysvinit` → sysvinit when the package markers say so
 //!    (`var/lib/dpkg/info/sysvinit-core.list` exists, or `etc/inittab` exists and neither
@@ -92,18 +95,16 @@ pub fn detect(root: &Root, notes: &mut Vec<String>) -> InitInfo {
         Ok(p) => p,
         Err(e) => {
             notes.push(format!(
-                "cannot read {}: {e} (not root?)",
+                "cannot read {}: {e}; PID 1 identified from proc/1/cmdline and proc/1/comm",
                 root.path("proc/1/exe").display()
             ));
-            return InitInfo {
-                path: None,
-                resolved: None,
-                kind: InitKind::Other,
-            };
+            return from_cmdline(root, notes);
         }
     };
     let s = link.to_string_lossy();
     let path = s.strip_suffix(" (deleted)").unwrap_or(&s).to_string();
+    // On the live system the kernel already resolved every link; under a sysroot follow them
+    // inside the tree.
     let resolved = if root.is_system() {
         PathBuf::from(&path)
     } else {
@@ -112,6 +113,51 @@ pub fn detect(root: &Root, notes: &mut Vec<String>) -> InitInfo {
     let kind = classify(root, &resolved);
     InitInfo {
         path: Some(path),
+        resolved: Some(resolved.to_string_lossy().into_owned()),
+        kind,
+    }
+}
+
+/// Fallback when /proc/1/exe is unreadable: argv[0] of PID 1, and its comm name.
+fn from_cmdline(root: &Root, notes: &mut Vec<String>) -> InitInfo {
+    let argv0 = root
+        .read_bytes("proc/1/cmdline")
+        .ok()
+        .and_then(|b| {
+            b.split(|&c| c == 0)
+                .next()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+        })
+        .filter(|a| !a.is_empty());
+    let comm = root
+        .read_string("proc/1/comm")
+        .ok()
+        .map(|c| c.trim().to_string());
+    let Some(argv0) = argv0 else {
+        notes.push("proc/1/cmdline is unreadable or empty".into());
+        let kind = if comm.as_deref() == Some("systemd") {
+            InitKind::Systemd
+        } else {
+            InitKind::Other
+        };
+        return InitInfo {
+            path: None,
+            resolved: None,
+            kind,
+        };
+    };
+    let resolved = if argv0.starts_with('/') {
+        resolve_in_root(root, Path::new(&argv0))
+    } else {
+        PathBuf::from(&argv0)
+    };
+    let kind = if comm.as_deref() == Some("systemd") {
+        InitKind::Systemd
+    } else {
+        classify(root, &resolved)
+    };
+    InitInfo {
+        path: Some(argv0),
         resolved: Some(resolved.to_string_lossy().into_owned()),
         kind,
     }
@@ -182,6 +228,20 @@ mod tests {
         assert_eq!(classify(&r, Path::new("/sbin/init")), InitKind::Other);
         assert_eq!(classify(&r, Path::new("/sbin/runit")), InitKind::Other);
         assert!(InitKind::Sysvinit.can_take_over());
+    }
+
+    #[test]
+    fn cmdline_fallback_when_exe_is_unreadable() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sysroots/_pid1-cmdline-only"
+        );
+        let mut notes = vec![];
+        let i = detect(&Root::new(dir), &mut notes);
+        assert_eq!(i.kind, InitKind::Systemd);
+        assert_eq!(i.path.as_deref(), Some("/sbin/init"));
+        assert_eq!(i.resolved.as_deref(), Some("/lib/systemd/systemd"));
+        assert!(notes[0].contains("proc/1/cmdline"), "{notes:?}");
         assert!(!InitKind::Busybox.can_take_over());
     }
 }

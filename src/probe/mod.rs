@@ -439,4 +439,22 @@ mod tests {
         );
         assert!(Root::system().is_system());
     }
+
+    #[test]
+    fn live_system_probe_never_fails() {
+        // Reads only: /proc, /sys, /etc of the machine running the tests.
+        let p = probe(&Root::system());
+        assert!(p.live);
+        let u = crate::sys::uname::uname().unwrap();
+        assert_eq!(p.arch.as_deref(), Some(u.machine.as_str()));
+        assert!(p.mounts.is_some(), "{:?}", p.notes);
+        assert!(p.mem.total_bytes.is_some());
+        if std::env::var_os("TAKEOVER_FIXTURE_DUMP").is_some() {
+            eprintln!("{p:#?}");
+            eprintln!(
+                "{:?}",
+                target::root_disk(&p).map(|(i, why)| (p.disks[i].dev_path(), why))
+            );
+        }
+    }
 }

@@ -652,3 +652,239 @@ fn check_ram(p: &Probe, i: &CheckInputs) -> (Status, String, Ram) {
         ram,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::probe;
+
+    fn fixture(name: &str) -> (Root, Probe) {
+        let root = Root::new(format!(
+            "{}/tests/fixtures/sysroots/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+        let p = probe(&root);
+        (root, p)
+    }
+
+    fn config(text: &str) -> ConfigJson {
+        ConfigJson::parse(text.as_bytes(), Path::new("/t/config.json")).unwrap()
+    }
+
+    const GOOD: &str = r#"{"applicationId":"42","deviceType":"raspberrypi4-64",
+        "apiEndpoint":"https://api.example.com/","apiKey":"SecretKeyForTests",
+        "vpnEndpoint":"127.0.0.1","vpnPort":9}"#;
+
+    fn opts(args: &[&str]) -> Options {
+        let mut v = vec!["--dry-run"];
+        v.extend_from_slice(args);
+        crate::cli::parse(v).unwrap()
+    }
+
+    fn no_ping(_: &str) -> Result<()> {
+        Ok(())
+    }
+
+    fn plenty(_: &Path) -> io::Result<u64> {
+        Ok(1 << 40)
+    }
+
+    fn inputs<'a>(p: &'a Probe, root: &'a Root, cfg: &'a ConfigJson) -> CheckInputs<'a> {
+        CheckInputs {
+            probe: p,
+            root,
+            euid: 0,
+            config: Ok(cfg),
+            ping: &no_ping,
+            network: Some((Status::Pass, "2 wifi networks".into())),
+            image_staged_bytes: Some(180 * MIB),
+            image_disk_bytes: Some(1800 * MIB),
+            backup_bytes: 3 * MIB,
+            binary_bytes: 5 * MIB,
+            network_bytes: 2048,
+            work_dir_needed: 200 * MIB,
+            free_space: &plenty,
+        }
+    }
+
+    fn get<'r>(r: &'r Report, name: &str) -> &'r crate::report::Check {
+        r.checks.iter().find(|c| c.name == name).unwrap()
+    }
+
+    #[test]
+    fn root_user() {
+        assert_eq!(check_root(0, Mode::Migrate).0, Status::Pass);
+        assert_eq!(check_root(1000, Mode::DryRun).0, Status::Warn);
+        let (s, d) = check_root(1000, Mode::Migrate);
+        assert_eq!(s, Status::Fail);
+        assert!(d.contains("sudo"), "{d}");
+    }
+
+    #[test]
+    fn config_problems_are_all_listed() {
+        let c = config(
+            r#"{"deviceType":"raspberrypi4-64","apiEndpoint":"https://a","deviceApiKey":"abcdefgh","vpnEndpoint":"v"}"#,
+        );
+        let (s, d) = check_config(Ok(&c), &opts(&[]));
+        assert_eq!(s, Status::Fail);
+        assert!(d.contains("'applicationId' is missing"), "{d}");
+        assert!(d.contains("'vpnPort' is missing"), "{d}");
+        assert!(
+            d.contains("dashboard") && d.contains("/t/config.json"),
+            "{d}"
+        );
+        // Without the VPN check the VPN keys are not required.
+        let c = config(
+            r#"{"applicationId":1,"deviceType":"x","apiEndpoint":"https://a","apiKey":"abcdefgh"}"#,
+        );
+        let (s, d) = check_config(Ok(&c), &opts(&["--no-vpn-check"]));
+        assert_eq!(s, Status::Pass, "{d}");
+        assert!(!d.contains("abcdefgh"));
+        let e = Error::new("reading config.json", "/x", "not valid JSON").hint("fix it");
+        let (s, d) = check_config(Err(&e), &opts(&[]));
+        assert_eq!(s, Status::Fail);
+        assert!(d.contains("not valid JSON; fix it"), "{d}");
+    }
+
+    #[test]
+    fn all_checks_in_order_and_api_ping_gets_the_endpoint() {
+        let (root, p) = fixture("pi4-bookworm");
+        let cfg = config(GOOD);
+        let seen = std::cell::RefCell::new(Vec::new());
+        let ping = |ep: &str| -> Result<()> {
+            seen.borrow_mut().push(ep.to_string());
+            Err(Error::new(
+                "checking the API",
+                format!("{ep}/ping"),
+                "HTTP 503",
+            ))
+        };
+        let mut i = inputs(&p, &root, &cfg);
+        i.ping = &ping;
+        let mut r = Report::new("dry-run");
+        let t = run_checks(&i, &opts(&["--no-vpn-check"]), &mut r);
+        let names: Vec<_> = r.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, CHECK_NAMES);
+        assert_eq!(*seen.borrow(), vec!["https://api.example.com"]);
+        let c = get(&r, "api-ping");
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("HTTP 503") && c.detail.contains("--no-api-check"));
+        assert_eq!(t.unwrap().path, "/dev/mmcblk0");
+        assert!(!r.to_json().contains("SecretKeyForTests"));
+        let ram = r.ram.as_ref().unwrap();
+        assert_eq!(
+            ram.required_bytes,
+            180 * MIB + 3 * MIB + 5 * MIB + 2048 + RAM_HEADROOM
+        );
+        assert!(r.device.as_ref().unwrap().compatible);
+        assert_eq!(r.os.as_ref().unwrap().id.as_deref(), Some("debian"));
+    }
+
+    #[test]
+    fn vpn_connect_pass_and_fail() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (s, d) = check_vpn("127.0.0.1", port, Duration::from_secs(2));
+        assert_eq!(s, Status::Pass, "{d}");
+        drop(l);
+        let (s, d) = check_vpn("127.0.0.1", port, Duration::from_secs(2));
+        assert_eq!(s, Status::Fail);
+        assert!(
+            d.contains("--no-vpn-check") && d.contains(&port.to_string()),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn network_ram_and_work_dir() {
+        let (root, p) = fixture("pi0w-buster-armv6");
+        let cfg = config(GOOD);
+        let mut i = inputs(&p, &root, &cfg);
+        i.network = Some((Status::Fail, "no network configuration found".into()));
+        i.image_staged_bytes = Some(400 * MIB);
+        let small = |_: &Path| -> io::Result<u64> { Ok(10 * MIB) };
+        i.free_space = &small;
+        let mut r = Report::new("dry-run");
+        run_checks(
+            &i,
+            &opts(&["--no-nwmgr-check", "--no-api-check", "--no-vpn-check"]),
+            &mut r,
+        );
+        let n = get(&r, "network-config");
+        assert_eq!(n.status, Status::Skip);
+        assert!(n.detail.contains("no network configuration found"));
+        let m = get(&r, "ram-budget");
+        assert_eq!(m.status, Status::Fail);
+        for num in [
+            "441 MiB",
+            "image 400 MiB",
+            "backup 3 MiB",
+            "takeover 5 MiB",
+            "network files 1 MiB",
+            "headroom 32 MiB",
+            "MemAvailable 294 MiB",
+            "60 MiB of swap",
+        ] {
+            assert!(m.detail.contains(num), "{num}: {}", m.detail);
+        }
+        let w = get(&r, "work-dir-space");
+        assert_eq!(w.status, Status::Fail);
+        assert!(
+            w.detail.contains("10 MiB free") && w.detail.contains("200 MiB"),
+            "{}",
+            w.detail
+        );
+
+        let broken =
+            |_: &Path| -> io::Result<u64> { Err(io::Error::from_raw_os_error(libc::ENOENT)) };
+        i.free_space = &broken;
+        i.network = None;
+        i.image_staged_bytes = None;
+        let mut r = Report::new("dry-run");
+        run_checks(&i, &opts(&["--no-api-check", "--no-vpn-check"]), &mut r);
+        assert_eq!(get(&r, "work-dir-space").status, Status::Fail);
+        assert_eq!(get(&r, "network-config").status, Status::Skip);
+        let m = get(&r, "ram-budget");
+        assert_eq!(m.status, Status::Warn, "{}", m.detail);
+        assert!(m.detail.contains("size unknown"));
+    }
+
+    #[test]
+    fn unknown_board_kernel_gaps_and_secure_boot_unknown() {
+        let (root, mut p) = fixture("nuc-jammy-nvme-efi");
+        p.arch = Some("i686".into());
+        p.board = None;
+        p.kernel.ext4 = Support::Missing;
+        p.secure_boot = None;
+        let cfg = config(GOOD);
+        let i = inputs(&p, &root, &cfg);
+        let mut r = Report::new("dry-run");
+        run_checks(&i, &opts(&["--no-api-check", "--no-vpn-check"]), &mut r);
+        let d = get(&r, "device-type");
+        assert_eq!(d.status, Status::Fail);
+        assert!(d.detail.contains("i686"), "{}", d.detail);
+        let k = get(&r, "stage2-kernel");
+        assert_eq!(k.status, Status::Fail);
+        assert!(k.detail.contains("without ext4"), "{}", k.detail);
+        assert_eq!(get(&r, "secure-boot").status, Status::Warn);
+
+        p.arch = Some("aarch64".into());
+        p.model = Some("Rockchip RK3588 EVB".into());
+        let i = inputs(&p, &root, &cfg);
+        let mut r = Report::new("dry-run");
+        run_checks(&i, &opts(&["--no-api-check", "--no-vpn-check"]), &mut r);
+        let d = get(&r, "device-type");
+        assert!(
+            d.detail.contains("'Rockchip RK3588 EVB'") && d.detail.contains("--no-dt-check"),
+            "{}",
+            d.detail
+        );
+        let mut r = Report::new("dry-run");
+        run_checks(
+            &i,
+            &opts(&["--no-api-check", "--no-vpn-check", "--no-dt-check"]),
+            &mut r,
+        );
+        assert_eq!(get(&r, "device-type").status, Status::Skip);
+    }
+}
