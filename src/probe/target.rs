@@ -320,19 +320,23 @@ fn check_log_to(p: &Probe, root: &Root, log: &Path, target: usize) -> Result<()>
     Ok(())
 }
 
-/// Mounted filesystems on disk `d` (whole disk or its partitions).
+/// Mounted filesystems on disk `d` (whole disk or its partitions), matched by major:minor or,
+/// for filesystems that report an anonymous device number (btrfs), by source name.
 fn mounted_on(p: &Probe, d: &BlockDev) -> Vec<(String, String)> {
     let Some(mounts) = &p.mounts else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for m in mounts {
-        let dev = if (m.major, m.minor) == (d.major, d.minor) {
+        let src = m.source.strip_prefix("/dev/");
+        let dev = if (m.major, m.minor) == (d.major, d.minor) || src == Some(d.name.as_str()) {
             Some(d.dev_path())
         } else {
             d.partitions
                 .iter()
-                .find(|pt| (pt.major, pt.minor) == (m.major, m.minor))
+                .find(|pt| {
+                    (pt.major, pt.minor) == (m.major, m.minor) || src == Some(pt.name.as_str())
+                })
                 .map(|pt| format!("/dev/{}", pt.name))
         };
         if let Some(dev) = dev {
@@ -340,4 +344,59 @@ fn mounted_on(p: &Probe, d: &BlockDev) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> (Root, Probe) {
+        let root = Root::new(format!(
+            "{}/tests/fixtures/sysroots/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+        let p = super::super::probe(&root);
+        (root, p)
+    }
+
+    #[test]
+    fn virtual_device_numbers_fall_back_to_the_source_name() {
+        // btrfs reports an anonymous 0:N device in mountinfo.
+        let (root, mut p) = fixture("x86-debian12-bios-virtio");
+        let m = p.mounts.as_mut().unwrap();
+        m[0].major = 0;
+        m[0].minor = 33;
+        m[0].fs_type = "btrfs".into();
+        let t = select(&p, &root, None, None, None).unwrap();
+        assert_eq!(t.path, "/dev/vda");
+        assert_eq!(t.mounted, vec![("/dev/vda1".to_string(), "/".to_string())]);
+        // An overlay root is no disk at all.
+        let m = p.mounts.as_mut().unwrap();
+        m[0].source = "overlay".into();
+        m[0].fs_type = "overlay".into();
+        let e = select(&p, &root, None, None, None).unwrap_err();
+        assert!(
+            e.to_string().contains("overlay") && e.to_string().contains("--flash-to"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn flash_to_and_log_to_rules() {
+        let (root, p) = fixture("pi400-bookworm");
+        let e = select(&p, &root, Some(Path::new("sda")), None, None).unwrap_err();
+        assert!(e.to_string().contains("not a device under /dev"), "{e}");
+        let e = select(&p, &root, None, Some(Path::new("/dev/sda")), None).unwrap_err();
+        assert!(e.to_string().contains("whole disk"), "{e}");
+        let e = select(&p, &root, None, Some(Path::new("/dev/mmcblk0p1")), None).unwrap_err();
+        assert!(
+            e.to_string().contains("the disk balenaOS is written to"),
+            "{e}"
+        );
+        let t = select(&p, &root, None, Some(Path::new("/dev/sda1")), Some(1 << 30)).unwrap();
+        assert_eq!(t.path, "/dev/mmcblk0");
+        assert_eq!(t.mounted.len(), 2);
+        let e = select(&p, &root, None, None, Some(t.size_bytes + 1)).unwrap_err();
+        assert!(e.to_string().contains("MiB"), "{e}");
+    }
 }

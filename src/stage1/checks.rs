@@ -222,6 +222,10 @@ pub fn run_checks(inputs: &CheckInputs, opts: &Options, report: &mut Report) -> 
                 mib_down(t.size_bytes),
                 t.chosen_by
             );
+            if !t.mounted.is_empty() {
+                let mps: Vec<&str> = t.mounted.iter().map(|(_, mp)| mp.as_str()).collect();
+                d.push_str(&format!("; mounted there now: {}", mps.join(", ")));
+            }
             if inputs.image_disk_bytes.is_none() {
                 d.push_str("; image size unknown, so not compared with the disk");
             }
