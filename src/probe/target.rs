@@ -34,6 +34,34 @@ pub struct TargetDisk {
     pub chosen_by: String,
     /// Mounted filesystems on the disk: (device, mount point), in mountinfo order.
     pub mounted: Vec<(String, String)>,
+    /// Boot partitions mounted from *another* disk: (mount point, device). The firmware may
+    /// keep booting from that disk after balenaOS is written to this one.
+    pub boot_elsewhere: Vec<(String, String)>,
+}
+
+/// Mount points that hold the boot firmware or bootloader.
+const BOOT_MOUNTS: &[&str] = &["/boot", "/boot/firmware", "/boot/efi", "/mnt/boot"];
+
+/// Boot partitions whose disk is not `target`.
+fn boot_elsewhere(p: &Probe, target: usize) -> Vec<(String, String)> {
+    let Some(mounts) = &p.mounts else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for mp in BOOT_MOUNTS {
+        let Some(m) = super::mounts::find_mount(mounts, mp) else {
+            continue;
+        };
+        let name = m.source.strip_prefix("/dev/").unwrap_or("");
+        let found = block::find_by_devno(&p.disks, m.major, m.minor)
+            .or_else(|| block::find_by_name(&p.disks, name));
+        if let Some(DevRef::Disk(i) | DevRef::Partition(i, _)) = found {
+            if i != target && p.disks[i].kind.is_installable() {
+                out.push((mp.to_string(), m.source.clone()));
+            }
+        }
+    }
+    out
 }
 
 fn step() -> &'static str {
@@ -259,6 +287,7 @@ pub fn select(
         removable: d.removable,
         chosen_by,
         mounted: mounted_on(p, d),
+        boot_elsewhere: boot_elsewhere(p, i),
     })
 }
 

@@ -229,7 +229,25 @@ pub fn run_checks(inputs: &CheckInputs, opts: &Options, report: &mut Report) -> 
             if inputs.image_disk_bytes.is_none() {
                 d.push_str("; image size unknown, so not compared with the disk");
             }
-            (Status::Pass, d)
+            if t.boot_elsewhere.is_empty() {
+                (Status::Pass, d)
+            } else {
+                let b: Vec<String> = t
+                    .boot_elsewhere
+                    .iter()
+                    .map(|(mp, dev)| format!("{mp} is on {dev}"))
+                    .collect();
+                (
+                    Status::Warn,
+                    format!(
+                        "{d}; but {}: this machine may boot from that disk, not from {}; make \
+                         sure the firmware boots {} (or pass --flash-to with the boot disk)",
+                        b.join(", "),
+                        t.path,
+                        t.path
+                    ),
+                )
+            }
         }
         Err(e) => (Status::Fail, detail_of(e)),
     };
