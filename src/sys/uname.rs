@@ -13,6 +13,7 @@ pub struct Uname {
     pub release: String,
 }
 
+#[allow(clippy::unnecessary_cast)] // c_char is i8 on x86, u8 on ARM
 fn field(buf: &[libc::c_char]) -> String {
     // The kernel NUL-terminates each field within its array; fall back to the whole array
     // (read as bytes) if it ever did not.
