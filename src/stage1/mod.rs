@@ -5,6 +5,7 @@
 //! PID 1 handed over to stage 2.
 #![forbid(unsafe_code)]
 
+pub mod checks;
 pub mod download;
 
 use crate::cli::{Mode, Options};
