@@ -1,3 +1,7 @@
 //! The balenaOS image: formats (gzip, raw, zip), partition tables, filesystem labels,
 //! verification before anything destructive, version resolution.
 #![forbid(unsafe_code)]
+
+pub mod crc32;
+pub mod gzip;
+pub mod sha256;
