@@ -5,3 +5,5 @@
 pub mod crc32;
 pub mod gzip;
 pub mod sha256;
+pub mod fslabel;
+pub mod partition;
