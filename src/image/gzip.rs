@@ -82,6 +82,8 @@ pub struct GzDecoder<R> {
     members: u32,
     total_out: u64,
     header: Option<GzHeader>,
+    /// Raw deflate (a zip entry): the expected CRC-32 and size instead of gzip framing.
+    raw: Option<(u32, u64)>,
 }
 
 impl<R: Read> GzDecoder<R> {
@@ -104,7 +106,18 @@ impl<R: Read> GzDecoder<R> {
             members: 0,
             total_out: 0,
             header: None,
+            raw: None,
         }
+    }
+
+    /// A raw deflate stream (no gzip framing), as in a zip entry, whose decoded data must have
+    /// CRC-32 `crc` and `size` bytes. `inner` must end where the compressed data ends.
+    pub fn raw_deflate(inner: R, crc: u32, size: u64) -> GzDecoder<R> {
+        let mut d = GzDecoder::new(inner);
+        d.raw = Some((crc, size));
+        d.state = State::Body;
+        d.members = 1;
+        d
     }
 
     /// Members decoded (or being decoded) so far.
@@ -352,6 +365,11 @@ impl<R: Read> GzDecoder<R> {
                     }
                 }
                 State::Trailer => {
+                    if let Some((crc, size)) = self.raw {
+                        check_entry(crc, size, self.crc, self.member_size)?;
+                        self.state = State::Done;
+                        continue;
+                    }
                     self.read_trailer()?;
                     self.state = State::Header;
                 }
@@ -413,6 +431,21 @@ impl<R: Read> GzDecoder<R> {
             }
         }
     }
+}
+
+/// Compares a zip entry's CRC-32 and size from the central directory with the decoded data.
+pub(crate) fn check_entry(want_crc: u32, want_size: u64, crc: u32, size: u64) -> io::Result<()> {
+    if size != want_size {
+        return Err(invalid(format!(
+            "the zip entry decodes to {size} bytes, the archive says {want_size}; the archive is corrupt"
+        )));
+    }
+    if crc != want_crc {
+        return Err(invalid(format!(
+            "CRC-32 mismatch in the zip entry: the archive says {want_crc:08x}, the data gives {crc:08x}; the data is corrupt"
+        )));
+    }
+    Ok(())
 }
 
 impl<R: Read> BufRead for GzDecoder<R> {

@@ -7,3 +7,7 @@ pub mod gzip;
 pub mod sha256;
 pub mod fslabel;
 pub mod partition;
+pub mod source;
+pub mod zip;
+
+pub use source::{open_image, Format, ImageReader};
