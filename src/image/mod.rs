@@ -11,3 +11,8 @@ pub mod source;
 pub mod zip;
 
 pub use source::{open_image, Format, ImageReader};
+pub use verify::{verify, Layout, PartInfo, Verified, VerifyOptions};
+pub mod verify;
+
+#[cfg(test)]
+mod tests;

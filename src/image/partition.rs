@@ -97,7 +97,8 @@ fn le64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(x)
 }
 
-fn is_extended(t: u8) -> bool {
+/// True for an MBR extended-partition container (its own bytes hold EBRs, not a filesystem).
+pub fn is_extended(t: u8) -> bool {
     matches!(t, 0x05 | 0x0f | 0x85)
 }
 
@@ -204,6 +205,11 @@ impl TableScan {
             Step::Ebr(ext, at) => self.feed_ebr(data, ext, at),
             Step::GptEntries(ss, count, size, crc) => self.feed_gpt_entries(data, ss, count, size, crc),
         }
+    }
+
+    /// Partitions found so far (primaries are known before the logical chain is read).
+    pub fn partitions(&self) -> &[Partition] {
+        &self.parts
     }
 
     pub fn finish(mut self) -> Result<PartitionTable, String> {
