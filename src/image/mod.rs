@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod crc32;
+pub mod ext4;
+pub mod flasher;
 pub mod gzip;
 pub mod sha256;
 pub mod fslabel;
@@ -11,7 +13,7 @@ pub mod source;
 pub mod zip;
 
 pub use source::{open_image, Format, ImageReader};
-pub use verify::{verify, Layout, PartInfo, Verified, VerifyOptions};
+pub use verify::{prepare, verify, Layout, PartInfo, Prepared, Verified, VerifyOptions};
 pub mod verify;
 
 #[cfg(test)]

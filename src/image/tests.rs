@@ -233,7 +233,7 @@ fn fixtures() -> &'static Fixtures {
         let opt = dir.join("flasher-root");
         fs::create_dir_all(opt.join("opt")).unwrap();
         fs::copy(&gpt, opt.join("opt/balena-image-genericx86-64.balenaos-img")).unwrap();
-        let flasher = build_disk(&dir, "flasher.img", "flash", true, "genericx86-64", Some(&opt), 64);
+        let flasher = build_disk(&dir, "flasher.img", "flash", true, "genericx86-64", Some(&opt), 52);
         Fixtures {
             dir,
             balena,
@@ -533,10 +533,79 @@ fn flasher_image_is_recognised_and_never_accepted_as_is() {
     assert_eq!(v.layout, Layout::Flasher);
     let e = err_of(&f.flasher, &opts(&d));
     assert!(e.contains("flasher image") && e.contains("/opt/"), "{e}");
+    // prepare() extracts the inner image (raw flasher: read in place; gzip: via a sparse copy).
+    let g = d.join("flasher.img.gz");
+    gz(&f.flasher, &g, "-n -1");
+    for src in [&f.flasher, &g] {
+        let mut o = opts(&d);
+        o.expected_device_type = Some("genericx86-64".into());
+        o.expected_sha256 = Some(hex(&sha256(&fs::read(src).unwrap())));
+        let p = super::verify::prepare(src, &o, 1).unwrap();
+        assert_eq!(p.image, d.join("balena-image-genericx86-64.img.gz"));
+        assert_eq!(p.flasher.as_ref().unwrap().layout, Layout::Flasher);
+        assert_eq!(p.verified.layout, Layout::Balena);
+        assert_eq!(p.verified.table, "gpt");
+        assert_eq!(p.verified.device_type.as_deref(), Some("genericx86-64"));
+        let mut inner = Vec::new();
+        super::gzip::GzDecoder::new(fs::File::open(&p.image).unwrap())
+            .read_to_end(&mut inner)
+            .unwrap();
+        assert!(inner == fs::read(&f.gpt).unwrap(), "inner image differs");
+        fs::remove_file(&p.image).unwrap();
+    }
+    // Only the image given and the gzip copy remain: no temporary files.
+    let mut left: Vec<String> = fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["flasher.img.gz"]);
 }
 
 #[test]
-fn throughput_64mib() {
+fn ext_reader_block_maps_extents_holes_and_big_dirs() {
+    need_tools!();
+    let d = tmpdir("ext");
+    let content = d.join("content");
+    fs::create_dir_all(content.join("opt/many")).unwrap();
+    // A file through direct, single and double indirect blocks (1 KiB blocks, ext2), and
+    // sparse with a hole.
+    let big: Vec<u8> = (0..1_500_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    fs::write(content.join("opt/big.bin"), &big).unwrap();
+    sh("truncate -s 3M opt/sparse && printf tail >> opt/sparse", &content);
+    for i in 0..400 {
+        fs::write(content.join(format!("opt/many/file-with-a-longish-name-{i:04}")), i.to_string()).unwrap();
+    }
+    for (name, args) in [("ext2.img", vec!["-t", "ext2", "-b", "1024"]), ("ext4.img", vec!["-t", "ext4"]), ("ext4-64.img", vec!["-t", "ext4", "-O", "64bit"])] {
+        let img = d.join(name);
+        let mut a = vec!["-q", "-F"];
+        a.extend(args);
+        a.extend(["-d", content.to_str().unwrap(), img.to_str().unwrap(), "16M"]);
+        run("mkfs.ext4", &a, &d);
+        let len = fs::metadata(&img).unwrap().len();
+        let mut e = super::ext4::Ext4::open(fs::File::open(&img).unwrap(), 0, len).unwrap();
+        let ino = e.lookup("/opt/big.bin").unwrap();
+        let mut got = Vec::new();
+        e.open_file(&ino).unwrap().read_to_end(&mut got).unwrap();
+        assert!(got == big, "{name}: big.bin differs");
+        let ino = e.lookup("/opt/sparse").unwrap();
+        let mut got = Vec::new();
+        e.open_file(&ino).unwrap().read_to_end(&mut got).unwrap();
+        assert_eq!(got.len(), 3 * 1024 * 1024 + 4, "{name}");
+        assert!(got[..3 << 20].iter().all(|&b| b == 0) && got.ends_with(b"tail"), "{name}");
+        let many = e.lookup("/opt/many").unwrap();
+        assert_eq!(e.read_dir(&many).unwrap().len(), 402, "{name}");
+        let ino = e.lookup("/opt/many/file-with-a-longish-name-0399").unwrap();
+        let mut got = String::new();
+        e.open_file(&ino).unwrap().read_to_string(&mut got).unwrap();
+        assert_eq!(got, "399");
+        assert!(e.lookup("/opt/missing").is_err());
+    }
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn throughput() {
     need_tools!();
     let f = fixtures();
     let d = tmpdir("speed");
@@ -552,4 +621,60 @@ fn throughput_64mib() {
         v.mb_per_s
     );
     let _ = &f.dir;
+}
+
+/// Release-mode measurement on a 1 GiB image (like spec/build-and-baselines.md §6: zeros, OS
+/// files, random data). Run: `TAKEOVER_BENCH_DIR=/tmp/x cargo test --release --lib
+/// image::tests::bench_1gib -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_1gib() {
+    need_tools!();
+    let f = fixtures();
+    let d = std::env::var_os("TAKEOVER_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmpdir("bench"));
+    fs::create_dir_all(&d).unwrap();
+    let raw = d.join("bench.img");
+    let gzp = d.join("bench.img.gz");
+    if !gzp.exists() {
+        // Start with a real balena-like disk, then fill to 1 GiB after its partitions.
+        fs::copy(&f.balena, &raw).unwrap();
+        sh(
+            &format!(
+                "cd {d}; tar cf - /usr/lib/x86_64-linux-gnu 2>/dev/null | head -c 400M > os.tar; \
+                 head -c 150M /dev/urandom > rnd; \
+                 {{ head -c 4M /dev/zero; head -c 200M os.tar; cat rnd; head -c 150M /dev/zero; \
+                    tail -c 200M os.tar; head -c 150M /dev/urandom; head -c 120M /dev/zero; }} >> bench.img; \
+                 truncate -s 1G bench.img; rm -f os.tar rnd; gzip -6 -n -c bench.img > bench.img.gz",
+                d = d.display()
+            ),
+            &d,
+        );
+    }
+    let raw_bytes = fs::read(&raw).unwrap();
+    let t = std::time::Instant::now();
+    let c = super::crc32::crc32(0, &raw_bytes);
+    let crc_s = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let h = sha256(&raw_bytes);
+    let sha_s = t.elapsed().as_secs_f64();
+    drop(raw_bytes);
+    let t = std::time::Instant::now();
+    let mut g = super::gzip::GzDecoder::new(fs::File::open(&gzp).unwrap());
+    let n = std::io::copy(&mut g, &mut std::io::sink()).unwrap();
+    let dec_s = t.elapsed().as_secs_f64();
+    let v = scan(&gzp, &opts(&d)).unwrap();
+    println!(
+        "bench: crc32 {:.2} GB/s (crc {c:08x}); sha256 {:.0} MB/s ({}..); gzip decode+CRC to sink \
+         {:.0} MB/s ({n} bytes); full verification pass {:.0} MB/s ({} -> {} bytes, layout {})",
+        1073741824.0 / crc_s / 1e9,
+        1073741824.0 / sha_s / 1e6,
+        &hex(&h)[..8],
+        n as f64 / dec_s / 1e6,
+        v.mb_per_s,
+        v.compressed_bytes,
+        v.uncompressed_bytes,
+        v.layout.as_str()
+    );
 }

@@ -146,6 +146,60 @@ pub fn verify(path: &Path, o: &VerifyOptions) -> Result<Verified> {
     Ok(v)
 }
 
+/// The image to flash, proven good.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The file to flash: the file given, or the inner image extracted from a flasher image.
+    pub image: PathBuf,
+    pub verified: Verified,
+    /// The flasher image the inner image came from, when it was one.
+    pub flasher: Option<Verified>,
+}
+
+/// Like [`verify`], except that a flasher image has its inner image extracted into the work
+/// dir (gzip level `level`) and that one verified (device type, size) instead. The SHA-256
+/// check applies to the file as given.
+pub fn prepare(path: &Path, o: &VerifyOptions, level: u8) -> Result<Prepared> {
+    let v = scan(path, o)?;
+    if v.layout != Layout::Flasher {
+        check(path, &v, o)?;
+        return Ok(Prepared {
+            image: path.to_path_buf(),
+            verified: v,
+            flasher: None,
+        });
+    }
+    // The checksum is of the file as given; the rest applies to the inner image.
+    let outer = VerifyOptions {
+        target_size: None,
+        expected_device_type: None,
+        ..o.clone()
+    };
+    let mut as_balena = v.clone();
+    as_balena.layout = Layout::Balena;
+    check(path, &as_balena, &outer)?;
+    crate::info!("{} is a flasher image: extracting its inner image", path.display());
+    let inner = super::flasher::extract_inner(path, &v, &o.work_dir, level)?;
+    let inner_opts = VerifyOptions {
+        expected_sha256: None,
+        ..o.clone()
+    };
+    let iv = scan(&inner, &inner_opts)?;
+    if iv.layout == Layout::Flasher {
+        return Err(Error::new(
+            "checking the image layout",
+            inner.display(),
+            "the flasher image's inner image is itself a flasher image",
+        ));
+    }
+    check(&inner, &iv, &inner_opts)?;
+    Ok(Prepared {
+        image: inner,
+        verified: iv,
+        flasher: Some(v),
+    })
+}
+
 fn layout_of(parts: &[PartInfo]) -> Layout {
     let has = |l: &str| parts.iter().any(|p| p.is(l));
     let boot_is_fat = parts
@@ -316,7 +370,7 @@ struct Capture {
 }
 
 /// Removes the boot partition copy when verification ends, however it ends.
-struct TempFile(PathBuf);
+pub(crate) struct TempFile(pub(crate) PathBuf);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
