@@ -82,7 +82,9 @@ impl<R: Read + Seek> Ext4<R> {
         dev.seek(SeekFrom::Start(base + 1024))?;
         dev.read_exact(&mut sb)?;
         if le16(&sb, 56) != 0xEF53 {
-            return Err(bad("no ext2/3/4 superblock (magic 0xEF53) at byte 1024".into()));
+            return Err(bad(
+                "no ext2/3/4 superblock (magic 0xEF53) at byte 1024".into()
+            ));
         }
         let log = le32(&sb, 24);
         if log > 6 {
@@ -91,7 +93,11 @@ impl<R: Read + Seek> Ext4<R> {
         let block_size = 1024u64 << log;
         let incompat = le32(&sb, 96);
         let rev = le32(&sb, 76);
-        let inode_size = if rev == 0 { 128 } else { u64::from(le16(&sb, 88)) };
+        let inode_size = if rev == 0 {
+            128
+        } else {
+            u64::from(le16(&sb, 88))
+        };
         let desc_size = if incompat & 0x80 != 0 {
             u64::from(le16(&sb, 254)).max(32)
         } else {
@@ -137,7 +143,10 @@ impl<R: Read + Seek> Ext4<R> {
     }
 
     fn read_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<()> {
-        if off.checked_add(buf.len() as u64).map_or(true, |e| e > self.len) {
+        if off
+            .checked_add(buf.len() as u64)
+            .map_or(true, |e| e > self.len)
+        {
             return Err(bad(format!(
                 "ext4 structure at byte {off} lies outside the filesystem ({} bytes)",
                 self.len
@@ -161,7 +170,9 @@ impl<R: Read + Seek> Ext4<R> {
         let group = u64::from((number - 1) / self.inodes_per_group);
         let index = u64::from((number - 1) % self.inodes_per_group);
         if group >= self.groups {
-            return Err(bad(format!("ext4 inode {number} is in a group that does not exist")));
+            return Err(bad(format!(
+                "ext4 inode {number} is in a group that does not exist"
+            )));
         }
         let mut d = vec![0u8; self.desc_size as usize];
         self.read_at(
@@ -173,10 +184,7 @@ impl<R: Read + Seek> Ext4<R> {
             table |= u64::from(le32(&d, 0x28)) << 32;
         }
         let mut raw = vec![0u8; 160.min(self.inode_size as usize)];
-        self.read_at(
-            table * self.block_size + index * self.inode_size,
-            &mut raw,
-        )?;
+        self.read_at(table * self.block_size + index * self.inode_size, &mut raw)?;
         let mut block = [0u8; 60];
         block.copy_from_slice(&raw[0x28..0x28 + 60]);
         Ok(Inode {
@@ -281,7 +289,13 @@ impl<R: Read + Seek> Ext4<R> {
                 break;
             }
             if root != 0 {
-                self.indirect(root, level, logical, &mut |r: &mut Vec<Run>, l, p| push(r, l, p), runs)?;
+                self.indirect(
+                    root,
+                    level,
+                    logical,
+                    &mut |r: &mut Vec<Run>, l, p| push(r, l, p),
+                    runs,
+                )?;
             }
             logical += span;
         }
@@ -332,7 +346,10 @@ impl<R: Read + Seek> Ext4<R> {
             return Err(bad(format!("ext4 inode {} is not a directory", ino.number)));
         }
         if ino.size > MAX_DIR_BYTES {
-            return Err(bad(format!("ext4 directory inode {} is too large", ino.number)));
+            return Err(bad(format!(
+                "ext4 directory inode {} is too large",
+                ino.number
+            )));
         }
         let mut data = Vec::new();
         self.open_file(ino)?.read_to_end(&mut data)?;
@@ -367,10 +384,9 @@ impl<R: Read + Seek> Ext4<R> {
         let mut ino = self.inode(2)?;
         for part in path.split('/').filter(|p| !p.is_empty()) {
             let entries = self.read_dir(&ino)?;
-            let e = entries
-                .iter()
-                .find(|e| e.name == part)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{path} not found")))?;
+            let e = entries.iter().find(|e| e.name == part).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, format!("{path} not found"))
+            })?;
             ino = self.inode(e.inode)?;
         }
         Ok(ino)

@@ -31,9 +31,9 @@ fn copy_partition(path: &Path, start: u64, len: u64, dst: &Path) -> Result<()> {
     let end = start + len;
     let obj = path.display().to_string();
     loop {
-        let chunk = img.fill_buf().map_err(|e| {
-            Error::io("decoding the flasher image", &obj, e).hint(HINT_REDOWNLOAD)
-        })?;
+        let chunk = img
+            .fill_buf()
+            .map_err(|e| Error::io("decoding the flasher image", &obj, e).hint(HINT_REDOWNLOAD))?;
         if chunk.is_empty() || pos >= end {
             break;
         }
@@ -69,9 +69,9 @@ fn copy_partition(path: &Path, start: u64, len: u64, dst: &Path) -> Result<()> {
 pub fn extract_inner(path: &Path, v: &Verified, work_dir: &Path, level: u8) -> Result<PathBuf> {
     let obj = path.display().to_string();
     let step = "extracting the inner image of the flasher image";
-    let part = v.find(FLASHER_ROOT).ok_or_else(|| {
-        Error::new(step, &obj, format!("no partition labelled {FLASHER_ROOT}"))
-    })?;
+    let part = v
+        .find(FLASHER_ROOT)
+        .ok_or_else(|| Error::new(step, &obj, format!("no partition labelled {FLASHER_ROOT}")))?;
     if part.fstype != "ext4" && part.fstype != "ext3" && part.fstype != "ext2" {
         return Err(Error::new(
             step,
@@ -86,7 +86,10 @@ pub fn extract_inner(path: &Path, v: &Verified, work_dir: &Path, level: u8) -> R
     } else {
         let tmp = work_dir.join(format!(".takeover-flasher-root-{}.img", std::process::id()));
         _guard = Some(TempFile(tmp.clone()));
-        crate::info!("copying {FLASHER_ROOT} ({size} bytes) of {obj} into {}", tmp.display());
+        crate::info!(
+            "copying {FLASHER_ROOT} ({size} bytes) of {obj} into {}",
+            tmp.display()
+        );
         copy_partition(path, start, size, &tmp)?;
         (File::open(&tmp).ctx_path("opening", &tmp)?, 0)
     };
@@ -118,14 +121,21 @@ pub fn extract_inner(path: &Path, v: &Verified, work_dir: &Path, level: u8) -> R
                 &obj,
                 format!(
                     "several inner images in /opt: {}",
-                    many.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|e| e.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ))
         }
     };
     let ino = fs.inode(entry.inode).map_err(ext_err)?;
     if !ino.is_file() {
-        return Err(Error::new(step, &obj, format!("/opt/{} is not a regular file", entry.name)));
+        return Err(Error::new(
+            step,
+            &obj,
+            format!("/opt/{} is not a regular file", entry.name),
+        ));
     }
     let stem = INNER_SUFFIXES
         .iter()
@@ -155,10 +165,16 @@ pub fn extract_inner(path: &Path, v: &Verified, work_dir: &Path, level: u8) -> R
             total += n as u64;
         }
         if total != ino.size {
-            return Err(Error::new(step, &obj, format!("read {total} of {} bytes", ino.size)));
+            return Err(Error::new(
+                step,
+                &obj,
+                format!("read {total} of {} bytes", ino.size),
+            ));
         }
         let w = enc.finish().ctx_path("writing", &partial)?;
-        let f = w.into_inner().map_err(|e| Error::io("writing", partial.display(), e.into_error()))?;
+        let f = w
+            .into_inner()
+            .map_err(|e| Error::io("writing", partial.display(), e.into_error()))?;
         f.sync_all().ctx_path("writing", &partial)?;
         fs::rename(&partial, &dst).ctx_path("renaming", &partial)
     })();

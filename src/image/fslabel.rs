@@ -134,6 +134,9 @@ mod tests {
         assert_eq!(probe(&b).fstype, "ext3");
         b[1024 + 96] = 0x40;
         let i = probe(&b);
-        assert_eq!((i.fstype, i.label.as_deref()), ("ext4", Some("resin-rootA")));
+        assert_eq!(
+            (i.fstype, i.label.as_deref()),
+            ("ext4", Some("resin-rootA"))
+        );
     }
 }

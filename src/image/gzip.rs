@@ -407,10 +407,7 @@ impl<R: Read> GzDecoder<R> {
                         TINFLStatus::HasMoreOutput => {}
                         TINFLStatus::NeedsMoreInput => {
                             if self.in_eof && self.in_pos == self.in_len {
-                                return Err(truncated(
-                                    "inside compressed data",
-                                    self.offset(),
-                                ));
+                                return Err(truncated("inside compressed data", self.offset()));
                             }
                         }
                         TINFLStatus::FailedCannotMakeProgress => {
@@ -513,8 +510,7 @@ impl<W: Write> GzEncoder<W> {
             match status {
                 TDEFLStatus::Done => return Ok(()),
                 TDEFLStatus::Okay => {
-                    if data.is_empty() && produced < self.out.len() && flush == TDEFLFlush::None
-                    {
+                    if data.is_empty() && produced < self.out.len() && flush == TDEFLFlush::None {
                         return Ok(());
                     }
                 }
@@ -616,7 +612,18 @@ mod tests {
         let data = sample(5000);
         let plain = gz(&data, 6);
         // Rebuild with FEXTRA, FNAME, FCOMMENT, FHCRC.
-        let mut h = vec![0x1f, 0x8b, 8, FEXTRA | FNAME | FCOMMENT | FHCRC, 1, 0, 0, 0, 0, 3];
+        let mut h = vec![
+            0x1f,
+            0x8b,
+            8,
+            FEXTRA | FNAME | FCOMMENT | FHCRC,
+            1,
+            0,
+            0,
+            0,
+            0,
+            3,
+        ];
         h.extend([3, 0, b'a', b'b', b'c']);
         h.extend(b"disk.img\0");
         h.extend(b"a comment\0");
@@ -665,12 +672,21 @@ mod tests {
         let mut c = z.clone();
         let n = c.len();
         c[n - 8] ^= 1;
-        assert!(decode(&c).unwrap_err().to_string().contains("CRC-32 mismatch"));
+        assert!(decode(&c)
+            .unwrap_err()
+            .to_string()
+            .contains("CRC-32 mismatch"));
         let mut s = z.clone();
         s[n - 4] ^= 1;
-        assert!(decode(&s).unwrap_err().to_string().contains("size mismatch"));
+        assert!(decode(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("size mismatch"));
         // Not gzip at all.
-        assert!(decode(b"hello").unwrap_err().to_string().contains("not a gzip"));
+        assert!(decode(b"hello")
+            .unwrap_err()
+            .to_string()
+            .contains("not a gzip"));
         assert!(decode(b"").is_err());
     }
 }

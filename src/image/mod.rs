@@ -5,10 +5,10 @@
 pub mod crc32;
 pub mod ext4;
 pub mod flasher;
-pub mod gzip;
-pub mod sha256;
 pub mod fslabel;
+pub mod gzip;
 pub mod partition;
+pub mod sha256;
 pub mod source;
 pub mod zip;
 

@@ -203,7 +203,9 @@ impl TableScan {
         match step {
             Step::Start => self.feed_start(data),
             Step::Ebr(ext, at) => self.feed_ebr(data, ext, at),
-            Step::GptEntries(ss, count, size, crc) => self.feed_gpt_entries(data, ss, count, size, crc),
+            Step::GptEntries(ss, count, size, crc) => {
+                self.feed_gpt_entries(data, ss, count, size, crc)
+            }
         }
     }
 
@@ -214,10 +216,18 @@ impl TableScan {
 
     pub fn finish(mut self) -> Result<PartitionTable, String> {
         if let Some(s) = self.step {
-            return Err(format!("the partition table is incomplete ({s:?} not read)"));
+            return Err(format!(
+                "the partition table is incomplete ({s:?} not read)"
+            ));
         }
         self.parts.sort_by_key(|p| p.index);
-        let end = self.parts.iter().map(|p| p.end()).max().unwrap_or(0).max(self.end);
+        let end = self
+            .parts
+            .iter()
+            .map(|p| p.end())
+            .max()
+            .unwrap_or(0)
+            .max(self.end);
         Ok(PartitionTable {
             table: self.table,
             partitions: self.parts,
@@ -311,7 +321,9 @@ impl TableScan {
     fn feed_gpt_header(&mut self, h: &[u8], ss: u64) -> Result<(), String> {
         let hsize = le32(h, 12) as usize;
         if !(92..=h.len()).contains(&hsize) {
-            return Err(format!("the GPT header at byte {ss} has an invalid size {hsize}"));
+            return Err(format!(
+                "the GPT header at byte {ss} has an invalid size {hsize}"
+            ));
         }
         let stored = le32(h, 16);
         let mut copy = h[..hsize].to_vec();
@@ -350,7 +362,9 @@ impl TableScan {
         let at = self.end;
         let len = count as usize * size as usize;
         if data.len() < len {
-            return Err(format!("the GPT entry array at byte {at} is cut short (image truncated?)"));
+            return Err(format!(
+                "the GPT entry array at byte {at} is cut short (image truncated?)"
+            ));
         }
         let computed = crc32(0, &data[..len]);
         if computed != crc {

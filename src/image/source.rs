@@ -102,9 +102,8 @@ pub fn open_image(path: &Path) -> Result<ImageReader> {
             Error::io("reading the zip archive", path.display(), e).hint(HINT_REDOWNLOAD)
         })?;
         let e = zip::pick_image(&f, &entries).map_err(|e| {
-            Error::io("choosing the image in the zip archive", path.display(), e).hint(
-                "extract the disk image and pass it with -i, or download the image again",
-            )
+            Error::io("choosing the image in the zip archive", path.display(), e)
+                .hint("extract the disk image and pass it with -i, or download the image again")
         })?;
         let r = zip::open_entry(f, &e).map_err(|err| {
             Error::io(

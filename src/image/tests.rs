@@ -12,15 +12,22 @@ use super::verify::{scan, verify, Layout, VerifyOptions};
 const MIB: u64 = 1 << 20;
 
 fn have_tools() -> bool {
-    ["sfdisk", "mkfs.vfat", "mcopy", "mkfs.ext4", "gzip", "python3"]
-        .iter()
-        .all(|t| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false)
-        })
+    [
+        "sfdisk",
+        "mkfs.vfat",
+        "mcopy",
+        "mkfs.ext4",
+        "gzip",
+        "python3",
+    ]
+    .iter()
+    .all(|t| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    })
 }
 
 macro_rules! need_tools {
@@ -83,7 +90,17 @@ fn vfat(dir: &Path, name: &str, label: &str, mib: u64, files: &[(&str, &str)]) -
     let p = dir.join(name);
     run(
         "mkfs.vfat",
-        &["-F", "16", "-s", "1", "-n", label, "-C", p.to_str().unwrap(), &(mib * 1024).to_string()],
+        &[
+            "-F",
+            "16",
+            "-s",
+            "1",
+            "-n",
+            label,
+            "-C",
+            p.to_str().unwrap(),
+            &(mib * 1024).to_string(),
+        ],
         dir,
     );
     for (fname, content) in files {
@@ -91,7 +108,12 @@ fn vfat(dir: &Path, name: &str, label: &str, mib: u64, files: &[(&str, &str)]) -
         fs::write(&src, content).unwrap();
         run(
             "mcopy",
-            &["-i", p.to_str().unwrap(), src.to_str().unwrap(), &format!("::/{fname}")],
+            &[
+                "-i",
+                p.to_str().unwrap(),
+                src.to_str().unwrap(),
+                &format!("::/{fname}"),
+            ],
             dir,
         );
     }
@@ -199,15 +221,48 @@ fn build_disk(
     let dt = format!("{{\"slug\":\"{slug}\",\"name\":\"Test device\",\"arch\":\"aarch64\"}}\n");
     let files = [
         ("device-type.json", dt.as_str()),
-        ("os-release", "ID=balena-os\nNAME=\"balenaOS\"\nVERSION=\"2.115.7\"\nVERSION_ID=\"2.115.7\"\n"),
+        (
+            "os-release",
+            "ID=balena-os\nNAME=\"balenaOS\"\nVERSION=\"2.115.7\"\nVERSION_ID=\"2.115.7\"\n",
+        ),
         ("config.json", "{\"deviceType\":\"x\"}\n"),
     ];
     let parts = [
-        vfat(dir, &format!("{name}.boot"), &format!("{prefix}-boot"), 8, &files),
-        ext4(dir, &format!("{name}.rootA"), &format!("{prefix}-rootA"), p[1].1, root_a_content),
-        ext4(dir, &format!("{name}.rootB"), &format!("{prefix}-rootB"), 4, None),
-        ext4(dir, &format!("{name}.state"), &format!("{prefix}-state"), 4, None),
-        ext4(dir, &format!("{name}.data"), &format!("{prefix}-data"), 8, None),
+        vfat(
+            dir,
+            &format!("{name}.boot"),
+            &format!("{prefix}-boot"),
+            8,
+            &files,
+        ),
+        ext4(
+            dir,
+            &format!("{name}.rootA"),
+            &format!("{prefix}-rootA"),
+            p[1].1,
+            root_a_content,
+        ),
+        ext4(
+            dir,
+            &format!("{name}.rootB"),
+            &format!("{prefix}-rootB"),
+            4,
+            None,
+        ),
+        ext4(
+            dir,
+            &format!("{name}.state"),
+            &format!("{prefix}-state"),
+            4,
+            None,
+        ),
+        ext4(
+            dir,
+            &format!("{name}.data"),
+            &format!("{prefix}-data"),
+            8,
+            None,
+        ),
     ];
     for (img, (st, _)) in parts.iter().zip(p) {
         write_at(&disk, st * MIB, img);
@@ -228,12 +283,32 @@ fn fixtures() -> &'static Fixtures {
     F.get_or_init(|| {
         remove_stale();
         let dir = tmpdir("fixtures");
-        let balena = build_disk(&dir, "balena.img", "resin", false, "raspberrypi4-64", None, 4);
+        let balena = build_disk(
+            &dir,
+            "balena.img",
+            "resin",
+            false,
+            "raspberrypi4-64",
+            None,
+            4,
+        );
         let gpt = build_disk(&dir, "gpt.img", "resin", true, "genericx86-64", None, 4);
         let opt = dir.join("flasher-root");
         fs::create_dir_all(opt.join("opt")).unwrap();
-        fs::copy(&gpt, opt.join("opt/balena-image-genericx86-64.balenaos-img")).unwrap();
-        let flasher = build_disk(&dir, "flasher.img", "flash", true, "genericx86-64", Some(&opt), 52);
+        fs::copy(
+            &gpt,
+            opt.join("opt/balena-image-genericx86-64.balenaos-img"),
+        )
+        .unwrap();
+        let flasher = build_disk(
+            &dir,
+            "flasher.img",
+            "flash",
+            true,
+            "genericx86-64",
+            Some(&opt),
+            52,
+        );
         Fixtures {
             dir,
             balena,
@@ -379,7 +454,10 @@ fn gzip_variants_are_accepted() {
     let mut g = super::gzip::GzDecoder::new(fs::File::open(&py).unwrap());
     let mut b = [0u8; 1];
     g.read_exact(&mut b).unwrap();
-    assert_eq!(g.header().unwrap().comment.as_deref(), Some("built for tests"));
+    assert_eq!(
+        g.header().unwrap().comment.as_deref(),
+        Some("built for tests")
+    );
 }
 
 #[test]
@@ -398,7 +476,10 @@ fn broken_gzip_files_are_refused_naming_the_problem() {
     fs::write(&garbage, &g).unwrap();
     let e = err_of(&garbage, &o);
     assert!(
-        e.contains(&format!("after the last gzip member at byte {}", bytes.len() + 3)),
+        e.contains(&format!(
+            "after the last gzip member at byte {}",
+            bytes.len() + 3
+        )),
         "{e}"
     );
     assert!(e.contains("download the image again"), "{e}");
@@ -422,7 +503,9 @@ fn broken_gzip_files_are_refused_naming_the_problem() {
     fs::write(&corrupt, &c).unwrap();
     let e = err_of(&corrupt, &o);
     assert!(
-        e.contains("CRC-32 mismatch") || e.contains("corrupt deflate") || e.contains("size mismatch"),
+        e.contains("CRC-32 mismatch")
+            || e.contains("corrupt deflate")
+            || e.contains("size mismatch"),
         "{e}"
     );
 
@@ -457,16 +540,39 @@ fn zip_archives_deflate_stored_zip64() {
         \x20           z.write(src,'second.img')\n";
     for mode in ["deflate", "stored", "zip64", "two"] {
         let z = d.join(format!("{mode}.zip"));
-        run("python3", &["-c", script, f.balena.to_str().unwrap(), z.to_str().unwrap(), mode], &d);
+        run(
+            "python3",
+            &[
+                "-c",
+                script,
+                f.balena.to_str().unwrap(),
+                z.to_str().unwrap(),
+                mode,
+            ],
+            &d,
+        );
         let v = verify(&z, &opts(&d)).unwrap_or_else(|e| panic!("{mode}: {e}"));
         assert_eq!(v.format, "zip");
         assert_eq!(v.uncompressed_bytes, size, "{mode}");
         assert_eq!(v.device_type.as_deref(), Some("raspberrypi4-64"));
     }
     let z = d.join("twodisks.zip");
-    run("python3", &["-c", script, f.balena.to_str().unwrap(), z.to_str().unwrap(), "twodisks"], &d);
+    run(
+        "python3",
+        &[
+            "-c",
+            script,
+            f.balena.to_str().unwrap(),
+            z.to_str().unwrap(),
+            "twodisks",
+        ],
+        &d,
+    );
     let e = err_of(&z, &opts(&d));
-    assert!(e.contains("2 .img entries") && e.contains("second.img"), "{e}");
+    assert!(
+        e.contains("2 .img entries") && e.contains("second.img"),
+        "{e}"
+    );
     // A corrupt stored entry: CRC mismatch.
     let z = d.join("stored.zip");
     let mut b = fs::read(&z).unwrap();
@@ -488,8 +594,9 @@ fn wrong_device_type_unknown_layout_size_and_checksum_are_refused() {
     o.expected_device_type = Some("raspberrypi3".into());
     let e = err_of(&f.balena, &o);
     assert!(
-        e.contains("the image is for raspberrypi4-64 but the device type to install is raspberrypi3")
-            && e.contains("--no-dt-check"),
+        e.contains(
+            "the image is for raspberrypi4-64 but the device type to install is raspberrypi3"
+        ) && e.contains("--no-dt-check"),
         "{e}"
     );
 
@@ -501,14 +608,20 @@ fn wrong_device_type_unknown_layout_size_and_checksum_are_refused() {
     let g = d.join("b.img.gz");
     gz(&f.balena, &g, "-n");
     let e = err_of(&g, &o);
-    assert!(e.contains("larger than the target disk") && e.contains(&(size - MIB).to_string()), "{e}");
+    assert!(
+        e.contains("larger than the target disk") && e.contains(&(size - MIB).to_string()),
+        "{e}"
+    );
     o.target_size = Some(size);
     verify(&g, &o).unwrap();
 
     let mut o = opts(&d);
     o.expected_sha256 = Some("00".repeat(32));
     let e = err_of(&f.balena, &o);
-    assert!(e.contains("SHA-256 is") && e.contains("--image-sha256"), "{e}");
+    assert!(
+        e.contains("SHA-256 is") && e.contains("--image-sha256"),
+        "{e}"
+    );
     o.expected_sha256 = Some(hex(&sha256(&fs::read(&g).unwrap())).to_uppercase());
     verify(&g, &o).unwrap();
 
@@ -521,7 +634,10 @@ fn wrong_device_type_unknown_layout_size_and_checksum_are_refused() {
     file.write_all(b"something-else\0\0").unwrap();
     drop(file);
     let e = err_of(&u, &opts(&d));
-    assert!(e.contains("not a balenaOS image") && e.contains("something-else"), "{e}");
+    assert!(
+        e.contains("not a balenaOS image") && e.contains("something-else"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -572,15 +688,31 @@ fn ext_reader_block_maps_extents_holes_and_big_dirs() {
     // sparse with a hole.
     let big: Vec<u8> = (0..1_500_000u32).map(|i| (i * 31 % 253) as u8).collect();
     fs::write(content.join("opt/big.bin"), &big).unwrap();
-    sh("truncate -s 3M opt/sparse && printf tail >> opt/sparse", &content);
+    sh(
+        "truncate -s 3M opt/sparse && printf tail >> opt/sparse",
+        &content,
+    );
     for i in 0..400 {
-        fs::write(content.join(format!("opt/many/file-with-a-longish-name-{i:04}")), i.to_string()).unwrap();
+        fs::write(
+            content.join(format!("opt/many/file-with-a-longish-name-{i:04}")),
+            i.to_string(),
+        )
+        .unwrap();
     }
-    for (name, args) in [("ext2.img", vec!["-t", "ext2", "-b", "1024"]), ("ext4.img", vec!["-t", "ext4"]), ("ext4-64.img", vec!["-t", "ext4", "-O", "64bit"])] {
+    for (name, args) in [
+        ("ext2.img", vec!["-t", "ext2", "-b", "1024"]),
+        ("ext4.img", vec!["-t", "ext4"]),
+        ("ext4-64.img", vec!["-t", "ext4", "-O", "64bit"]),
+    ] {
         let img = d.join(name);
         let mut a = vec!["-q", "-F"];
         a.extend(args);
-        a.extend(["-d", content.to_str().unwrap(), img.to_str().unwrap(), "16M"]);
+        a.extend([
+            "-d",
+            content.to_str().unwrap(),
+            img.to_str().unwrap(),
+            "16M",
+        ]);
         run("mkfs.ext4", &a, &d);
         let len = fs::metadata(&img).unwrap().len();
         let mut e = super::ext4::Ext4::open(fs::File::open(&img).unwrap(), 0, len).unwrap();
@@ -592,7 +724,10 @@ fn ext_reader_block_maps_extents_holes_and_big_dirs() {
         let mut got = Vec::new();
         e.open_file(&ino).unwrap().read_to_end(&mut got).unwrap();
         assert_eq!(got.len(), 3 * 1024 * 1024 + 4, "{name}");
-        assert!(got[..3 << 20].iter().all(|&b| b == 0) && got.ends_with(b"tail"), "{name}");
+        assert!(
+            got[..3 << 20].iter().all(|&b| b == 0) && got.ends_with(b"tail"),
+            "{name}"
+        );
         let many = e.lookup("/opt/many").unwrap();
         assert_eq!(e.read_dir(&many).unwrap().len(), 402, "{name}");
         let ino = e.lookup("/opt/many/file-with-a-longish-name-0399").unwrap();

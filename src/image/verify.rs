@@ -178,7 +178,10 @@ pub fn prepare(path: &Path, o: &VerifyOptions, level: u8) -> Result<Prepared> {
     let mut as_balena = v.clone();
     as_balena.layout = Layout::Balena;
     check(path, &as_balena, &outer)?;
-    crate::info!("{} is a flasher image: extracting its inner image", path.display());
+    crate::info!(
+        "{} is a flasher image: extracting its inner image",
+        path.display()
+    );
     let inner = super::flasher::extract_inner(path, &v, &o.work_dir, level)?;
     let inner_opts = VerifyOptions {
         expected_sha256: None,
@@ -232,18 +235,16 @@ pub fn check(path: &Path, v: &Verified, o: &VerifyOptions) -> Result<()> {
     }
     match v.layout {
         Layout::Balena => {}
-        Layout::Flasher => {
-            return Err(Error::new(
-                "checking the image layout",
-                &obj,
-                "this is a balenaOS flasher image (partitions flash-boot, flash-rootA, ...); \
+        Layout::Flasher => return Err(Error::new(
+            "checking the image layout",
+            &obj,
+            "this is a balenaOS flasher image (partitions flash-boot, flash-rootA, ...); \
                  flashing it would install the flasher, not balenaOS",
-            )
-            .hint(
-                "extract the inner image (/opt/*.balenaos-img in flash-rootA) and pass it with -i, \
+        )
+        .hint(
+            "extract the inner image (/opt/*.balenaos-img in flash-rootA) and pass it with -i, \
                  or let takeover download the raw image (omit -i)",
-            ))
-        }
+        )),
         Layout::Unknown => {
             let labels: Vec<String> = v
                 .partitions
@@ -448,7 +449,8 @@ impl<'a> Collector<'a> {
         }
         if self.region.is_none() && self.scan.is_some() && pos == 0 {
             let (off, len) = (0, super::partition::FIRST_REGION);
-            self.region = Some(Region::new(off, len, &self.head, pos).map_err(|m| self.table_err(m))?);
+            self.region =
+                Some(Region::new(off, len, &self.head, pos).map_err(|m| self.table_err(m))?);
         }
         // Partition table structures.
         while let Some(r) = self.region.as_mut() {
@@ -480,7 +482,9 @@ impl<'a> Collector<'a> {
             if from >= pos && from < end {
                 let s = (from - pos) as usize;
                 let e = (to.min(end) - pos) as usize;
-                c.file.write_all(&chunk[s..e]).ctx_path("writing", &c.path)?;
+                c.file
+                    .write_all(&chunk[s..e])
+                    .ctx_path("writing", &c.path)?;
                 c.written += (e - s) as u64;
             }
             if c.written >= c.part.size {
@@ -510,18 +514,27 @@ impl<'a> Collector<'a> {
             if matches!(p.kind, Kind::Mbr(t) if is_extended(t)) {
                 self.probes.push(Probe {
                     part: p,
-                    region: Region { off: 0, len: 0, data: Vec::new() },
+                    region: Region {
+                        off: 0,
+                        len: 0,
+                        data: Vec::new(),
+                    },
                     info: Some(("extended", None)),
                 });
                 continue;
             }
             let len = PROBE_BYTES.min(p.size as usize);
             let reg = Region::new(p.start, len, &self.head, pos).map_err(|m| self.table_err(m))?;
-            self.probes.push(Probe { part: p, region: reg, info: None });
+            self.probes.push(Probe {
+                part: p,
+                region: reg,
+                info: None,
+            });
         }
         match wants {
             Some((off, len)) => {
-                self.region = Some(Region::new(off, len, &self.head, pos).map_err(|m| self.table_err(m))?);
+                self.region =
+                    Some(Region::new(off, len, &self.head, pos).map_err(|m| self.table_err(m))?);
             }
             None => {
                 if let Some(s) = self.scan.take() {
@@ -751,10 +764,7 @@ pub fn parse_os_release_version(text: &str) -> Option<String> {
 }
 
 /// Reads device type and version from the copied boot partition.
-fn read_boot(
-    tmp: &Path,
-    len: u64,
-) -> Result<(Option<String>, Option<String>, Option<String>)> {
+fn read_boot(tmp: &Path, len: u64) -> Result<(Option<String>, Option<String>, Option<String>)> {
     let f = File::open(tmp).ctx_path("opening", tmp)?;
     let slice = crate::fat::Slice::new(f, 0, len).ctx_path("opening", tmp)?;
     let mut fat = crate::fat::Fat::open(slice)?;

@@ -75,7 +75,10 @@ pub fn entries(f: &mut File) -> io::Result<Vec<Entry>> {
         .rev()
         .find(|&i| tail[i..i + 4] == *b"PK\x05\x06")
         .ok_or_else(|| {
-            bad("no end-of-central-directory record: the zip archive is truncated or not a zip".into())
+            bad(
+                "no end-of-central-directory record: the zip archive is truncated or not a zip"
+                    .into(),
+            )
         })?;
     let e = &tail[eocd..];
     let mut count = u64::from(le16(e, 10));
@@ -272,6 +275,9 @@ pub fn pick_image(f: &File, entries: &[Entry]) -> io::Result<Entry> {
         "the zip archive holds {} .img entries ({}) and not exactly one of them is a disk image; \
          extract the right one and pass it with -i",
         imgs.len(),
-        imgs.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+        imgs.iter()
+            .map(|e| e.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     )))
 }
