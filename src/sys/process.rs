@@ -103,7 +103,14 @@ pub fn setsid() -> io::Result<()> {
 pub fn close_fds_from(first: i32) {
     // SAFETY: close_range takes plain integers and only closes descriptors; no Rust object of
     // ours owns a descriptor >= `first` at this point (the caller guarantees it runs first).
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        )
+    };
     if r == 0 {
         return;
     }
