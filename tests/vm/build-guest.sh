@@ -15,6 +15,10 @@
 # .debs live in tests/vm/cache/debs (debootstrap --cache-dir). No loop device is used.
 set -euo pipefail
 
+# The whole script is one function, read by bash before it runs: editing this file while a build
+# is running cannot change what that build does.
+main() {
+
 FLAVOUR=${1:?usage: build-guest.sh systemd|sysvinit}
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${VM_CACHE:-$HERE/cache}
@@ -36,10 +40,11 @@ mirror() {
 }
 MIRROR=${DEBIAN_MIRROR:-$(mirror)}
 
+# takeover speaks HTTP(S) through curl or wget: the systemd guest has curl, the sysvinit one GNU wget.
 COMMON=linux-image-cloud-amd64,initramfs-tools,kmod,udev,iproute2,procps,wpasupplicant,ca-certificates,gzip
 case $FLAVOUR in
-    systemd)  PKGS=$COMMON,systemd-sysv,libpam-systemd,dbus,network-manager ;;
-    sysvinit) PKGS=$COMMON,sysvinit-core,sysv-rc,initscripts,insserv,ifupdown,isc-dhcp-client ;;
+    systemd)  PKGS=$COMMON,systemd-sysv,libpam-systemd,dbus,network-manager,curl ;;
+    sysvinit) PKGS=$COMMON,sysvinit-core,sysv-rc,initscripts,insserv,ifupdown,isc-dhcp-client,wget ;;
     *) echo "build-guest: unknown flavour '$FLAVOUR' (systemd|sysvinit)" >&2; exit 2 ;;
 esac
 
@@ -201,7 +206,9 @@ sync
 umount /payload || true
 echo "PAYLOAD-HOOK: powering off"
 if [ -d /run/systemd/system ]; then
-    systemctl poweroff --no-block
+    # --force: no unit stop jobs (the run is over); processes are still killed and every
+    # filesystem unmounted or remounted read-only before the power goes.
+    systemctl --force poweroff
 else
     poweroff
 fi
@@ -246,6 +253,23 @@ UNIT
         } >"$f"
         chmod 600 "$f"
     }
+    # The wired link the guest actually uses (DHCP from QEMU's user-mode network). IPv6 off: the
+    # restricted user network has no router, and waiting for one delays network-online.target.
+    cat >"$R/etc/NetworkManager/system-connections/Wired eth0.nmconnection" <<'NMETH'
+[connection]
+id=Wired eth0
+uuid=5f0c1a52-6f4e-4a51-9d3c-2b8e7b1d0e01
+type=ethernet
+interface-name=eth0
+autoconnect=true
+
+[ipv4]
+method=auto
+
+[ipv6]
+method=disabled
+NMETH
+    chmod 600 "$R/etc/NetworkManager/system-connections/Wired eth0.nmconnection"
     nm home-wifi HomeNet "correct horse battery"
     nm "Office WiFi" "Office 5G" "office-pass-1234" hidden
     nm cafe CafeFree -
@@ -288,3 +312,6 @@ JSON
 echo "$SCRIPT_KEY-$TREE_KEY" >"$OUT/stamp"
 rm -rf "$WORK"
 echo "build-guest: $FLAVOUR guest built in $((T2 - T0)) s ($OUT)"
+}
+
+main "$@"

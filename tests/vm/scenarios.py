@@ -204,7 +204,7 @@ def assert_facts(ctx, flavour):
     ssids = read(os.path.join(o, "wpa_ssids"), "")
     if flavour == "systemd":
         nm = read(os.path.join(o, "nm_profiles"), "").split("\n")
-        check(len([x for x in nm if x.endswith(".nmconnection")]) == 3, f"NM profiles: {nm}")
+        check(len([x for x in nm if x.endswith(".nmconnection")]) == 4, f"NM profiles: {nm}")
     check("ssid=" in ssids, "no wpa_supplicant networks")
     return f"kernel {read(os.path.join(o, 'uname'), '?').strip()}"
 
