@@ -5,6 +5,8 @@
 //! PID 1 handed over to stage 2.
 #![forbid(unsafe_code)]
 
+pub mod download;
+
 use crate::cli::{Mode, Options};
 use crate::error::{Error, Result};
 use crate::report::Report;

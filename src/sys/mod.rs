@@ -7,6 +7,8 @@
 //! - C return codes become results through [`cvt`] (and [`cvt_r`] where EINTR is retried);
 //! - paths become C strings through [`cstr`], which refuses interior NUL bytes.
 
+pub mod fs;
+
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
