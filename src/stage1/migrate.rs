@@ -117,19 +117,15 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         probe.init.kind.as_str()
     );
 
-    // 2. config.json
+    // 2. config.json. The report gets the device part now, so that it says what was found
+    // even when a later step fails.
     let config = load_config(opts, &root, &probe);
-    let mut config = match config {
-        Ok(c) => c,
-        Err(e) => {
-            // Fill the device/OS part of the report before giving up.
-            let parts = probe.to_report_parts(None, opts.change_dt_to.as_deref(), None);
-            report.device = Some(parts.device);
-            report.os = Some(parts.os);
-            report.init = Some(parts.init);
-            return Err(e);
-        }
-    };
+    let cfg_dt = config.as_ref().ok().and_then(|c| c.device_type().ok());
+    let parts = probe.to_report_parts(cfg_dt, opts.change_dt_to.as_deref(), None);
+    report.device = Some(parts.device);
+    report.os = Some(parts.os);
+    report.init = Some(parts.init);
+    let mut config = config?;
 
     // 3. image
     let image_path = match &opts.image {

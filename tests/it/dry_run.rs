@@ -26,11 +26,21 @@ fn base_image() -> &'static Path {
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/mkimage.sh");
             let o = Command::new("bash")
                 .arg(&script)
-                .args(["--size", "64", "--no-gz", "--device-type", "raspberrypi4-64"])
+                .args([
+                    "--size",
+                    "64",
+                    "--no-gz",
+                    "--device-type",
+                    "raspberrypi4-64",
+                ])
                 .arg(&prefix)
                 .output()
                 .expect("running mkimage.sh (needs sfdisk, mkfs.vfat, mtools, mkfs.ext4)");
-            assert!(o.status.success(), "mkimage.sh failed: {}", String::from_utf8_lossy(&o.stderr));
+            assert!(
+                o.status.success(),
+                "mkimage.sh failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         raw
     })
@@ -40,7 +50,11 @@ fn base_image() -> &'static Path {
 fn image_for(slug: &str, dir: &Path) -> PathBuf {
     let out = dir.join(format!("{slug}.img"));
     std::fs::copy(base_image(), &out).unwrap();
-    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(&out).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&out)
+        .unwrap();
     let table = takeover::image::partition::read_table(&mut f).unwrap();
     let boot = table.partitions.iter().find(|p| p.index == 1).unwrap();
     let slice = takeover::fat::Slice::new(f, boot.start, boot.size).unwrap();
@@ -71,11 +85,16 @@ fn every_fixture_sysroot_gives_the_expected_report() {
         .filter(|p| p.join("expect.json").exists())
         .collect();
     fixtures.sort();
-    assert!(fixtures.len() >= 12, "expected at least 12 fixture sysroots, found {}", fixtures.len());
+    assert!(
+        fixtures.len() >= 12,
+        "expected at least 12 fixture sysroots, found {}",
+        fixtures.len()
+    );
     let mut runs = 0;
     for fx in &fixtures {
         let name = fx.file_name().unwrap().to_string_lossy().into_owned();
-        let expect: Value = serde_json::from_slice(&std::fs::read(fx.join("expect.json")).unwrap()).unwrap();
+        let expect: Value =
+            serde_json::from_slice(&std::fs::read(fx.join("expect.json")).unwrap()).unwrap();
         for (i, run) in expect["runs"].as_array().unwrap().iter().enumerate() {
             if run.get("image_mib").is_some() || run.get("disk_mib").is_some() {
                 continue;
@@ -83,7 +102,19 @@ fn every_fixture_sysroot_gives_the_expected_report() {
             let ctx = format!("{name} run {i}");
             let tmp = TempDir::new("dry");
             let slug = run["device_type"].as_str().unwrap();
-            let img = image_for(slug, tmp.path());
+            // The image is built for the device type the migration ends with.
+            let a: Vec<&str> = run["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            let image_slug = a
+                .iter()
+                .position(|x| *x == "--change-dt-to")
+                .map(|i| a[i + 1])
+                .unwrap_or(slug);
+            let img = image_for(image_slug, tmp.path());
             let cfg = config_for(slug, tmp.path());
             let report = tmp.join("r.json");
             let mut args: Vec<String> = vec![
@@ -102,25 +133,48 @@ fn every_fixture_sysroot_gives_the_expected_report() {
                 "-w".into(),
                 tmp.path().display().to_string(),
             ];
-            args.extend(run["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()));
+            args.extend(
+                run["args"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string()),
+            );
             let argv: Vec<&str> = args.iter().map(String::as_str).collect();
             let before = std::fs::read(&img).unwrap();
-            let o = run(&argv);
-            let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap_or_else(|e| {
-                panic!("{ctx}: no report ({e}); stderr: {}", stderr(&o))
-            }))
+            let o = crate::util::run(&argv);
+            let r: Value = serde_json::from_slice(
+                &std::fs::read(&report)
+                    .unwrap_or_else(|e| panic!("{ctx}: no report ({e}); stderr: {}", stderr(&o))),
+            )
             .unwrap();
             assert_eq!(r["mode"], "dry-run", "{ctx}");
-            assert_eq!(r["device"]["detected"], expect["detected"], "{ctx}: detected board");
+            assert_eq!(
+                r["device"]["detected"], expect["detected"],
+                "{ctx}: detected board"
+            );
             assert_eq!(r["device"]["arch"], expect["arch"], "{ctx}: arch");
-            assert_eq!(r["device"]["compatible"], run["compatible"], "{ctx}: compatible");
-            assert_eq!(r["os"]["supported"], expect["os"]["supported"], "{ctx}: OS verdict");
-            assert_eq!(r["os"]["balena_os"], expect["os"]["balena_os"], "{ctx}: balenaOS");
+            assert_eq!(
+                r["device"]["compatible"], run["compatible"],
+                "{ctx}: compatible"
+            );
+            assert_eq!(
+                r["os"]["supported"], expect["os"]["supported"],
+                "{ctx}: OS verdict"
+            );
+            assert_eq!(
+                r["os"]["balena_os"], expect["os"]["balena_os"],
+                "{ctx}: balenaOS"
+            );
             assert_eq!(r["init"]["kind"], expect["init"], "{ctx}: init");
             let target = r["target"].get("device").cloned().unwrap_or(Value::Null);
             if run["target"].is_null() {
                 assert!(
-                    r["checks"].as_array().unwrap().iter().any(|c| c["name"] == "target-disk" && c["status"] == "fail"),
+                    r["checks"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|c| c["name"] == "target-disk" && c["status"] == "fail"),
                     "{ctx}: no target expected, so target-disk must fail"
                 );
             } else {
@@ -138,16 +192,34 @@ fn every_fixture_sysroot_gives_the_expected_report() {
                 assert_eq!(&c["status"], want, "{ctx}: check {n}: {}", c["detail"]);
                 any_fail |= c["status"] == "fail";
             }
-            assert_eq!(o.status.code(), Some(if any_fail { 1 } else { 0 }), "{ctx}: exit status; {}", stderr(&o));
+            assert_eq!(
+                o.status.code(),
+                Some(if any_fail { 1 } else { 0 }),
+                "{ctx}: exit status; {}",
+                stderr(&o)
+            );
             // The staged config.json is there, private, with the fleet's keys and no leak.
             let staged = tmp.join("takeover-dry-run/boot/config.json");
             let meta = std::fs::metadata(&staged).unwrap_or_else(|e| panic!("{ctx}: {e}"));
-            assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600, "{ctx}");
+            assert_eq!(
+                std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+                0o600,
+                "{ctx}"
+            );
             let text = std::fs::read_to_string(&report).unwrap();
-            assert!(!text.contains("FIXTURE-API-KEY"), "{ctx}: API key in the report");
-            assert!(!stderr(&o).contains("FIXTURE-API-KEY"), "{ctx}: API key in the log");
+            assert!(
+                !text.contains("FIXTURE-API-KEY"),
+                "{ctx}: API key in the report"
+            );
+            assert!(
+                !stderr(&o).contains("FIXTURE-API-KEY"),
+                "{ctx}: API key in the log"
+            );
             // Nothing read was changed.
-            assert!(std::fs::read(&img).unwrap() == before, "{ctx}: image changed");
+            assert!(
+                std::fs::read(&img).unwrap() == before,
+                "{ctx}: image changed"
+            );
             runs += 1;
         }
     }
