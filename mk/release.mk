@@ -194,3 +194,8 @@ size-check:
 	if [ "$$n" -gt $(SIZE_BUDGET) ]; then \
 	  echo "size-check: $$b is $$n bytes > budget $(SIZE_BUDGET)" >&2; exit 1; \
 	else echo "size-check: $$b is $$n bytes <= budget $(SIZE_BUDGET)"; fi
+
+# ---------------------------------------------------------------------------------------------
+# `make test` (CI) runs test-extra: install the cross tools if missing, check the size budget,
+# run the tests under qemu-user.
+test-extra:: ; @$(MAKE) --no-print-directory deps-cross size-check test-cross

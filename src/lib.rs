@@ -10,7 +10,7 @@
 //! | stage 1: get the image and prove it good | [`api`], [`image`] |
 //! | stage 1: networks, hostname, backup | [`net`], [`backup`] |
 //! | stage 1: checks, plan, report, RAM root, hand-over of PID 1 | [`stage1`], [`report`] |
-//! | stage 2: PID 1 in RAM, stop, unmount, flash, configure, reboot | [`stage2`], [`fat`] |
+//! | stage 2: PID 1 in RAM, stop, unmount, flash, configure, reboot | [`stage2`], [`flash`], [`fat`] |
 //! | the only `unsafe`: system calls | [`sys`] |
 #![deny(unsafe_code)]
 
@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod fat;
 pub mod files;
+pub mod flash;
 pub mod image;
 #[macro_use]
 pub mod log;

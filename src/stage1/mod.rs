@@ -5,22 +5,23 @@
 //! PID 1 handed over to stage 2.
 #![forbid(unsafe_code)]
 
+pub mod checks;
+pub mod download;
+pub mod handover;
+pub mod migrate;
+pub mod write_only;
+
 use crate::cli::{Mode, Options};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::report::Report;
 
 /// Runs the mode the options ask for, filling `report` as it goes.
 pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     match opts.mode() {
-        Mode::DryRun => Err(Error::not_implemented("--dry-run", "the dry-run plan")),
-        Mode::DownloadOnly => Err(Error::not_implemented(
-            "--download-only",
-            "downloading images",
-        )),
-        Mode::WriteOnly => Err(Error::not_implemented("--write-only", "writing images")),
-        Mode::Pretend => Err(Error::not_implemented("--pretend", "the takeover")),
-        Mode::Migrate => Err(Error::not_implemented("migration", "the takeover")),
-        Mode::Stage2Worker => Err(Error::not_implemented("--stage2", "the stage 2 worker")),
+        Mode::DryRun | Mode::Pretend | Mode::Migrate => migrate::run(opts, report),
+        Mode::DownloadOnly => download::download_only(opts, report).map(|_| ()),
+        Mode::WriteOnly => write_only::run(opts, report),
+        Mode::Stage2Worker => crate::stage2::worker::run(),
     }
     .inspect_err(|e| report.error = Some(e.message()))
 }

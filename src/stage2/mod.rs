@@ -1,2 +1,14 @@
 //! Stage 2: takeover as PID 1 in a RAM root. Stops the old system, flashes, configures, reboots.
+//!
+//! - [`plan`]: what stage 1 hands over (one versioned JSON file, 0600);
+//! - [`init`]: PID 1 — pivot into the RAM root, run the worker, always reboot;
+//! - [`worker`]: stop processes ([`kill`]), unmount ([`umount`]), flash ([`crate::flash`]),
+//!   configure the new disk ([`configure`]).
 #![forbid(unsafe_code)]
+
+pub mod configure;
+pub mod init;
+pub mod kill;
+pub mod plan;
+pub mod umount;
+pub mod worker;

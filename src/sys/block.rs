@@ -14,12 +14,9 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::cvt;
 
-/// The type of the request argument of `libc::ioctl` for the C library in use.
-#[cfg(target_env = "musl")]
-pub type IoctlReq = libc::c_int;
-/// The type of the request argument of `libc::ioctl` for the C library in use.
-#[cfg(not(target_env = "musl"))]
-pub type IoctlReq = libc::c_ulong;
+/// The type of the request argument of `libc::ioctl` for the C library in use: `c_int` on musl,
+/// `c_ulong` on glibc (the libc crate's `Ioctl`, which its `ioctl` signature uses).
+pub type IoctlReq = libc::Ioctl;
 
 // The asm-generic encoding below is the one of x86, ARM, AArch64 and RISC-V. MIPS, PowerPC,
 // SPARC and Alpha put the direction bits elsewhere.
@@ -95,7 +92,9 @@ mod tests {
             assert_eq!(u64::from(BLKGETSIZE64), u64::from(expected));
         }
         #[cfg(target_env = "musl")]
-        assert_eq!(size_of::<IoctlReq>(), 4);
+        assert_eq!(size_of::<IoctlReq>(), size_of::<libc::c_int>());
+        #[cfg(target_env = "gnu")]
+        assert_eq!(size_of::<IoctlReq>(), size_of::<libc::c_ulong>());
         assert_eq!(ior(0x12, 114, 8), 0x8008_1272);
         assert_eq!(ior(0x12, 114, 4), 0x8004_1272);
     }

@@ -8,6 +8,14 @@
 //! - paths become C strings through [`cstr`], which refuses interior NUL bytes.
 
 pub mod block;
+pub mod direct;
+pub mod fs;
+pub mod loopdev;
+pub mod mount;
+pub mod power;
+pub mod process;
+pub mod statvfs;
+pub mod uname;
 
 use std::ffi::CString;
 use std::io;

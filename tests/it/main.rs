@@ -1,3 +1,5 @@
 //! Integration tests: run the built binary. One test binary for all (see Cargo.toml).
+mod api;
 mod cli;
+mod dry_run;
 mod util;

@@ -1,0 +1,445 @@
+//! The flash pipeline: a decoded image stream onto a disk (or an image file), verified.
+//!
+//! Two threads: the decoder fills aligned buffers from the image reader (gzip inflate with its
+//! CRC check runs there), the writer hashes each buffer and writes it with O_DIRECT, so the CPU
+//! and the disk work at once. Memory is bounded by the buffer ring (4 × 1 MiB by default).
+//!
+//! Order of writes, so that an interruption never leaves a disk that boots half an image:
+//! 1. the first and last MiB of the target are zeroed (no partition table, primary or backup);
+//! 2. everything after the first MiB of the image is written;
+//! 3. only when the reader reached its end without error (for gzip: CRC-32 and ISIZE proven)
+//!    is the first MiB — the partition table — written, then everything is synced;
+//! 4. the written range is read back (O_DIRECT) and its XXH64 compared with the one computed
+//!    while writing.
+#![forbid(unsafe_code)]
+
+pub mod xxh64;
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use crate::error::{Context, Error, Result};
+use crate::sys::direct::{self, AlignedBuf, ALIGN};
+use xxh64::Xxh64;
+
+/// Size of the region at the start of the disk held back until the image is proven complete.
+pub const HEAD: usize = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct FlashOptions {
+    /// Size of each buffer (multiple of [`ALIGN`]; at least [`HEAD`]).
+    pub buffer_size: usize,
+    /// Buffers in the ring between decoder and writer.
+    pub buffers: usize,
+    /// Read back and compare what was written.
+    pub verify: bool,
+    /// Refuse to write past this many bytes (the target's size). `None`: a block device's size
+    /// is used; regular files grow.
+    pub limit: Option<u64>,
+    /// Zero the first and last MiB of the target before writing.
+    pub invalidate_first: bool,
+}
+
+impl Default for FlashOptions {
+    fn default() -> Self {
+        FlashOptions {
+            buffer_size: HEAD,
+            buffers: 4,
+            verify: true,
+            limit: None,
+            invalidate_first: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FlashStats {
+    /// Image bytes written.
+    pub bytes: u64,
+    /// XXH64 of the image bytes as written.
+    pub hash: u64,
+    pub write_secs: f64,
+    pub verify_secs: Option<f64>,
+    /// True when the writes bypassed the page cache.
+    pub direct: bool,
+}
+
+impl FlashStats {
+    pub fn write_mb_per_s(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.write_secs.max(1e-9)
+    }
+}
+
+enum Msg {
+    Data(AlignedBuf),
+    End,
+    Failed(Error),
+}
+
+/// The target: an O_DIRECT handle when the filesystem or device allows it, and a buffered one
+/// for the unaligned tail.
+struct Target {
+    direct: Option<File>,
+    buffered: File,
+    name: String,
+}
+
+impl Target {
+    fn open(path: &Path) -> Result<Target> {
+        let name = path.display().to_string();
+        let buffered = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .open(path)
+            .ctx("opening target", &name)
+            .map_err(|e| e.hint("check that the target exists and that you are root"))?;
+        let direct = match direct::open_direct_write(path) {
+            Ok(f) => Some(f),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                crate::debug!(
+                    "{name}: O_DIRECT not supported here, writing through the page cache"
+                );
+                None
+            }
+            Err(e) => return Err(Error::io("opening target", &name, e)),
+        };
+        Ok(Target {
+            direct,
+            buffered,
+            name,
+        })
+    }
+
+    /// Writes `data` at `offset`: aligned part with O_DIRECT when possible, the rest buffered.
+    fn write_at(&self, data: &[u8], offset: u64) -> Result<()> {
+        let aligned = if self.direct.is_some() && offset % ALIGN as u64 == 0 {
+            data.len() / ALIGN * ALIGN
+        } else {
+            0
+        };
+        if let Some(d) = self.direct.as_ref().filter(|_| aligned > 0) {
+            d.write_all_at(&data[..aligned], offset).ctx(
+                "writing image to",
+                format!("{} at byte {offset}", self.name),
+            )?;
+        }
+        if aligned < data.len() {
+            self.buffered
+                .write_all_at(&data[aligned..], offset + aligned as u64)
+                .ctx(
+                    "writing image to",
+                    format!("{} at byte {}", self.name, offset + aligned as u64),
+                )?;
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        if let Some(d) = &self.direct {
+            d.sync_all().ctx("syncing", &self.name)?;
+        }
+        self.buffered.sync_all().ctx("syncing", &self.name)
+    }
+}
+
+/// Size of a block device or regular file (lseek to the end works for both).
+pub fn target_size(path: &Path) -> Result<u64> {
+    let mut f = File::open(path).ctx_path("opening target", path)?;
+    f.seek(SeekFrom::End(0)).ctx_path("measuring", path)
+}
+
+fn is_block_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path)
+        .map(|m| m.file_type().is_block_device())
+        .unwrap_or(false)
+}
+
+/// Zeroes the first and (for block devices and files of at least 2 MiB) the last MiB of
+/// `path`, so that no partition table, primary or backup GPT, is left. Used before a flash
+/// and after a failed one.
+pub fn invalidate_table(path: &Path) -> Result<()> {
+    let t = Target::open(path)?;
+    let size = target_size(path)?;
+    let mut zero = AlignedBuf::new(HEAD);
+    let n = (HEAD as u64).min(size) as usize;
+    zero.set_len(n);
+    t.write_at(zero.data(), 0)?;
+    if size >= 2 * HEAD as u64 {
+        let end = (size - HEAD as u64) / ALIGN as u64 * ALIGN as u64;
+        zero.set_len((size - end) as usize);
+        t.write_at(zero.data(), end)?;
+    }
+    t.sync()
+}
+
+/// Streams `src` onto `target`, then (optionally) reads it back and compares.
+/// `progress` is called with the bytes written so far after every buffer.
+pub fn flash<R: Read + Send>(
+    src: R,
+    target: &Path,
+    o: &FlashOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<FlashStats> {
+    let buffer_size = o.buffer_size.max(HEAD).div_ceil(ALIGN) * ALIGN;
+    let name = target.display().to_string();
+    let limit = match o.limit {
+        Some(l) => Some(l),
+        None if is_block_device(target) => Some(target_size(target)?),
+        None => None,
+    };
+    if o.invalidate_first {
+        invalidate_table(target)?;
+    }
+    let t = Target::open(target)?;
+    let start = Instant::now();
+
+    // The ring: `free` carries empty buffers to the decoder, `full` carries filled ones back.
+    let (free_tx, free_rx) = mpsc::channel::<AlignedBuf>();
+    let (full_tx, full_rx) = mpsc::sync_channel::<Msg>(o.buffers.max(2));
+    for _ in 0..o.buffers.max(2) {
+        // The receiver lives until the decoder thread ends; sending cannot fail here.
+        let _ = free_tx.send(AlignedBuf::new(buffer_size));
+    }
+
+    // The writer side owns `free_tx` and `full_rx`: when it stops early (an error), they are
+    // dropped before the scope joins the decoder, which then sees closed channels and ends.
+    let (t_ref, name_ref) = (&t, &name);
+    let result: Result<(Xxh64, Option<AlignedBuf>, u64)> = std::thread::scope(move |s| {
+        let (t, name) = (t_ref, name_ref);
+        let mut hasher = Xxh64::new(0);
+        let mut head: Option<AlignedBuf> = None;
+        let mut offset: u64 = 0;
+        let mut src = src;
+        s.spawn(move || {
+            for mut buf in free_rx.iter() {
+                let cap = buf.capacity();
+                let mut filled = 0;
+                let spare = buf.spare();
+                while filled < cap {
+                    match src.read(&mut spare[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ =
+                                full_tx.send(Msg::Failed(Error::io("reading image", "stream", e)));
+                            return;
+                        }
+                    }
+                }
+                buf.set_len(filled);
+                let last = filled < cap;
+                if filled > 0 && full_tx.send(Msg::Data(buf)).is_err() {
+                    return;
+                }
+                if last {
+                    let _ = full_tx.send(Msg::End);
+                    return;
+                }
+            }
+        });
+
+        loop {
+            let msg = full_rx.recv().map_err(|_| {
+                Error::new(
+                    "reading image",
+                    name,
+                    "the decoder stopped without a result",
+                )
+            })?;
+            match msg {
+                Msg::Data(buf) => {
+                    let len = buf.len() as u64;
+                    if let Some(l) = limit {
+                        if offset + len > l {
+                            return Err(Error::new(
+                                "writing image to",
+                                name,
+                                format!("the image is larger than the target ({l} bytes)"),
+                            )
+                            .hint("use a larger disk or the image for this device"));
+                        }
+                    }
+                    hasher.update(buf.data());
+                    if offset == 0 {
+                        // Hold the partition table back until the whole image is proven.
+                        head = Some(buf);
+                        let _ = free_tx.send(AlignedBuf::new(buffer_size));
+                    } else {
+                        t.write_at(buf.data(), offset)?;
+                        let _ = free_tx.send(buf);
+                    }
+                    offset += len;
+                    progress(offset);
+                }
+                Msg::End => return Ok((hasher, head, offset)),
+                Msg::Failed(e) => return Err(e),
+            }
+        }
+    });
+    let (hasher, head, offset) = result?;
+
+    if let Some(h) = &head {
+        t.write_at(h.data(), 0)?;
+    }
+    t.sync()?;
+    let mut stats = FlashStats {
+        bytes: offset,
+        hash: hasher.finish(),
+        write_secs: start.elapsed().as_secs_f64(),
+        verify_secs: None,
+        direct: t.direct.is_some(),
+    };
+    drop(t);
+    if o.verify {
+        let v = Instant::now();
+        let got = hash_range(target, stats.bytes, buffer_size)?;
+        if got != stats.hash {
+            return Err(Error::new(
+                "verifying",
+                &name,
+                "what was read back differs from what was written",
+            )
+            .hint("the disk may be failing; try again or use another disk"));
+        }
+        stats.verify_secs = Some(v.elapsed().as_secs_f64());
+    }
+    Ok(stats)
+}
+
+/// XXH64 of the first `len` bytes of `path`, read with O_DIRECT where possible.
+pub fn hash_range(path: &Path, len: u64, buffer_size: usize) -> Result<u64> {
+    let name = path.display().to_string();
+    let mut f = match direct::open_direct_read(path) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            File::open(path).ctx("reading back", &name)?
+        }
+        Err(e) => return Err(Error::io("reading back", &name, e)),
+    };
+    let mut buf = AlignedBuf::new(buffer_size);
+    let mut h = Xxh64::new(0);
+    let mut done: u64 = 0;
+    while done < len {
+        let spare = buf.spare();
+        let n = match f.read(spare) {
+            Ok(0) => {
+                return Err(Error::new(
+                    "reading back",
+                    &name,
+                    format!("the target ends at byte {done}, before the {len} bytes written"),
+                ))
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Error::io(
+                    "reading back",
+                    format!("{name} at byte {done}"),
+                    e,
+                ))
+            }
+        };
+        let use_n = (n as u64).min(len - done) as usize;
+        h.update(&spare[..use_n]);
+        done += use_n as u64;
+        if n % ALIGN != 0 && done < len {
+            // A short unaligned read from an O_DIRECT handle: continue from here buffered.
+            f = File::open(path).ctx("reading back", &name)?;
+            f.seek(SeekFrom::Start(done)).ctx("reading back", &name)?;
+        }
+    }
+    Ok(h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(tag: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("takeover-flash-{tag}-{}", std::process::id()))
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        let mut x: u32 = 0x1234_5678;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn flash_writes_verifies_and_keeps_unaligned_tail() {
+        let p = tmp("a");
+        // Target file: 8 MiB of 0xEE so stale bytes would show.
+        std::fs::write(&p, vec![0xEE; 8 << 20]).unwrap();
+        let img = pattern(5 * 1024 * 1024 + 1234);
+        let mut seen = 0;
+        let st = flash(&img[..], &p, &FlashOptions::default(), &mut |n| seen = n).unwrap();
+        assert_eq!(st.bytes, img.len() as u64);
+        assert_eq!(seen, img.len() as u64);
+        assert!(st.verify_secs.is_some());
+        let got = std::fs::read(&p).unwrap();
+        assert_eq!(&got[..img.len()], &img[..]);
+        // Last MiB of the target was zeroed before the write.
+        assert!(got[(7 << 20)..].iter().all(|&b| b == 0));
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn a_failing_reader_never_writes_the_first_mib() {
+        struct Failing(Vec<u8>, usize);
+        impl Read for Failing {
+            fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+                if self.1 >= self.0.len() {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "crc mismatch"));
+                }
+                let n = b.len().min(self.0.len() - self.1).min(65536);
+                b[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        let p = tmp("b");
+        std::fs::write(&p, vec![0xEE; 4 << 20]).unwrap();
+        let img = pattern(3 << 20);
+        let e = flash(
+            Failing(img.clone(), 0),
+            &p,
+            &FlashOptions::default(),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("crc mismatch"), "{e}");
+        let got = std::fs::read(&p).unwrap();
+        assert!(
+            got[..HEAD].iter().all(|&b| b == 0),
+            "partition table region must stay zeroed"
+        );
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn limit_is_enforced() {
+        let p = tmp("c");
+        std::fs::write(&p, vec![0u8; 2 << 20]).unwrap();
+        // Larger than the ring, so the decoder is still running when the writer stops.
+        let img = pattern(12 << 20);
+        let o = FlashOptions {
+            limit: Some(2 << 20),
+            ..Default::default()
+        };
+        let e = flash(&img[..], &p, &o, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("larger than the target"), "{e}");
+        std::fs::remove_file(&p).unwrap();
+    }
+}

@@ -1,0 +1,798 @@
+//! Image verification: one streaming pass over the decoded image, before anything destructive.
+//!
+//! The pass decodes every byte (gzip CRC-32/ISIZE of every member, or the zip entry's CRC-32),
+//! counts the decoded size, parses the partition table from the bytes as they go by, probes
+//! each partition's filesystem type and label from its first sectors, and copies the boot
+//! partition (at most [`MAX_BOOT_CAPTURE`]) into a temporary file in the work dir, from which
+//! `device-type.json` and `os-release` are read with the FAT reader. The SHA-256 of the file as
+//! given runs at the same time on a second thread that reads the file itself.
+//! Memory: the decoder's buffers, the first MiB of the image and a few KiB per partition.
+#![forbid(unsafe_code)]
+
+use std::fs::{self, File};
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+use super::fslabel::{self, PROBE_BYTES};
+use super::partition::{is_extended, Kind, Partition, PartitionTable, TableScan};
+use super::sha256::{hex, parse_hex_digest, Sha256};
+use super::source::{open_image, HINT_REDOWNLOAD};
+use crate::error::{Context, Error, Result};
+
+/// Largest boot partition copied out for reading `device-type.json`.
+pub const MAX_BOOT_CAPTURE: u64 = 128 << 20;
+/// The first bytes of the image kept in memory (partition-table structures are read from it).
+const HEAD_BYTES: usize = 1 << 20;
+
+pub const BALENA_LABELS: [&str; 5] = [
+    "resin-boot",
+    "resin-rootA",
+    "resin-rootB",
+    "resin-state",
+    "resin-data",
+];
+pub const FLASHER_LABELS: [&str; 2] = ["flash-boot", "flash-rootA"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Balena,
+    Flasher,
+    Unknown,
+}
+
+impl Layout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Balena => "balena",
+            Layout::Flasher => "flasher",
+            Layout::Unknown => "unknown",
+        }
+    }
+}
+
+/// A partition with what its first sectors say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartInfo {
+    pub part: Partition,
+    /// "vfat", "ext4", "ext3", "ext2", "unknown" ("extended" for an MBR extended container).
+    pub fstype: &'static str,
+    pub label: Option<String>,
+}
+
+impl PartInfo {
+    /// The filesystem label, else the GPT partition name.
+    pub fn label_or_name(&self) -> Option<&str> {
+        self.label.as_deref().or(self.part.name.as_deref())
+    }
+
+    fn is(&self, label: &str) -> bool {
+        self.label.as_deref() == Some(label) || self.part.name.as_deref() == Some(label)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Size of the disk the image will be written to; a larger image is refused.
+    pub target_size: Option<u64>,
+    /// SHA-256 (hex) the file must have (`--image-sha256`).
+    pub expected_sha256: Option<String>,
+    /// The device type slug the image must be built for; `None` skips the check
+    /// (`--no-dt-check`).
+    pub expected_device_type: Option<String>,
+    /// Where the boot partition copy goes (removed afterwards).
+    pub work_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// "gzip", "zip" or "raw".
+    pub format: &'static str,
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+    /// SHA-256 of the file as given.
+    pub sha256: String,
+    /// "mbr" or "gpt".
+    pub table: String,
+    pub partitions: Vec<PartInfo>,
+    /// The last byte any partition covers (may exceed `uncompressed_bytes`).
+    pub table_end: u64,
+    pub layout: Layout,
+    /// `slug` of `device-type.json` in the boot partition.
+    pub device_type: Option<String>,
+    /// `VERSION` of `os-release` (or `image-version-info`) in the boot partition.
+    pub boot_version: Option<String>,
+    /// Decoded megabytes (10^6) per second of the pass.
+    pub mb_per_s: f64,
+    /// Why the device type or version could not be read, if so.
+    pub boot_note: Option<String>,
+}
+
+impl Verified {
+    /// The `image` object of the JSON report.
+    pub fn to_report(&self, path: &Path) -> crate::report::Image {
+        crate::report::Image {
+            path: Some(path.display().to_string()),
+            version: self.boot_version.clone(),
+            compressed_bytes: Some(self.compressed_bytes),
+            uncompressed_bytes: Some(self.uncompressed_bytes),
+            sha256: Some(self.sha256.clone()),
+            layout: self.layout.as_str().into(),
+            device_type: self.device_type.clone(),
+            format: Some(self.format.into()),
+            partition_table: Some(self.table.clone()),
+            verified: true,
+        }
+    }
+
+    /// The partition with this label (or GPT name).
+    pub fn find(&self, label: &str) -> Option<&PartInfo> {
+        self.partitions.iter().find(|p| p.is(label))
+    }
+
+    /// Bytes the target disk must have.
+    pub fn required_bytes(&self) -> u64 {
+        self.uncompressed_bytes.max(self.table_end)
+    }
+}
+
+/// Verifies the image at `path`: [`scan`] then [`check`].
+pub fn verify(path: &Path, o: &VerifyOptions) -> Result<Verified> {
+    let v = scan(path, o)?;
+    check(path, &v, o)?;
+    Ok(v)
+}
+
+/// The image to flash, proven good.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The file to flash: the file given, or the inner image extracted from a flasher image.
+    pub image: PathBuf,
+    pub verified: Verified,
+    /// The flasher image the inner image came from, when it was one.
+    pub flasher: Option<Verified>,
+}
+
+/// Like [`verify`], except that a flasher image has its inner image extracted into the work
+/// dir (gzip level `level`) and that one verified (device type, size) instead. The SHA-256
+/// check applies to the file as given.
+pub fn prepare(path: &Path, o: &VerifyOptions, level: u8) -> Result<Prepared> {
+    let v = scan(path, o)?;
+    if v.layout != Layout::Flasher {
+        check(path, &v, o)?;
+        return Ok(Prepared {
+            image: path.to_path_buf(),
+            verified: v,
+            flasher: None,
+        });
+    }
+    // The checksum is of the file as given; the rest applies to the inner image.
+    let outer = VerifyOptions {
+        target_size: None,
+        expected_device_type: None,
+        ..o.clone()
+    };
+    let mut as_balena = v.clone();
+    as_balena.layout = Layout::Balena;
+    check(path, &as_balena, &outer)?;
+    crate::info!(
+        "{} is a flasher image: extracting its inner image",
+        path.display()
+    );
+    let inner = super::flasher::extract_inner(path, &v, &o.work_dir, level)?;
+    let inner_opts = VerifyOptions {
+        expected_sha256: None,
+        ..o.clone()
+    };
+    let iv = scan(&inner, &inner_opts)?;
+    if iv.layout == Layout::Flasher {
+        return Err(Error::new(
+            "checking the image layout",
+            inner.display(),
+            "the flasher image's inner image is itself a flasher image",
+        ));
+    }
+    check(&inner, &iv, &inner_opts)?;
+    Ok(Prepared {
+        image: inner,
+        verified: iv,
+        flasher: Some(v),
+    })
+}
+
+fn layout_of(parts: &[PartInfo]) -> Layout {
+    let has = |l: &str| parts.iter().any(|p| p.is(l));
+    let boot_is_fat = parts
+        .iter()
+        .any(|p| p.is("resin-boot") && p.fstype == "vfat");
+    if BALENA_LABELS.iter().all(|l| has(l)) && boot_is_fat {
+        Layout::Balena
+    } else if FLASHER_LABELS.iter().all(|l| has(l)) {
+        Layout::Flasher
+    } else {
+        Layout::Unknown
+    }
+}
+
+/// The policy half: layout, size, SHA-256, device type. Each refusal says what to do.
+pub fn check(path: &Path, v: &Verified, o: &VerifyOptions) -> Result<()> {
+    let obj = path.display();
+    if let Some(want) = &o.expected_sha256 {
+        let want = parse_hex_digest(want).ok_or_else(|| {
+            Error::usage("--image-sha256", format!("'{want}' is not 64 hex digits"))
+        })?;
+        if want != v.sha256 {
+            return Err(Error::new(
+                "checking the image checksum",
+                &obj,
+                format!("SHA-256 is {}, expected {want}", v.sha256),
+            )
+            .hint("download the image again, or check the value given with --image-sha256"));
+        }
+    }
+    match v.layout {
+        Layout::Balena => {}
+        Layout::Flasher => return Err(Error::new(
+            "checking the image layout",
+            &obj,
+            "this is a balenaOS flasher image (partitions flash-boot, flash-rootA, ...); \
+                 flashing it would install the flasher, not balenaOS",
+        )
+        .hint(
+            "extract the inner image (/opt/*.balenaos-img in flash-rootA) and pass it with -i, \
+                 or let takeover download the raw image (omit -i)",
+        )),
+        Layout::Unknown => {
+            let labels: Vec<String> = v
+                .partitions
+                .iter()
+                .map(|p| {
+                    format!(
+                        "p{} {} {}",
+                        p.part.index,
+                        p.fstype,
+                        p.label_or_name().unwrap_or("(no label)")
+                    )
+                })
+                .collect();
+            return Err(Error::new(
+                "checking the image layout",
+                &obj,
+                format!(
+                    "not a balenaOS image: expected partitions labelled {}, found [{}]",
+                    BALENA_LABELS.join(", "),
+                    labels.join("; ")
+                ),
+            )
+            .hint("pass a balenaOS image downloaded from the balena dashboard or API"));
+        }
+    }
+    if let Some(size) = o.target_size {
+        let need = v.required_bytes();
+        if need > size {
+            return Err(Error::new(
+                "checking the image size",
+                &obj,
+                format!("the image needs {need} bytes, the target disk has {size} bytes"),
+            )
+            .hint("use a larger disk (-f) or an image for this device"));
+        }
+    }
+    if let Some(want) = &o.expected_device_type {
+        match &v.device_type {
+            Some(dt) if dt == want => {}
+            Some(dt) => {
+                return Err(Error::new(
+                    "checking the image device type",
+                    &obj,
+                    format!("the image is for {dt} but the device type to install is {want}"),
+                )
+                .hint("use the image for the right device type, or pass --no-dt-check (--change-dt-to changes the expected type)"))
+            }
+            None => {
+                return Err(Error::new(
+                    "checking the image device type",
+                    &obj,
+                    format!(
+                        "the device type the image was built for cannot be read ({})",
+                        v.boot_note.as_deref().unwrap_or("no device-type.json in resin-boot")
+                    ),
+                )
+                .hint("pass an unmodified balenaOS image, or --no-dt-check"))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A byte range of the decoded image to be collected as it streams by.
+struct Region {
+    off: u64,
+    len: usize,
+    data: Vec<u8>,
+}
+
+impl Region {
+    /// Starts collecting; bytes before `pos` come from `head` when they are there.
+    fn new(off: u64, len: usize, head: &[u8], pos: u64) -> std::result::Result<Region, String> {
+        let mut r = Region {
+            off,
+            len,
+            data: Vec::with_capacity(len),
+        };
+        if off < pos {
+            let h = head.len() as u64;
+            if off + len as u64 > h && pos > h {
+                return Err(format!(
+                    "a partition-table structure at byte {off} lies before data already decoded \
+                     (byte {pos}); the table is out of order"
+                ));
+            }
+            let end = (off + len as u64).min(pos).min(h);
+            r.data.extend_from_slice(&head[off as usize..end as usize]);
+        }
+        Ok(r)
+    }
+
+    /// Takes what it needs from `chunk` (which starts at image byte `at`); true when complete.
+    fn take(&mut self, at: u64, chunk: &[u8]) -> bool {
+        let want_from = self.off + self.data.len() as u64;
+        let want_to = self.off + self.len as u64;
+        let end = at + chunk.len() as u64;
+        if want_from < want_to && want_from >= at && want_from < end {
+            let s = (want_from - at) as usize;
+            let e = (want_to.min(end) - at) as usize;
+            self.data.extend_from_slice(&chunk[s..e]);
+        }
+        self.done()
+    }
+
+    fn done(&self) -> bool {
+        self.data.len() >= self.len
+    }
+}
+
+struct Probe {
+    part: Partition,
+    region: Region,
+    info: Option<(&'static str, Option<String>)>,
+}
+
+struct Capture {
+    part: Partition,
+    file: File,
+    path: PathBuf,
+    written: u64,
+    /// Removes the file if the pass ends before the copy is used.
+    guard: TempFile,
+}
+
+/// Removes the boot partition copy when verification ends, however it ends.
+pub(crate) struct TempFile(pub(crate) PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+fn is_boot_label(p: &Partition, info: &(&'static str, Option<String>)) -> bool {
+    let names = [info.1.as_deref(), p.name.as_deref()];
+    info.0 == "vfat"
+        && names
+            .iter()
+            .any(|n| matches!(n, Some("resin-boot") | Some("flash-boot")))
+}
+
+/// SHA-256 of a file on a second thread (the page cache makes the second read cheap).
+fn spawn_sha(path: &Path, stop: Arc<AtomicBool>) -> thread::JoinHandle<std::io::Result<String>> {
+    let path = path.to_path_buf();
+    thread::spawn(move || {
+        let mut f = File::open(&path)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut h = Sha256::new();
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Err(std::io::Error::other("cancelled"));
+            }
+            let n = match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            h.update(&buf[..n]);
+        }
+        Ok(hex(&h.finish()))
+    })
+}
+
+/// Stops the hash thread when the pass fails early.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What the pass learns from the bytes going by: the partition table, filesystem probes and
+/// the boot partition copy.
+struct Collector<'a> {
+    obj: &'a str,
+    work_dir: &'a Path,
+    head: Vec<u8>,
+    scan: Option<TableScan>,
+    region: Option<Region>,
+    table: Option<PartitionTable>,
+    probes: Vec<Probe>,
+    capture: Option<Capture>,
+    captured: Option<(Partition, PathBuf, TempFile)>,
+    boot_note: Option<String>,
+}
+
+impl<'a> Collector<'a> {
+    fn table_err(&self, msg: String) -> Error {
+        Error::new("reading the image partition table", self.obj, msg)
+            .hint("download the image again; if it keeps failing, the file is not a balenaOS image")
+    }
+
+    /// Processes the decoded bytes `chunk`, which start at image byte `pos`.
+    fn chunk(&mut self, pos: u64, chunk: &[u8]) -> Result<()> {
+        let n = chunk.len();
+        if self.head.len() < HEAD_BYTES {
+            let k = (HEAD_BYTES - self.head.len()).min(n);
+            self.head.extend_from_slice(&chunk[..k]);
+        }
+        if self.region.is_none() && self.scan.is_some() && pos == 0 {
+            let (off, len) = (0, super::partition::FIRST_REGION);
+            self.region =
+                Some(Region::new(off, len, &self.head, pos).map_err(|m| self.table_err(m))?);
+        }
+        // Partition table structures.
+        while let Some(r) = self.region.as_mut() {
+            if !r.take(pos, chunk) {
+                break;
+            }
+            let data = std::mem::take(&mut r.data);
+            self.region = None;
+            self.feed_table(&data, pos)?;
+        }
+        // Filesystem probes, and the start of the boot partition copy.
+        for i in 0..self.probes.len() {
+            let p = &mut self.probes[i];
+            if p.info.is_some() || !p.region.take(pos, chunk) {
+                continue;
+            }
+            let fs = fslabel::probe(&p.region.data);
+            let info = (fs.fstype, fs.label);
+            let boot = is_boot_label(&p.part, &info);
+            p.info = Some(info);
+            if boot && self.capture.is_none() && self.captured.is_none() {
+                self.start_capture(i, pos)?;
+            }
+        }
+        if let Some(c) = self.capture.as_mut() {
+            let from = c.part.start + c.written;
+            let to = c.part.end();
+            let end = pos + n as u64;
+            if from >= pos && from < end {
+                let s = (from - pos) as usize;
+                let e = (to.min(end) - pos) as usize;
+                c.file
+                    .write_all(&chunk[s..e])
+                    .ctx_path("writing", &c.path)?;
+                c.written += (e - s) as u64;
+            }
+            if c.written >= c.part.size {
+                if let Some(c) = self.capture.take() {
+                    c.file.sync_all().ok();
+                    self.captured = Some((c.part, c.path, c.guard));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn feed_table(&mut self, data: &[u8], pos: u64) -> Result<()> {
+        let Some(s) = self.scan.as_mut() else {
+            return Ok(());
+        };
+        if let Err(m) = s.feed(data) {
+            return Err(self.table_err(m));
+        }
+        // Probe every partition as soon as it is known (primaries before the logical chain).
+        let known: Vec<Partition> = s.partitions().to_vec();
+        let wants = s.wants();
+        for p in known {
+            if self.probes.iter().any(|q| q.part.index == p.index) {
+                continue;
+            }
+            if matches!(p.kind, Kind::Mbr(t) if is_extended(t)) {
+                self.probes.push(Probe {
+                    part: p,
+                    region: Region {
+                        off: 0,
+                        len: 0,
+                        data: Vec::new(),
+                    },
+                    info: Some(("extended", None)),
+                });
+                continue;
+            }
+            let len = PROBE_BYTES.min(p.size as usize);
+            let reg = Region::new(p.start, len, &self.head, pos).map_err(|m| self.table_err(m))?;
+            self.probes.push(Probe {
+                part: p,
+                region: reg,
+                info: None,
+            });
+        }
+        match wants {
+            Some((off, len)) => {
+                self.region =
+                    Some(Region::new(off, len, &self.head, pos).map_err(|m| self.table_err(m))?);
+            }
+            None => {
+                if let Some(s) = self.scan.take() {
+                    self.table = Some(s.finish().map_err(|m| self.table_err(m))?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn start_capture(&mut self, i: usize, pos: u64) -> Result<()> {
+        let p = &self.probes[i];
+        if p.part.size > MAX_BOOT_CAPTURE {
+            self.boot_note = Some(format!(
+                "the boot partition is {} bytes, more than the {MAX_BOOT_CAPTURE} read",
+                p.part.size
+            ));
+            return Ok(());
+        }
+        // Bytes of the partition before `pos` were seen already: they are in the probe.
+        let seen = pos.saturating_sub(p.part.start);
+        if seen > p.region.data.len() as u64 {
+            self.boot_note = Some("the boot partition lies before the partition table".into());
+            return Ok(());
+        }
+        let tmp = self
+            .work_dir
+            .join(format!(".takeover-boot-{}.img", std::process::id()));
+        let mut file =
+            File::create(&tmp).ctx_path("creating a temporary file in the work dir", &tmp)?;
+        let guard = TempFile(tmp.clone());
+        file.write_all(&p.region.data[..seen as usize])
+            .ctx_path("writing", &tmp)?;
+        self.capture = Some(Capture {
+            part: p.part.clone(),
+            file,
+            path: tmp,
+            written: seen,
+            guard,
+        });
+        Ok(())
+    }
+
+    /// End of the stream: finishes whatever waits for bytes that never came.
+    fn end(&mut self, pos: u64) -> Result<PartitionTable> {
+        if let Some(r) = self.region.take() {
+            let data = r.data;
+            self.feed_table(&data, pos)?;
+            if let Some(s) = &self.scan {
+                let at = s.wants().map(|w| w.0).unwrap_or(0);
+                return Err(self.table_err(format!(
+                    "the partition table refers to byte {at} but the image ends at byte {pos}"
+                )));
+            }
+        }
+        if let Some(c) = self.capture.take() {
+            self.boot_note = Some(format!(
+                "the boot partition (p{}) ends at byte {}, after the end of the image ({pos})",
+                c.part.index,
+                c.part.end()
+            ));
+        }
+        self.table
+            .take()
+            .ok_or_else(|| self.table_err("no partition table found".into()))
+    }
+}
+
+/// The streaming pass: decodes everything, refuses corrupt data, gathers what [`check`] needs.
+/// A decode error (CRC, truncation) wins over a partition-table error found earlier in the
+/// same stream, since corrupt data explains a broken table.
+pub fn scan(path: &Path, o: &VerifyOptions) -> Result<Verified> {
+    let t0 = Instant::now();
+    let obj = path.display().to_string();
+    let mut img = open_image(path)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_guard = StopOnDrop(stop.clone());
+    let sha = spawn_sha(path, stop.clone());
+
+    let mut c = Collector {
+        obj: &obj,
+        work_dir: &o.work_dir,
+        head: Vec::with_capacity(HEAD_BYTES),
+        scan: Some(TableScan::new()),
+        region: None,
+        table: None,
+        probes: Vec::new(),
+        capture: None,
+        captured: None,
+        boot_note: None,
+    };
+    let mut deferred: Option<Error> = None;
+    let mut pos: u64 = 0;
+    loop {
+        let chunk = match img.fill_buf() {
+            Ok(ch) => ch,
+            Err(e) => {
+                let mut err = Error::io("decoding the image", &obj, e).hint(HINT_REDOWNLOAD);
+                err.cause
+                    .push_str(&format!(" ({pos} bytes decoded before the error)"));
+                return Err(err);
+            }
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        let n = chunk.len();
+        if deferred.is_none() {
+            if let Err(e) = c.chunk(pos, chunk) {
+                // Keep decoding: the data may be corrupt, which is the better explanation.
+                c.capture = None;
+                deferred = Some(e);
+            }
+        }
+        if let Some(t) = o.target_size {
+            if pos + n as u64 > t {
+                return Err(Error::new(
+                    "checking the image size",
+                    &obj,
+                    format!(
+                        "the image is larger than the target disk: more than {} bytes decoded, the disk has {t} bytes",
+                        pos + n as u64
+                    ),
+                )
+                .hint("use a larger disk (-f) or an image for this device"));
+            }
+        }
+        pos += n as u64;
+        img.consume(n);
+    }
+    if let Some(e) = deferred {
+        return Err(e);
+    }
+    let table = c.end(pos)?;
+    let partitions: Vec<PartInfo> = table
+        .partitions
+        .iter()
+        .map(|p| {
+            let info = c
+                .probes
+                .iter()
+                .find(|q| q.part.index == p.index)
+                .and_then(|q| {
+                    q.info.clone().or_else(|| {
+                        // Cut short by the end of the image.
+                        (!q.region.data.is_empty()).then(|| {
+                            let f = fslabel::probe(&q.region.data);
+                            (f.fstype, f.label)
+                        })
+                    })
+                })
+                .unwrap_or(("unknown", None));
+            PartInfo {
+                part: p.clone(),
+                fstype: info.0,
+                label: info.1,
+            }
+        })
+        .collect();
+    let layout = layout_of(&partitions);
+
+    let (mut device_type, mut boot_version, mut boot_note) = (None, None, c.boot_note.take());
+    if let Some((part, tmp, _guard)) = &c.captured {
+        match read_boot(tmp, part.size) {
+            Ok((dt, ver, note)) => {
+                device_type = dt;
+                boot_version = ver;
+                if note.is_some() {
+                    boot_note = note;
+                }
+            }
+            Err(e) => boot_note = Some(e.message()),
+        }
+    } else if boot_note.is_none() {
+        boot_note = Some("no resin-boot (vfat) partition found".into());
+    }
+
+    let sha256 = match sha.join() {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => return Err(Error::io("hashing the image", &obj, e)),
+        Err(_) => {
+            return Err(Error::new(
+                "hashing the image",
+                &obj,
+                "the hashing thread failed",
+            ))
+        }
+    };
+    let secs = t0.elapsed().as_secs_f64().max(1e-9);
+    Ok(Verified {
+        format: img.format.as_str(),
+        compressed_bytes: img.compressed_bytes,
+        uncompressed_bytes: pos,
+        sha256,
+        table: table.table.as_str().into(),
+        partitions,
+        table_end: table.end,
+        layout,
+        device_type,
+        boot_version,
+        mb_per_s: pos as f64 / secs / 1e6,
+        boot_note,
+    })
+}
+
+/// `slug` of a device-type.json.
+pub fn parse_device_type(json: &[u8]) -> std::result::Result<String, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| format!("device-type.json is not JSON: {e}"))?;
+    v.get("slug")
+        .and_then(|s| s.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| "device-type.json has no \"slug\"".into())
+}
+
+/// `VERSION_ID` (else `VERSION`) of an os-release file, quotes removed.
+pub fn parse_os_release_version(text: &str) -> Option<String> {
+    let get = |key: &str| {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().trim_matches('"').trim_matches('\'').to_string())
+        })
+    };
+    get("VERSION_ID")
+        .or_else(|| get("VERSION"))
+        .filter(|v| !v.is_empty())
+}
+
+/// Reads device type and version from the copied boot partition.
+fn read_boot(tmp: &Path, len: u64) -> Result<(Option<String>, Option<String>, Option<String>)> {
+    let f = File::open(tmp).ctx_path("opening", tmp)?;
+    let slice = crate::fat::Slice::new(f, 0, len).ctx_path("opening", tmp)?;
+    let mut fat = crate::fat::Fat::open(slice)?;
+    let mut note = None;
+    let dt = if fat.exists("/device-type.json")? {
+        match parse_device_type(&fat.read_file("/device-type.json", 1 << 20)?) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                note = Some(e);
+                None
+            }
+        }
+    } else {
+        note = Some("no device-type.json in the boot partition".into());
+        None
+    };
+    let mut version = None;
+    if fat.exists("/os-release")? {
+        let t = fat.read_file("/os-release", 64 << 10)?;
+        version = parse_os_release_version(&String::from_utf8_lossy(&t));
+    }
+    if version.is_none() && fat.exists("/image-version-info")? {
+        let t = fat.read_file("/image-version-info", 64 << 10)?;
+        let t = String::from_utf8_lossy(&t);
+        version = parse_os_release_version(&t).or_else(|| {
+            let l = t.lines().next().unwrap_or("").trim();
+            (!l.is_empty() && l.len() < 64).then(|| l.to_string())
+        });
+    }
+    Ok((dt, version, note))
+}

@@ -1,0 +1,912 @@
+//! Stage 1 checks: every precondition of a migration, with a name, a status and a detail that
+//! says what the operator can do. Nothing here changes the system.
+//!
+//! The checks, always in this order (name — skipped by):
+//!
+//! | # | name | what | skipped by |
+//! |---|---|---|---|
+//! | 1 | `root-user` | effective uid 0 (a warning in `--dry-run`, which needs no root) | — |
+//! | 2 | `config-json` | applicationId, deviceType, apiEndpoint, apiKey/deviceApiKey, vpnEndpoint + vpnPort (the VPN keys only without `--no-vpn-check`) | — |
+//! | 3 | `device-type` | the board is in the device table and accepts the device type (`--change-dt-to`, else config.json's) | `--no-dt-check` |
+//! | 4 | `os-support` | the running OS is in the support table | `--no-os-check` (then a warning) |
+//! | 5 | `api-ping` | `GET <apiEndpoint>/ping` answers OK | `--no-api-check` |
+//! | 6 | `vpn-connect` | TCP connect to vpnEndpoint:vpnPort within `--check-timeout` | `--no-vpn-check` |
+//! | 7 | `network-config` | at least one network configuration will be migrated (computed by the network module) | `--no-nwmgr-check` |
+//! | 8 | `secure-boot` | UEFI Secure Boot is off | — |
+//! | 9 | `init-system` | PID 1 is systemd or sysvinit (re-executes on `telinit u`) | — |
+//! | 10 | `stage2-kernel` | tmpfs and ext4 usable (loop: warning only) | — |
+//! | 11 | `target-disk` | the disk to install on is a whole, writable disk ≥ the image, not holding `--log-to` | — |
+//! | 12 | `ram-budget` | MemAvailable − swap in use ≥ image + backup + takeover binary + network files + [`RAM_HEADROOM`] | — |
+//! | 13 | `work-dir-space` | free space of the work directory ≥ what stage 1 writes there | — |
+//!
+//! Swap in use is subtracted from MemAvailable because stage 2 turns swap off, which brings
+//! those pages back into RAM.
+#![forbid(unsafe_code)]
+
+use std::io;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cli::{Mode, Options};
+use crate::config::ConfigJson;
+use crate::error::{Error, Result};
+use crate::probe::device::{Compat, Family};
+use crate::probe::init::InitKind;
+use crate::probe::kernel::Support;
+use crate::probe::target::{self, TargetDisk};
+use crate::probe::{Probe, Root};
+use crate::report::{Ram, Report, Status};
+
+/// RAM kept free beyond the staged files: the stage 2 process, its buffers and the kernel.
+pub const RAM_HEADROOM: u64 = 32 * MIB;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Check names, in order.
+pub const CHECK_NAMES: &[&str] = &[
+    "root-user",
+    "config-json",
+    "device-type",
+    "os-support",
+    "api-ping",
+    "vpn-connect",
+    "network-config",
+    "secure-boot",
+    "init-system",
+    "stage2-kernel",
+    "target-disk",
+    "ram-budget",
+    "work-dir-space",
+];
+
+/// Everything the checks look at beyond the options.
+pub struct CheckInputs<'a> {
+    pub probe: &'a Probe,
+    /// The root the probe read (for resolving `--flash-to` / `--log-to` links).
+    pub root: &'a Root,
+    /// Effective uid (`crate::sys::geteuid()`).
+    pub euid: u32,
+    /// config.json, or why it could not be loaded.
+    pub config: std::result::Result<&'a ConfigJson, &'a Error>,
+    /// `GET <apiEndpoint>/ping` (the argument is the endpoint without a trailing '/').
+    pub ping: &'a dyn Fn(&str) -> Result<()>,
+    /// The network module's verdict; `None` when it was not computed (check skipped).
+    pub network: Option<(Status, String)>,
+    /// Bytes of the image as staged in RAM (the file stage 2 reads); `None` when unknown.
+    pub image_staged_bytes: Option<u64>,
+    /// Bytes the image occupies on the disk (uncompressed); `None` when unknown.
+    pub image_disk_bytes: Option<u64>,
+    pub backup_bytes: u64,
+    pub binary_bytes: u64,
+    pub network_bytes: u64,
+    /// Bytes stage 1 still has to write into the work directory.
+    pub work_dir_needed: u64,
+    /// Free bytes of the filesystem holding a path (`crate::sys::statvfs::statvfs_free`).
+    pub free_space: &'a dyn Fn(&Path) -> io::Result<u64>,
+}
+
+fn mib_up(b: u64) -> u64 {
+    b.div_ceil(MIB)
+}
+
+fn mib_down(b: u64) -> u64 {
+    b / MIB
+}
+
+/// "message; hint" for a check detail.
+fn detail_of(e: &Error) -> String {
+    match &e.hint {
+        Some(h) => format!("{}; {h}", e.message()),
+        None => e.message(),
+    }
+}
+
+/// Runs every check in order, pushing one entry per check into `report.checks`, and fills
+/// `report.device`, `os`, `init`, `target` and `ram`. Returns the chosen target disk when the
+/// target-disk check passed.
+pub fn run_checks(inputs: &CheckInputs, opts: &Options, report: &mut Report) -> Option<TargetDisk> {
+    let p = inputs.probe;
+    let cfg = inputs.config.ok();
+
+    // 1. root user
+    let (st, d) = check_root(inputs.euid, opts.mode());
+    report.check("root-user", st, d);
+
+    // 2. config.json
+    let (st, d) = check_config(inputs.config, opts);
+    report.check("config-json", st, d);
+
+    // 3. device type
+    let cfg_dt = cfg.and_then(|c| c.device_type().ok());
+    let (st, d) = check_device_type(p, cfg_dt, opts);
+    report.check("device-type", st, d);
+
+    // 4. OS
+    let v = p.os_verdict();
+    let (st, d) = if v.supported {
+        (Status::Pass, v.reason)
+    } else if opts.no_os_check {
+        (
+            Status::Warn,
+            format!("{} (going on because of --no-os-check)", v.reason),
+        )
+    } else {
+        (
+            Status::Fail,
+            format!(
+                "{}; pass --no-os-check to migrate from it anyway, at your own risk",
+                v.reason
+            ),
+        )
+    };
+    report.check("os-support", st, d);
+
+    // 5. API
+    let (st, d) = if opts.no_api_check {
+        (Status::Skip, "skipped (--no-api-check)".to_string())
+    } else {
+        match cfg.map(|c| c.api_endpoint()) {
+            Some(Ok(ep)) => match (inputs.ping)(ep) {
+                Ok(()) => (Status::Pass, format!("{ep}/ping answered OK")),
+                Err(e) => (
+                    Status::Fail,
+                    format!(
+                        "{}; check the network connection, DNS and proxy settings, or pass \
+                         --no-api-check",
+                        detail_of(&e)
+                    ),
+                ),
+            },
+            _ => (
+                Status::Fail,
+                "no valid apiEndpoint in config.json (see config-json)".to_string(),
+            ),
+        }
+    };
+    report.check("api-ping", st, d);
+
+    // 6. VPN
+    let (st, d) = if opts.no_vpn_check {
+        (Status::Skip, "skipped (--no-vpn-check)".to_string())
+    } else {
+        match cfg.map(|c| (c.vpn_endpoint(), c.vpn_port())) {
+            Some((Ok(host), Ok(port))) => {
+                check_vpn(host, port, Duration::from_secs(opts.check_timeout))
+            }
+            _ => (
+                Status::Fail,
+                "no valid vpnEndpoint/vpnPort in config.json (see config-json)".to_string(),
+            ),
+        }
+    };
+    report.check("vpn-connect", st, d);
+
+    // 7. network configuration
+    let (st, d) = match (&inputs.network, opts.no_nwmgr_check) {
+        (Some((_, d)), true) => (Status::Skip, format!("skipped (--no-nwmgr-check): {d}")),
+        (None, true) => (Status::Skip, "skipped (--no-nwmgr-check)".to_string()),
+        (Some((s, d)), false) => (*s, d.clone()),
+        (None, false) => (
+            Status::Skip,
+            "network configuration was not examined".to_string(),
+        ),
+    };
+    report.check("network-config", st, d);
+
+    // 8. Secure Boot
+    let (st, d) = check_secure_boot(p);
+    report.check("secure-boot", st, d);
+
+    // 9. init
+    let (st, d) = check_init(p);
+    report.check("init-system", st, d);
+
+    // 10. stage 2 kernel support
+    let (st, d) = check_kernel(p);
+    report.check("stage2-kernel", st, d);
+
+    // 11. target disk
+    let chosen = target::select(
+        p,
+        inputs.root,
+        opts.flash_to.as_deref(),
+        opts.log_to.as_deref(),
+        inputs.image_disk_bytes,
+    );
+    let (st, d) = match &chosen {
+        Ok(t) => {
+            let mut d = format!(
+                "{} ({} MiB, {}) will be overwritten",
+                t.path,
+                mib_down(t.size_bytes),
+                t.chosen_by
+            );
+            if !t.mounted.is_empty() {
+                let mps: Vec<&str> = t.mounted.iter().map(|(_, mp)| mp.as_str()).collect();
+                d.push_str(&format!("; mounted there now: {}", mps.join(", ")));
+            }
+            if inputs.image_disk_bytes.is_none() {
+                d.push_str("; image size unknown, so not compared with the disk");
+            }
+            if t.boot_elsewhere.is_empty() {
+                (Status::Pass, d)
+            } else {
+                let b: Vec<String> = t
+                    .boot_elsewhere
+                    .iter()
+                    .map(|(mp, dev)| format!("{mp} is on {dev}"))
+                    .collect();
+                (
+                    Status::Warn,
+                    format!(
+                        "{d}; but {}: this machine may boot from that disk, not from {}; make \
+                         sure the firmware boots {} (or pass --flash-to with the boot disk)",
+                        b.join(", "),
+                        t.path,
+                        t.path
+                    ),
+                )
+            }
+        }
+        Err(e) => (Status::Fail, detail_of(e)),
+    };
+    report.check("target-disk", st, d);
+
+    // 12. RAM budget
+    let (st, d, ram) = check_ram(p, inputs);
+    report.ram = Some(ram);
+    report.check("ram-budget", st, d);
+
+    // 13. work dir free space
+    let wd = opts.work_dir();
+    let (st, d) = match (inputs.free_space)(&wd) {
+        Ok(free) if free >= inputs.work_dir_needed => (
+            Status::Pass,
+            format!(
+                "{} has {} MiB free, needs {} MiB",
+                wd.display(),
+                mib_down(free),
+                mib_up(inputs.work_dir_needed)
+            ),
+        ),
+        Ok(free) => (
+            Status::Fail,
+            format!(
+                "{} has {} MiB free but stage 1 writes {} MiB there; free some space or pass -w \
+                 with a directory on a bigger filesystem",
+                wd.display(),
+                mib_down(free),
+                mib_up(inputs.work_dir_needed)
+            ),
+        ),
+        Err(e) => (
+            Status::Fail,
+            format!(
+                "cannot get the free space of work directory {}: {e}; create it or pass -w with \
+                 an existing directory",
+                wd.display()
+            ),
+        ),
+    };
+    report.check("work-dir-space", st, d);
+
+    let parts = p.to_report_parts(cfg_dt, opts.change_dt_to.as_deref(), chosen.as_ref().ok());
+    report.device = Some(parts.device);
+    report.os = Some(parts.os);
+    report.init = Some(parts.init);
+    report.target = Some(parts.target);
+    chosen.ok()
+}
+
+fn check_root(euid: u32, mode: Mode) -> (Status, String) {
+    if euid == 0 {
+        (Status::Pass, "running as root".into())
+    } else if mode == Mode::DryRun {
+        (
+            Status::Warn,
+            format!("running as uid {euid}: fine for --dry-run, but a migration must run as root (sudo)"),
+        )
+    } else {
+        (
+            Status::Fail,
+            format!("running as uid {euid}; run takeover as root (sudo ./takeover ...)"),
+        )
+    }
+}
+
+fn check_config(
+    config: std::result::Result<&ConfigJson, &Error>,
+    opts: &Options,
+) -> (Status, String) {
+    let c = match config {
+        Ok(c) => c,
+        Err(e) => return (Status::Fail, detail_of(e)),
+    };
+    let mut problems = Vec::new();
+    let mut keep = |r: Result<String>| match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problems.push(e.cause);
+            None
+        }
+    };
+    let app = keep(c.application_id().map(|v| v.to_string()));
+    let dt = keep(c.device_type().map(str::to_string));
+    let api = keep(c.api_endpoint().map(str::to_string));
+    keep(c.api_key().map(|_| String::new()));
+    let vpn = if opts.no_vpn_check {
+        None
+    } else {
+        let h = keep(c.vpn_endpoint().map(str::to_string));
+        let p = keep(c.vpn_port().map(|p| p.to_string()));
+        h.zip(p).map(|(h, p)| format!("{h}:{p}"))
+    };
+    if problems.is_empty() {
+        let mut d = format!(
+            "{}: fleet {}, device type {}, API {}",
+            c.origin.display(),
+            app.unwrap_or_default(),
+            dt.unwrap_or_default(),
+            api.unwrap_or_default()
+        );
+        if let Some(v) = vpn {
+            d.push_str(&format!(", VPN {v}"));
+        }
+        (Status::Pass, d)
+    } else {
+        (
+            Status::Fail,
+            format!(
+                "{}: {}; download config.json again from the balena dashboard (Add device > \
+                 Advanced > Download configuration file only) and pass it with -c",
+                c.origin.display(),
+                problems.join("; ")
+            ),
+        )
+    }
+}
+
+/// What the device-type check would say, before `--no-dt-check` is applied.
+fn device_type_verdict(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> (Status, String) {
+    let Some(board) = p.board else {
+        let arch = p.arch.as_deref().unwrap_or("unknown");
+        if !matches!(arch, "aarch64" | "armv7l" | "armv6l" | "x86_64") {
+            return (
+                Status::Fail,
+                format!(
+                    "architecture {arch} is not supported (balenaOS devices are aarch64, armv7l, \
+                     armv6l or x86_64)"
+                ),
+            );
+        }
+        let model = p
+            .model_display()
+            .map(|m| format!("'{m}'"))
+            .unwrap_or_else(|| "with no device-tree model".into());
+        let compat = if p.compatible.is_empty() {
+            String::new()
+        } else {
+            format!(" (compatible: {})", p.compatible.join(", "))
+        };
+        return (
+            Status::Fail,
+            format!(
+                "this {arch} device {model}{compat} is not in takeover's device table; pass \
+                 --no-dt-check only if you know the image fits this board"
+            ),
+        );
+    };
+    let found = format!(
+        "{}{} (recognised by {})",
+        board.name,
+        p.model_display()
+            .map(|m| format!(" '{m}'"))
+            .unwrap_or_default(),
+        p.board_source.map(|s| s.as_str()).unwrap_or("?"),
+    );
+    let Some(slug) = opts.change_dt_to.as_deref().or(cfg_dt) else {
+        return (
+            Status::Fail,
+            format!("detected {found}, but config.json names no deviceType (see config-json)"),
+        );
+    };
+    let firmware = if board.family == Family::X86_64 {
+        if p.efi {
+            " booted through UEFI"
+        } else {
+            " booted in legacy BIOS mode"
+        }
+    } else {
+        ""
+    };
+    match device_compat(board, slug, p.efi) {
+        Compat::Yes => {
+            let mut d = format!("{found}{firmware} runs device type {slug}");
+            if let (Some(_), Some(orig)) = (&opts.change_dt_to, cfg_dt) {
+                if orig != slug {
+                    d.push_str(&format!(" (--change-dt-to replaces config.json's {orig})"));
+                }
+            }
+            (Status::Pass, d)
+        }
+        Compat::OnlyWithOverride(why) => (
+            Status::Fail,
+            format!("{found}: {why}; pass --no-dt-check to accept it"),
+        ),
+        Compat::No(why) => {
+            let fix = if opts.change_dt_to.is_some() {
+                "choose a --change-dt-to slug this board accepts"
+            } else {
+                "use the config.json of a fleet whose device type this board accepts, or \
+                 --change-dt-to with such a slug"
+            };
+            (Status::Fail, format!("{found}: {why}; {fix}"))
+        }
+    }
+}
+
+fn device_compat(board: &crate::probe::device::Board, slug: &str, efi: bool) -> Compat {
+    crate::probe::device::compatibility(board, slug, efi)
+}
+
+fn check_device_type(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> (Status, String) {
+    let (st, d) = device_type_verdict(p, cfg_dt, opts);
+    let slug = opts.change_dt_to.as_deref().or(cfg_dt);
+    let overridable = match (p.board, slug) {
+        (Some(b), Some(s)) => matches!(device_compat(b, s, p.efi), Compat::OnlyWithOverride(_)),
+        _ => false,
+    };
+    if opts.no_dt_check && overridable {
+        let d = d.trim_end_matches("; pass --no-dt-check to accept it");
+        (
+            Status::Skip,
+            format!("accepted because of --no-dt-check: {d}"),
+        )
+    } else if opts.no_dt_check {
+        let outcome = if st == Status::Pass {
+            "would pass"
+        } else {
+            "would fail"
+        };
+        (
+            Status::Skip,
+            format!("skipped (--no-dt-check); the check {outcome}: {d}"),
+        )
+    } else {
+        (st, d)
+    }
+}
+
+/// TCP connect to the first resolved address of host:port within `timeout`.
+pub fn check_vpn(host: &str, port: u16, timeout: Duration) -> (Status, String) {
+    let fail = |why: String| {
+        (
+            Status::Fail,
+            format!(
+                "cannot reach the balena VPN at {host}:{port}: {why}; without it the device would \
+                 not come online after the migration: allow outgoing TCP to {host}:{port} in the \
+                 firewall, or pass --no-vpn-check"
+            ),
+        )
+    };
+    let addr = match (host, port).to_socket_addrs() {
+        Ok(mut it) => match it.next() {
+            Some(a) => a,
+            None => return fail("the name resolves to no address".into()),
+        },
+        Err(e) => return fail(format!("resolving the name: {e}")),
+    };
+    match TcpStream::connect_timeout(&addr, timeout) {
+        Ok(s) => {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+            (Status::Pass, format!("connected to {host}:{port} ({addr})"))
+        }
+        Err(e) => fail(format!(
+            "connecting to {addr} (timeout {}s): {e}",
+            timeout.as_secs()
+        )),
+    }
+}
+
+fn check_secure_boot(p: &Probe) -> (Status, String) {
+    if !p.efi {
+        return (
+            Status::Pass,
+            "no UEFI firmware (no Secure Boot)".to_string(),
+        );
+    }
+    match p.secure_boot {
+        Some(false) => (Status::Pass, "UEFI, Secure Boot off".to_string()),
+        Some(true) => (
+            Status::Fail,
+            "UEFI Secure Boot is on: the balenaOS image would not boot; turn Secure Boot off in \
+             the firmware setup, then run takeover again"
+                .to_string(),
+        ),
+        None => (
+            Status::Warn,
+            "UEFI, but the SecureBoot variable could not be read; check with 'mokutil \
+             --sb-state' that Secure Boot is off before migrating"
+                .to_string(),
+        ),
+    }
+}
+
+fn check_init(p: &Probe) -> (Status, String) {
+    let path = p
+        .init
+        .resolved
+        .clone()
+        .or_else(|| p.init.path.clone())
+        .unwrap_or_else(|| "unknown".into());
+    let kind = p.init.kind;
+    if kind.can_take_over() {
+        return (Status::Pass, format!("PID 1 is {} ({path})", kind.as_str()));
+    }
+    let why = match kind {
+        InitKind::Busybox => "busybox init does not re-execute itself on 'telinit u'".to_string(),
+        InitKind::Openrc => "openrc-init does not re-execute itself on 'telinit u'".to_string(),
+        _ if p.init.path.is_none() => {
+            "PID 1 could not be identified (/proc/1/exe unreadable; run as root)".to_string()
+        }
+        _ => "it is neither systemd nor sysvinit".to_string(),
+    };
+    (
+        Status::Fail,
+        format!(
+            "PID 1 is {} ({path}): {why}, and takeover hands PID 1 over that way; migrate from \
+             a systemd or sysvinit system, or write the image offline with --write-only",
+            kind.as_str()
+        ),
+    )
+}
+
+fn check_kernel(p: &Probe) -> (Status, String) {
+    let k = &p.kernel;
+    let parts = [
+        ("tmpfs", &k.tmpfs, true),
+        ("ext4", &k.ext4, true),
+        ("loop", &k.loop_dev, false),
+    ];
+    let summary = parts
+        .iter()
+        .map(|(n, s, _)| format!("{n} {}", s.describe()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let missing_required: Vec<&str> = parts
+        .iter()
+        .filter(|(_, s, req)| *req && !s.is_usable())
+        .map(|(n, _, _)| *n)
+        .collect();
+    if !missing_required.is_empty() {
+        return (
+            Status::Fail,
+            format!(
+                "{summary}: stage 2 cannot work without {} (kernel {}); install the kernel \
+                 modules package of the running kernel, or boot a kernel that has them",
+                missing_required.join(" and "),
+                k.release.as_deref().unwrap_or("unknown")
+            ),
+        );
+    }
+    if *parts[2].1 == Support::Missing {
+        return (
+            Status::Warn,
+            format!("{summary}: without loop support stage 2 cannot loop-mount the new image"),
+        );
+    }
+    (Status::Pass, summary)
+}
+
+fn check_ram(p: &Probe, i: &CheckInputs) -> (Status, String, Ram) {
+    let image = i.image_staged_bytes.unwrap_or(0);
+    let required = image
+        .saturating_add(i.backup_bytes)
+        .saturating_add(i.binary_bytes)
+        .saturating_add(i.network_bytes)
+        .saturating_add(RAM_HEADROOM);
+    let breakdown = format!(
+        "image {} MiB{} + backup {} MiB + takeover {} MiB + network files {} MiB + headroom {} MiB",
+        mib_up(image),
+        if i.image_staged_bytes.is_none() {
+            " (size unknown)"
+        } else {
+            ""
+        },
+        mib_up(i.backup_bytes),
+        mib_up(i.binary_bytes),
+        mib_up(i.network_bytes),
+        mib_up(RAM_HEADROOM)
+    );
+    let Some(avail) = p.mem.available_bytes else {
+        return (
+            Status::Fail,
+            format!(
+                "MemAvailable could not be read from /proc/meminfo; stage 2 needs {} MiB ({breakdown})",
+                mib_up(required)
+            ),
+            Ram {
+                available_bytes: 0,
+                required_bytes: required,
+            },
+        );
+    };
+    let swap = p.swap_used_bytes();
+    let usable = avail.saturating_sub(swap);
+    let ram = Ram {
+        available_bytes: usable,
+        required_bytes: required,
+    };
+    let have = if swap > 0 {
+        format!(
+            "{} MiB (MemAvailable {} MiB minus {} MiB of swap in use)",
+            mib_down(usable),
+            mib_down(avail),
+            mib_up(swap)
+        )
+    } else {
+        format!("{} MiB (MemAvailable)", mib_down(usable))
+    };
+    if usable < required {
+        return (
+            Status::Fail,
+            format!(
+                "stage 2 needs {} MiB of RAM ({breakdown}) but only {have} is available; stop \
+                 memory-hungry services (containers, desktop) or reboot first, make the backup \
+                 smaller, or free swap",
+                mib_up(required)
+            ),
+            ram,
+        );
+    }
+    let status = if i.image_staged_bytes.is_none() {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    (
+        status,
+        format!(
+            "stage 2 needs {} MiB ({breakdown}), {have} available",
+            mib_up(required)
+        ),
+        ram,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::probe;
+
+    fn fixture(name: &str) -> (Root, Probe) {
+        let root = Root::new(format!(
+            "{}/tests/fixtures/sysroots/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+        let p = probe(&root);
+        (root, p)
+    }
+
+    fn config(text: &str) -> ConfigJson {
+        ConfigJson::parse(text.as_bytes(), Path::new("/t/config.json")).unwrap()
+    }
+
+    const GOOD: &str = r#"{"applicationId":"42","deviceType":"raspberrypi4-64",
+        "apiEndpoint":"https://api.example.com/","apiKey":"SecretKeyForTests",
+        "vpnEndpoint":"127.0.0.1","vpnPort":9}"#;
+
+    fn opts(args: &[&str]) -> Options {
+        let mut v = vec!["--dry-run"];
+        v.extend_from_slice(args);
+        crate::cli::parse(v).unwrap()
+    }
+
+    fn no_ping(_: &str) -> Result<()> {
+        Ok(())
+    }
+
+    fn plenty(_: &Path) -> io::Result<u64> {
+        Ok(1 << 40)
+    }
+
+    fn inputs<'a>(p: &'a Probe, root: &'a Root, cfg: &'a ConfigJson) -> CheckInputs<'a> {
+        CheckInputs {
+            probe: p,
+            root,
+            euid: 0,
+            config: Ok(cfg),
+            ping: &no_ping,
+            network: Some((Status::Pass, "2 wifi networks".into())),
+            image_staged_bytes: Some(180 * MIB),
+            image_disk_bytes: Some(1800 * MIB),
+            backup_bytes: 3 * MIB,
+            binary_bytes: 5 * MIB,
+            network_bytes: 2048,
+            work_dir_needed: 200 * MIB,
+            free_space: &plenty,
+        }
+    }
+
+    fn get<'r>(r: &'r Report, name: &str) -> &'r crate::report::Check {
+        r.checks.iter().find(|c| c.name == name).unwrap()
+    }
+
+    #[test]
+    fn root_user() {
+        assert_eq!(check_root(0, Mode::Migrate).0, Status::Pass);
+        assert_eq!(check_root(1000, Mode::DryRun).0, Status::Warn);
+        let (s, d) = check_root(1000, Mode::Migrate);
+        assert_eq!(s, Status::Fail);
+        assert!(d.contains("sudo"), "{d}");
+    }
+
+    #[test]
+    fn config_problems_are_all_listed() {
+        let c = config(
+            r#"{"deviceType":"raspberrypi4-64","apiEndpoint":"https://a","deviceApiKey":"abcdefgh","vpnEndpoint":"v"}"#,
+        );
+        let (s, d) = check_config(Ok(&c), &opts(&[]));
+        assert_eq!(s, Status::Fail);
+        assert!(d.contains("'applicationId' is missing"), "{d}");
+        assert!(d.contains("'vpnPort' is missing"), "{d}");
+        assert!(
+            d.contains("dashboard") && d.contains("/t/config.json"),
+            "{d}"
+        );
+        // Without the VPN check the VPN keys are not required.
+        let c = config(
+            r#"{"applicationId":1,"deviceType":"x","apiEndpoint":"https://a","apiKey":"abcdefgh"}"#,
+        );
+        let (s, d) = check_config(Ok(&c), &opts(&["--no-vpn-check"]));
+        assert_eq!(s, Status::Pass, "{d}");
+        assert!(!d.contains("abcdefgh"));
+        let e = Error::new("reading config.json", "/x", "not valid JSON").hint("fix it");
+        let (s, d) = check_config(Err(&e), &opts(&[]));
+        assert_eq!(s, Status::Fail);
+        assert!(d.contains("not valid JSON; fix it"), "{d}");
+    }
+
+    #[test]
+    fn all_checks_in_order_and_api_ping_gets_the_endpoint() {
+        let (root, p) = fixture("pi4-bookworm");
+        let cfg = config(GOOD);
+        let seen = std::cell::RefCell::new(Vec::new());
+        let ping = |ep: &str| -> Result<()> {
+            seen.borrow_mut().push(ep.to_string());
+            Err(Error::new(
+                "checking the API",
+                format!("{ep}/ping"),
+                "HTTP 503",
+            ))
+        };
+        let mut i = inputs(&p, &root, &cfg);
+        i.ping = &ping;
+        let mut r = Report::new("dry-run");
+        let t = run_checks(&i, &opts(&["--no-vpn-check"]), &mut r);
+        let names: Vec<_> = r.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, CHECK_NAMES);
+        assert_eq!(*seen.borrow(), vec!["https://api.example.com"]);
+        let c = get(&r, "api-ping");
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("HTTP 503") && c.detail.contains("--no-api-check"));
+        assert_eq!(t.unwrap().path, "/dev/mmcblk0");
+        assert!(!r.to_json().contains("SecretKeyForTests"));
+        let ram = r.ram.as_ref().unwrap();
+        assert_eq!(
+            ram.required_bytes,
+            180 * MIB + 3 * MIB + 5 * MIB + 2048 + RAM_HEADROOM
+        );
+        assert!(r.device.as_ref().unwrap().compatible);
+        assert_eq!(r.os.as_ref().unwrap().id.as_deref(), Some("debian"));
+    }
+
+    #[test]
+    fn vpn_connect_pass_and_fail() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (s, d) = check_vpn("127.0.0.1", port, Duration::from_secs(2));
+        assert_eq!(s, Status::Pass, "{d}");
+        drop(l);
+        let (s, d) = check_vpn("127.0.0.1", port, Duration::from_secs(2));
+        assert_eq!(s, Status::Fail);
+        assert!(
+            d.contains("--no-vpn-check") && d.contains(&port.to_string()),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn network_ram_and_work_dir() {
+        let (root, p) = fixture("pi0w-buster-armv6");
+        let cfg = config(GOOD);
+        let mut i = inputs(&p, &root, &cfg);
+        i.network = Some((Status::Fail, "no network configuration found".into()));
+        i.image_staged_bytes = Some(400 * MIB);
+        let small = |_: &Path| -> io::Result<u64> { Ok(10 * MIB) };
+        i.free_space = &small;
+        let mut r = Report::new("dry-run");
+        run_checks(
+            &i,
+            &opts(&["--no-nwmgr-check", "--no-api-check", "--no-vpn-check"]),
+            &mut r,
+        );
+        let n = get(&r, "network-config");
+        assert_eq!(n.status, Status::Skip);
+        assert!(n.detail.contains("no network configuration found"));
+        let m = get(&r, "ram-budget");
+        assert_eq!(m.status, Status::Fail);
+        for num in [
+            "441 MiB",
+            "image 400 MiB",
+            "backup 3 MiB",
+            "takeover 5 MiB",
+            "network files 1 MiB",
+            "headroom 32 MiB",
+            "MemAvailable 294 MiB",
+            "60 MiB of swap",
+        ] {
+            assert!(m.detail.contains(num), "{num}: {}", m.detail);
+        }
+        let w = get(&r, "work-dir-space");
+        assert_eq!(w.status, Status::Fail);
+        assert!(
+            w.detail.contains("10 MiB free") && w.detail.contains("200 MiB"),
+            "{}",
+            w.detail
+        );
+
+        let broken =
+            |_: &Path| -> io::Result<u64> { Err(io::Error::from_raw_os_error(libc::ENOENT)) };
+        i.free_space = &broken;
+        i.network = None;
+        i.image_staged_bytes = None;
+        let mut r = Report::new("dry-run");
+        run_checks(&i, &opts(&["--no-api-check", "--no-vpn-check"]), &mut r);
+        assert_eq!(get(&r, "work-dir-space").status, Status::Fail);
+        assert_eq!(get(&r, "network-config").status, Status::Skip);
+        let m = get(&r, "ram-budget");
+        assert_eq!(m.status, Status::Warn, "{}", m.detail);
+        assert!(m.detail.contains("size unknown"));
+    }
+
+    #[test]
+    fn unknown_board_kernel_gaps_and_secure_boot_unknown() {
+        let (root, mut p) = fixture("nuc-jammy-nvme-efi");
+        p.arch = Some("i686".into());
+        p.board = None;
+        p.kernel.ext4 = Support::Missing;
+        p.secure_boot = None;
+        let cfg = config(GOOD);
+        let i = inputs(&p, &root, &cfg);
+        let mut r = Report::new("dry-run");
+        run_checks(&i, &opts(&["--no-api-check", "--no-vpn-check"]), &mut r);
+        let d = get(&r, "device-type");
+        assert_eq!(d.status, Status::Fail);
+        assert!(d.detail.contains("i686"), "{}", d.detail);
+        let k = get(&r, "stage2-kernel");
+        assert_eq!(k.status, Status::Fail);
+        assert!(k.detail.contains("without ext4"), "{}", k.detail);
+        assert_eq!(get(&r, "secure-boot").status, Status::Warn);
+
+        p.arch = Some("aarch64".into());
+        p.model = Some("Rockchip RK3588 EVB".into());
+        let i = inputs(&p, &root, &cfg);
+        let mut r = Report::new("dry-run");
+        run_checks(&i, &opts(&["--no-api-check", "--no-vpn-check"]), &mut r);
+        let d = get(&r, "device-type");
+        assert!(
+            d.detail.contains("'Rockchip RK3588 EVB'") && d.detail.contains("--no-dt-check"),
+            "{}",
+            d.detail
+        );
+        let mut r = Report::new("dry-run");
+        run_checks(
+            &i,
+            &opts(&["--no-api-check", "--no-vpn-check", "--no-dt-check"]),
+            &mut r,
+        );
+        assert_eq!(get(&r, "device-type").status, Status::Skip);
+    }
+}

@@ -1,0 +1,606 @@
+//! Stage 1 of `--dry-run`, `--pretend` and a migration: everything up to the hand-over.
+//!
+//! 1. probe the device, OS, init, disks (read-only, through a [`Root`]);
+//! 2. read config.json;
+//! 3. get the image (`-i`, else download) and prove it good: full decode, layout, device type,
+//!    size, SHA-256 — before anything is changed;
+//! 4. networks, hostname and backup, staged as the exact files stage 2 writes:
+//!    `boot/config.json`, `boot/system-connections/*`, `boot/system-proxy/*`, `data/backup.tgz`
+//!    (`--dry-run`: in `<work-dir>/takeover-dry-run/`);
+//! 5. the checks, in their fixed order, and the plan;
+//! 6. `--dry-run` stops here: exit 0 when a migration would go ahead, 1 when not;
+//! 7. otherwise: the operator's confirmation, then the hand-over to stage 2.
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use super::checks::{self, CheckInputs};
+use super::handover;
+use crate::cli::{Mode, Options};
+use crate::config::ConfigJson;
+use crate::error::{Context, Error, Result};
+use crate::image::verify::{self, Layout, Prepared, VerifyOptions};
+use crate::probe::{self, target::TargetDisk, Probe, Root};
+use crate::report::{Report, Status};
+use crate::stage2::plan::{self as s2plan, Stage2Plan};
+
+/// Name of the dry-run staging directory inside the work dir.
+pub const DRY_RUN_DIR: &str = "takeover-dry-run";
+/// Name of the staging directory of a real run inside the work dir (copied into RAM).
+pub const STAGING_DIR: &str = "takeover-staging";
+
+/// What stage 1 prepared.
+pub struct Prepared1 {
+    pub probe: Probe,
+    pub config: ConfigJson,
+    pub image: Prepared,
+    pub staging: PathBuf,
+    pub target: Option<TargetDisk>,
+    pub network_bytes: u64,
+    pub backup_bytes: u64,
+}
+
+fn file_size(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Sum of the sizes of the regular files below `dir`.
+fn tree_size(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(|e| e.ok())
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            Ok(t) if t.is_file() => file_size(&e.path()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The config.json to use: `-c`, else on balenaOS the device's own `/mnt/boot/config.json`.
+fn load_config(opts: &Options, root: &Root, probe: &Probe) -> Result<ConfigJson> {
+    if let Some(c) = &opts.config {
+        return ConfigJson::load(c);
+    }
+    let own = root.path("mnt/boot/config.json");
+    if probe.balena_os() && own.exists() {
+        crate::info!("using this balenaOS device's own {}", own.display());
+        return ConfigJson::load(&own);
+    }
+    Err(Error::new("reading config.json", "-c", "no config.json given")
+        .hint("download config.json from the balena dashboard (Add device > Advanced > Download configuration file only) and pass it with -c"))
+}
+
+/// Runs stage 1 for `--dry-run`, `--pretend` or a migration.
+pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
+    let mode = opts.mode();
+    let root = opts
+        .sysroot
+        .clone()
+        .map(Root::new)
+        .unwrap_or_else(Root::system);
+    let euid = crate::sys::geteuid();
+    if mode != Mode::DryRun && euid != 0 {
+        return Err(
+            Error::new("checking the user", "takeover", "not running as root")
+                .hint("run it with sudo (or try --dry-run, which needs no root)"),
+        );
+    }
+    let work_dir = opts.work_dir();
+    if !work_dir.is_dir() {
+        return Err(Error::new(
+            "checking the work directory",
+            work_dir.display(),
+            "does not exist",
+        )
+        .hint("create it, or pass an existing directory with -w"));
+    }
+
+    // 1. probe
+    let probe = probe::probe(&root);
+    for n in &probe.notes {
+        crate::debug!("probe: {n}");
+    }
+    crate::info!(
+        "device: {} ({}), OS: {}, init: {}",
+        probe
+            .model_display()
+            .unwrap_or_else(|| "unknown model".into()),
+        probe.arch.as_deref().unwrap_or("unknown arch"),
+        probe
+            .os
+            .as_ref()
+            .map(|o| o.display())
+            .unwrap_or_else(|| "unknown".into()),
+        probe.init.kind.as_str()
+    );
+
+    // 2. config.json. The report gets the device part now, so that it says what was found
+    // even when a later step fails.
+    let config = load_config(opts, &root, &probe);
+    let cfg_dt = config.as_ref().ok().and_then(|c| c.device_type().ok());
+    let parts = probe.to_report_parts(cfg_dt, opts.change_dt_to.as_deref(), None);
+    report.device = Some(parts.device);
+    report.os = Some(parts.os);
+    report.init = Some(parts.init);
+    let mut config = config?;
+
+    // 3. image
+    let image_path = match &opts.image {
+        Some(p) => p.clone(),
+        None => {
+            crate::info!("no image given: downloading");
+            super::download::download_only(opts, report)?
+        }
+    };
+    let staging = work_dir.join(if mode == Mode::DryRun {
+        DRY_RUN_DIR
+    } else {
+        STAGING_DIR
+    });
+    fresh_dir(&staging)?;
+    let expected_dt = if opts.no_dt_check {
+        None
+    } else {
+        Some(
+            opts.change_dt_to
+                .clone()
+                .map(Ok)
+                .unwrap_or_else(|| config.device_type().map(str::to_string))?,
+        )
+    };
+    let vo = VerifyOptions {
+        target_size: None,
+        expected_sha256: opts.image_sha256.clone(),
+        expected_device_type: expected_dt,
+        work_dir: work_dir.clone(),
+    };
+    crate::info!(
+        "verifying {} (full decode, layout, device type)",
+        image_path.display()
+    );
+    let image = verify::prepare(&image_path, &vo, 6)?;
+    let mut ri = image.verified.to_report(&image.image);
+    if let Some(prev) = &report.image {
+        ri.version = ri.version.or_else(|| prev.version.clone());
+    }
+    report.image = Some(ri);
+    crate::info!(
+        "image verified: {} {}, {} MiB decoded at {:.0} MB/s, built for {}",
+        image.verified.format,
+        image.verified.table,
+        image.verified.uncompressed_bytes >> 20,
+        image.verified.mb_per_s,
+        image
+            .verified
+            .device_type
+            .as_deref()
+            .unwrap_or("an unknown device type")
+    );
+    if image.verified.layout != Layout::Balena {
+        return Err(Error::new(
+            "checking the image",
+            image_path.display(),
+            "not a balenaOS disk image",
+        ));
+    }
+
+    // 4. networks, hostname, config.json, backup — staged
+    let boot = staging.join("boot");
+    let data = staging.join("data");
+    crate::files::create_private_dir(&boot)?;
+    crate::files::create_private_dir(&data)?;
+    let net_opts = crate::net::NetOptions {
+        scan_wifis: opts.scan_wifis(),
+        wifis: opts.wifis.clone(),
+        nwmgr_cfgs: opts.nwmgr_cfgs.clone(),
+        balena_os: probe.balena_os(),
+    };
+    let collected = crate::net::collect(&root, &net_opts)?;
+    for (name, why) in &collected.unmigratable {
+        crate::warn!("network '{name}' is not migrated: {why}");
+        report
+            .warnings
+            .push(format!("network '{name}' not migrated: {why}"));
+    }
+    for n in &collected.notes {
+        crate::info!("network: {n}");
+    }
+    crate::net::stage(&collected, &boot)?;
+    report.network = crate::net::report_entries(&collected);
+    let network_check = crate::net::network_check(&collected, opts.no_nwmgr_check);
+
+    if !opts.no_keep_name {
+        if let Some(h) = crate::net::hostname(&root)? {
+            crate::info!("keeping the hostname '{h}'");
+            config.set_hostname(&h);
+            report.hostname = Some(h);
+        }
+    }
+    if let Some(dt) = &opts.change_dt_to {
+        crate::info!("device type changes to {dt}");
+        config.set_device_type(dt);
+    }
+    crate::files::write_private(&boot.join("config.json"), &config.to_bytes())?;
+
+    let mut backup_bytes = 0;
+    if let Some(cfg) = &opts.backup_cfg {
+        let b = crate::backup::create(
+            cfg,
+            &data,
+            &crate::backup::BackupOptions {
+                tar_internal: opts.tar_internal,
+            },
+        )?;
+        for w in &b.warnings {
+            crate::warn!("backup: {w}");
+            report.warnings.push(format!("backup: {w}"));
+        }
+        crate::info!(
+            "backup: {} files in volumes {} ({} KiB)",
+            b.files,
+            b.volumes.join(", "),
+            b.bytes >> 10
+        );
+        backup_bytes = b.bytes;
+        report.backup = Some(b.to_report());
+    }
+    let network_bytes = tree_size(&boot);
+
+    // 5. checks
+    let binary_bytes = std::env::current_exe()
+        .map(|p| file_size(&p))
+        .unwrap_or(1 << 20);
+    let staged_image = file_size(&image.image);
+    let ping = |ep: &str| -> Result<()> {
+        let http = crate::api::http::Http::detect()?;
+        crate::api::balena::Api::new(&http, ep, None).ping()
+    };
+    let free = |p: &Path| crate::sys::statvfs::statvfs_free(p);
+    let cfg_ok: std::result::Result<&ConfigJson, &Error> = Ok(&config);
+    let inputs = CheckInputs {
+        probe: &probe,
+        root: &root,
+        euid,
+        config: cfg_ok,
+        ping: &ping,
+        network: Some(network_check),
+        image_staged_bytes: Some(staged_image),
+        image_disk_bytes: Some(image.verified.required_bytes()),
+        backup_bytes,
+        binary_bytes,
+        network_bytes,
+        work_dir_needed: 0,
+        free_space: &free,
+    };
+    let target = checks::run_checks(&inputs, opts, report);
+    report.staged_files = staged_list(&staging);
+    print_plan(report, &staging, mode);
+
+    let failed: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| c.name.clone())
+        .collect();
+    if !failed.is_empty() {
+        return Err(Error::new(
+            "checking whether the migration can go ahead",
+            "this device",
+            format!("failed checks: {}", failed.join(", ")),
+        )
+        .hint("see each failed check above for what to do; nothing was changed"));
+    }
+    if mode == Mode::DryRun {
+        crate::info!(
+            "dry run: a migration would go ahead; files stage 2 would write are in {}",
+            staging.display()
+        );
+        return Ok(());
+    }
+    let Some(target) = target else {
+        return Err(Error::new(
+            "choosing the target disk",
+            "this device",
+            "no target disk was chosen",
+        ));
+    };
+    let p1 = Prepared1 {
+        probe,
+        config,
+        image,
+        staging,
+        target: Some(target),
+        network_bytes,
+        backup_bytes,
+    };
+    if !opts.no_ack && !confirm(&p1, opts)? {
+        return Err(Error::new(
+            "asking for confirmation",
+            "operator",
+            "the migration was declined; nothing was changed",
+        ));
+    }
+    take_over(opts, &p1)
+}
+
+/// Removes and recreates a staging directory (0700). Refuses paths that are not ours.
+fn fresh_dir(dir: &Path) -> Result<()> {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name != DRY_RUN_DIR && name != STAGING_DIR {
+        return Err(Error::new(
+            "preparing",
+            dir.display(),
+            "not a takeover staging directory",
+        ));
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).ctx_path("cleaning", dir)?;
+    }
+    crate::files::create_private_dir(dir)
+}
+
+/// Staged files, relative to the staging dir ("boot/config.json", ...).
+fn staged_list(staging: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut v: Vec<_> = rd.filter_map(|e| e.ok()).collect();
+        v.sort_by_key(|e| e.file_name());
+        for e in v {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else if let Ok(r) = p.strip_prefix(base) {
+                out.push(r.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(staging, staging, &mut out);
+    out
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / 1048576.0)
+}
+
+/// The plan, for the operator (stdout).
+pub fn plan_text(r: &Report, staging: &Path, mode: Mode) -> String {
+    let mut s = String::new();
+    let na = || "-".to_string();
+    s.push_str(&format!(
+        "takeover {} plan ({})\n",
+        r.takeover_version,
+        mode.as_str()
+    ));
+    if let Some(d) = &r.device {
+        s.push_str(&format!(
+            "  device    {} [{}], detected {}, fleet device type {}\n",
+            d.model.clone().unwrap_or_else(na),
+            d.arch,
+            d.detected.clone().unwrap_or_else(na),
+            d.target_device_type.clone().unwrap_or_else(na)
+        ));
+    }
+    if let Some(o) = &r.os {
+        s.push_str(&format!(
+            "  os        {} ({})\n",
+            o.pretty_name.clone().unwrap_or_else(na),
+            if o.supported {
+                "supported"
+            } else {
+                "not supported"
+            }
+        ));
+    }
+    if let Some(i) = &r.init {
+        s.push_str(&format!(
+            "  init      {} ({})\n",
+            i.kind,
+            i.path.clone().unwrap_or_else(na)
+        ));
+    }
+    if let Some(t) = &r.target {
+        s.push_str(&format!(
+            "  disk      {} ({}){}\n",
+            t.device.clone().unwrap_or_else(na),
+            t.size_bytes.map(mib).unwrap_or_else(na),
+            if t.efi { ", EFI" } else { "" }
+        ));
+    }
+    if let Some(i) = &r.image {
+        s.push_str(&format!(
+            "  image     {} ({}, {} decoded, balenaOS {}, for {})\n",
+            i.path.clone().unwrap_or_else(na),
+            i.format.clone().unwrap_or_else(na),
+            i.uncompressed_bytes.map(mib).unwrap_or_else(na),
+            i.version.clone().unwrap_or_else(na),
+            i.device_type.clone().unwrap_or_else(na)
+        ));
+    }
+    if r.network.is_empty() {
+        s.push_str("  networks  none\n");
+    }
+    for n in &r.network {
+        s.push_str(&format!(
+            "  network   {} ({}{}, from {})\n",
+            n.name,
+            n.kind,
+            n.ssid
+                .as_ref()
+                .map(|x| format!(" '{x}'"))
+                .unwrap_or_default(),
+            n.source
+        ));
+    }
+    s.push_str(&format!(
+        "  hostname  {}\n",
+        r.hostname.clone().unwrap_or_else(|| "(not changed)".into())
+    ));
+    match &r.backup {
+        Some(b) => s.push_str(&format!(
+            "  backup    {} files, {}, volumes {}\n",
+            b.files,
+            mib(b.bytes),
+            b.volumes.join(", ")
+        )),
+        None => s.push_str("  backup    none\n"),
+    }
+    if let Some(ram) = &r.ram {
+        s.push_str(&format!(
+            "  RAM       {} needed, {} available\n",
+            mib(ram.required_bytes),
+            mib(ram.available_bytes)
+        ));
+    }
+    s.push_str("  checks:\n");
+    for c in &r.checks {
+        let st = match c.status {
+            Status::Pass => "pass",
+            Status::Fail => "FAIL",
+            Status::Warn => "warn",
+            Status::Skip => "skip",
+        };
+        s.push_str(&format!("    {st:<4}  {:<15} {}\n", c.name, c.detail));
+    }
+    s.push_str(&format!(
+        "  stage 2 would write (staged in {}):\n",
+        staging.display()
+    ));
+    for f in &r.staged_files {
+        s.push_str(&format!("    {f}\n"));
+    }
+    crate::log::redact(&s)
+}
+
+fn print_plan(r: &Report, staging: &Path, mode: Mode) {
+    print!("{}", plan_text(r, staging, mode));
+    let _ = std::io::stdout().flush();
+}
+
+/// Asks the operator. `y`/`yes` goes on, `n`/`no` or end of input stops.
+fn confirm(p: &Prepared1, _opts: &Options) -> Result<bool> {
+    let disk = p
+        .target
+        .as_ref()
+        .map(|t| t.path.clone())
+        .unwrap_or_default();
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    loop {
+        print!("takeover will ERASE {disk} and install balenaOS. Go ahead? [y/n] ");
+        let _ = std::io::stdout().flush();
+        line.clear();
+        if stdin
+            .lock()
+            .read_line(&mut line)
+            .ctx("reading the answer", "stdin")?
+            == 0
+        {
+            return Ok(false);
+        }
+        match line.trim().to_ascii_lowercase().as_str() {
+            "y" | "yes" => return Ok(true),
+            "n" | "no" => return Ok(false),
+            _ => println!("please answer y or n"),
+        }
+    }
+}
+
+/// RAM root, plan, hand-over. Undone on failure unless `--no-cleanup`.
+fn take_over(opts: &Options, p: &Prepared1) -> Result<()> {
+    let mut undo = handover::Undo::default();
+    let r = take_over_inner(opts, p, &mut undo);
+    if let Err(e) = &r {
+        crate::error!("{e}");
+        if opts.no_cleanup {
+            crate::warn!("--no-cleanup: leaving what was prepared in place");
+        } else {
+            undo.undo();
+        }
+    }
+    r
+}
+
+fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> Result<()> {
+    let target = p
+        .target
+        .as_ref()
+        .ok_or_else(|| Error::new("taking over", "target", "no target disk"))?;
+    handover::load_modules();
+    let swaps: Vec<PathBuf> = p
+        .probe
+        .swaps
+        .iter()
+        .flatten()
+        .map(|s| PathBuf::from(&s.name))
+        .collect();
+    handover::swaps_off(undo, &swaps)?;
+    let image_bytes = file_size(&p.image.image);
+    let exe = std::env::current_exe().ctx("finding", "this binary")?;
+    let size = image_bytes + tree_size(&p.staging) + file_size(&exe) + checks::RAM_HEADROOM;
+    let ram = handover::mount_ram_root(undo, size)?;
+    handover::copy_in(&exe, &ram.join(s2plan::BINARY), 0o700)?;
+    crate::info!("copying the image into RAM ({} MiB)", image_bytes >> 20);
+    handover::copy_in(&p.image.image, &ram.join(s2plan::IMAGE_FILE), 0o600)?;
+    handover::copy_tree(&p.staging, &ram.join(s2plan::PAYLOAD_DIR))?;
+    let root_mount = p
+        .probe
+        .mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_point == "/");
+    let plan = Stage2Plan {
+        version: s2plan::PLAN_VERSION,
+        flash_device: PathBuf::from(&target.path),
+        image: PathBuf::from("/").join(s2plan::IMAGE_FILE),
+        image_bytes: p.image.verified.uncompressed_bytes,
+        image_sha256: p.image.verified.sha256.clone(),
+        payload: PathBuf::from("/").join(s2plan::PAYLOAD_DIR),
+        old_root_device: root_mount.map(|m| PathBuf::from(&m.source)),
+        old_root_fs_type: root_mount.map(|m| m.fs_type.clone()),
+        log_to: None,
+        log_level: opts.stage2_level().as_str().to_ascii_lowercase(),
+        pretend: opts.pretend,
+        efi_setup: !opts.no_efi_setup,
+        fallback_log: opts.fallback_log,
+        fallback_log_filename: opts.fallback_log_filename.clone(),
+        fallback_log_dir: opts.fallback_log_dir.clone(),
+        report_hup_progress: opts.report_hup_progress,
+        change_dt_to: opts.change_dt_to.clone(),
+        api_endpoint: p.config.api_endpoint().ok().map(str::to_string),
+        api_key: p.config.api_key().ok().map(str::to_string),
+        uuid: p.config.uuid().ok().flatten().map(str::to_string),
+        deadline_secs: 3600 + image_bytes / (1 << 20),
+        fault: std::env::var("TAKEOVER_FAULT")
+            .ok()
+            .filter(|_| cfg!(feature = "fault-injection")),
+    };
+    handover::write_plan(&ram, &plan)?;
+    let init_exe = p
+        .probe
+        .init
+        .resolved
+        .clone()
+        .or_else(|| p.probe.init.path.clone())
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            Error::new(
+                "handing over PID 1",
+                "/proc/1/exe",
+                "cannot tell which binary init runs",
+            )
+        })?;
+    let how = handover::reexec_for(p.probe.init.kind.as_str(), &init_exe, &ram)?;
+    handover::hand_over(undo, &ram, &init_exe, &how)?;
+    crate::info!(
+        "takeover initiated: {} will be written; the device reboots when done (watch the console, or --log-to)",
+        target.path
+    );
+    crate::sys::sync();
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Stage 2 init: takeover as PID 1.
+//!
+//! Reached when the old init re-executes its own binary, over which stage 1 bind-mounted this
+//! one. PID 1 must never exit (the kernel panics) and must never hang: every path ends in a
+//! reboot, bounded by the plan's deadline, and a panic reboots too.
+//!
+//! Steps: block signals, close inherited descriptors, log to the console, read the plan, make
+//! mounts private, mount proc/sys/dev in the RAM root, pivot_root into it (old root at
+//! `/mnt/old_root`), start the worker (`/takeover --stage2`), reap children and feed the
+//! watchdog until the worker ends, then sync and reboot.
+#![forbid(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::plan::{self, Stage2Plan};
+use crate::error::{Context, Error, Result};
+use crate::sys::{mount as sm, power, process};
+
+/// PID 1 entry point.
+pub fn run() -> ! {
+    std::panic::set_hook(Box::new(|info| {
+        crate::error!("stage 2 init: internal error: {info}; rebooting");
+        reboot_now();
+    }));
+    let _ = process::block_all_signals();
+    process::close_fds_from(3);
+    console_log();
+    crate::info!(
+        "takeover {} stage 2: running as PID 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    let plan = match enter_ram_root() {
+        Ok(p) => p,
+        Err(e) => {
+            crate::error!("{e}");
+            crate::error!("nothing was changed on the disk; rebooting into the old OS");
+            reboot_now();
+        }
+    };
+    supervise(&plan)
+}
+
+/// Logs to `/dev/console` (the old root's, then ours after the pivot: the same device).
+fn console_log() {
+    if let Ok(f) = OpenOptions::new().write(true).open("/dev/console") {
+        crate::log::set_console(Box::new(f));
+    }
+}
+
+fn enter_ram_root() -> Result<Stage2Plan> {
+    let ram = Path::new(plan::RAM_ROOT);
+    let plan = Stage2Plan::load(&ram.join(plan::PLAN_FILE))?;
+    if let Some(l) = crate::log::Level::parse(&plan.log_level) {
+        crate::log::set_level(l);
+    }
+    let step = "preparing the RAM root";
+    sm::make_rprivate().ctx(step, "/")?;
+    let m = |src: &str, dir: &str, fs: &str, flags: libc::c_ulong| -> Result<()> {
+        let target = ram.join(dir);
+        std::fs::create_dir_all(&target).ctx_path(step, &target)?;
+        sm::mount(Some(Path::new(src)), &target, Some(fs), flags, None).ctx(step, target.display())
+    };
+    m(
+        "proc",
+        "proc",
+        "proc",
+        sm::MS_NOSUID | sm::MS_NODEV | sm::MS_NOEXEC,
+    )?;
+    m(
+        "sysfs",
+        "sys",
+        "sysfs",
+        sm::MS_NOSUID | sm::MS_NODEV | sm::MS_NOEXEC,
+    )?;
+    if m("devtmpfs", "dev", "devtmpfs", sm::MS_NOSUID).is_err() {
+        // No devtmpfs: bind the old /dev (its nodes stay usable after the pivot).
+        let target = ram.join("dev");
+        sm::mount(
+            Some(Path::new("/dev")),
+            &target,
+            None,
+            sm::MS_BIND | sm::MS_REC,
+            None,
+        )
+        .ctx(step, target.display())?;
+    }
+    if Path::new("/sys/firmware/efi/efivars").exists() {
+        let _ = m(
+            "efivarfs",
+            "sys/firmware/efi/efivars",
+            "efivarfs",
+            sm::MS_NOSUID | sm::MS_NODEV | sm::MS_NOEXEC,
+        );
+    }
+    let old = ram.join(plan::OLD_ROOT);
+    std::fs::create_dir_all(&old).ctx_path(step, &old)?;
+    // pivot_root needs the new root to be a mount point: stage 1 mounted a tmpfs there.
+    std::env::set_current_dir(ram).ctx_path(step, ram)?;
+    sm::pivot_root(Path::new("."), Path::new(plan::OLD_ROOT))
+        .ctx("pivot_root into", ram.display())?;
+    // pivot_root does not guarantee that the working directory is the new root.
+    std::env::set_current_dir("/").ctx(step, "/")?;
+    console_log();
+    if let Ok(f) = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/takeover.log")
+    {
+        crate::log::set_file(f);
+    }
+    crate::info!("in the RAM root; old root at /{}", plan::OLD_ROOT);
+    Ok(plan)
+}
+
+/// Runs the worker and waits for it; never returns.
+fn supervise(plan: &Stage2Plan) -> ! {
+    let deadline = Instant::now() + Duration::from_secs(plan.deadline_secs.max(60));
+    let mut watchdog = open_watchdog();
+    let console = || {
+        File::options()
+            .write(true)
+            .open("/dev/console")
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null())
+    };
+    let child = Command::new(format!("/{}", plan::BINARY))
+        .arg("--stage2")
+        .stdin(Stdio::null())
+        .stdout(console())
+        .stderr(console())
+        .spawn();
+    let pid = match child {
+        Ok(c) => c.id() as i32,
+        Err(e) => {
+            crate::error!(
+                "{}",
+                Error::io(
+                    "starting the stage 2 worker",
+                    format!("/{}", plan::BINARY),
+                    e
+                )
+            );
+            reboot_now();
+        }
+    };
+    loop {
+        if let Some(w) = watchdog.as_mut() {
+            let _ = w.write_all(b"\0");
+        }
+        // Reap everything: orphans of the old system are our children now.
+        while let Ok(process::Reaped::Child(p, status)) = process::try_wait(-1) {
+            if p == pid {
+                let code = process::exit_code(status);
+                if code == 0 {
+                    crate::info!("stage 2 finished; rebooting");
+                } else {
+                    crate::error!("stage 2 worker ended with status {code}; rebooting");
+                }
+                reboot_now();
+            }
+        }
+        if Instant::now() > deadline {
+            crate::error!(
+                "stage 2 did not finish within {} s; rebooting",
+                plan.deadline_secs
+            );
+            let _ = process::kill(pid, process::SIGKILL);
+            reboot_now();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Opens the hardware watchdog if there is one; from then on it must be fed, which the
+/// supervision loop does. If PID 1 ever stopped, the watchdog would reset the machine.
+fn open_watchdog() -> Option<File> {
+    let p = Path::new("/dev/watchdog");
+    if !p.exists() {
+        return None;
+    }
+    match OpenOptions::new().write(true).open(p) {
+        Ok(f) => {
+            crate::info!("feeding the hardware watchdog {}", p.display());
+            Some(f)
+        }
+        Err(e) => {
+            crate::warn!("cannot open {}: {e}", p.display());
+            None
+        }
+    }
+}
+
+/// Syncs and reboots; if the kernel refuses, retries forever (PID 1 must not exit).
+pub fn reboot_now() -> ! {
+    crate::log::close_file();
+    loop {
+        let e = power::reboot();
+        crate::error!("reboot failed: {e}; retrying");
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,160 @@
+//! The stage 2 plan: everything stage 2 needs, written by stage 1 into the RAM root (0600).
+//!
+//! Stage 2 reads nothing else from the old system: no config.json, no work dir. The plan is
+//! versioned; a plan of another version is refused (and the device reboots into the old OS).
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub const PLAN_VERSION: u32 = 1;
+
+/// Where stage 1 builds the RAM root, as seen from the old root. After pivot_root it is `/`.
+pub const RAM_ROOT: &str = "/run/takeover";
+/// The plan, relative to the RAM root.
+pub const PLAN_FILE: &str = "plan.json";
+/// This binary inside the RAM root.
+pub const BINARY: &str = "takeover";
+/// The staged payload inside the RAM root: `boot/` (files for resin-boot) and `data/` (files
+/// for resin-data), the same layout `--dry-run` stages into `<work-dir>/takeover-dry-run/`.
+pub const PAYLOAD_DIR: &str = "payload";
+/// The image inside the RAM root.
+pub const IMAGE_FILE: &str = "image";
+/// Where the old root is put by pivot_root, relative to the RAM root.
+pub const OLD_ROOT: &str = "mnt/old_root";
+
+/// True when stage 1 prepared a RAM root with a plan (as seen before the pivot).
+pub fn plan_present() -> bool {
+    Path::new(RAM_ROOT).join(PLAN_FILE).is_file()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogDevice {
+    pub device: PathBuf,
+    /// "vfat" | "ext3" | "ext4"
+    pub fs_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage2Plan {
+    pub version: u32,
+    /// Whole disk to write, e.g. `/dev/mmcblk0`.
+    pub flash_device: PathBuf,
+    /// Image inside the RAM root (absolute after the pivot, e.g. `/image`).
+    pub image: PathBuf,
+    /// Decoded size, proven in stage 1.
+    pub image_bytes: u64,
+    /// XXH64 is computed while flashing; the SHA-256 of the file was checked in stage 1.
+    pub image_sha256: String,
+    /// Payload directory inside the RAM root (`/payload`).
+    pub payload: PathBuf,
+    /// The old root filesystem (for logs after a failure before the flash).
+    pub old_root_device: Option<PathBuf>,
+    pub old_root_fs_type: Option<String>,
+    pub log_to: Option<LogDevice>,
+    pub log_level: String,
+    pub pretend: bool,
+    pub efi_setup: bool,
+    pub fallback_log: bool,
+    pub fallback_log_filename: String,
+    pub fallback_log_dir: String,
+    pub report_hup_progress: bool,
+    pub change_dt_to: Option<String>,
+    pub api_endpoint: Option<String>,
+    /// Secret: never logged; the plan file is 0600 inside a 0700 RAM root.
+    pub api_key: Option<String>,
+    pub uuid: Option<String>,
+    /// Seconds the whole of stage 2 may take before PID 1 gives up and reboots.
+    pub deadline_secs: u64,
+    /// Test-only fault injection point (ignored unless built with the fault-injection feature).
+    #[serde(default)]
+    pub fault: Option<String>,
+}
+
+impl Stage2Plan {
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain strings, numbers and paths cannot fail.
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    pub fn parse(bytes: &[u8], origin: &Path) -> Result<Stage2Plan> {
+        let p: Stage2Plan = serde_json::from_slice(bytes).map_err(|e| {
+            Error::new(
+                "reading the stage 2 plan",
+                origin.display(),
+                format!("not a valid plan: {e}"),
+            )
+        })?;
+        if p.version != PLAN_VERSION {
+            return Err(Error::new(
+                "reading the stage 2 plan",
+                origin.display(),
+                format!("plan version {} is not {PLAN_VERSION}", p.version),
+            )
+            .hint("stage 1 and stage 2 must be the same takeover binary"));
+        }
+        if let Some(k) = &p.api_key {
+            crate::log::add_secret(k);
+        }
+        Ok(p)
+    }
+
+    pub fn load(path: &Path) -> Result<Stage2Plan> {
+        let bytes = crate::files::read_limited(path, 1 << 20, "the stage 2 plan")?;
+        Self::parse(&bytes, path)
+    }
+
+    /// Is fault `name` injected? Always false in builds without the `fault-injection` feature.
+    pub fn fault(&self, name: &str) -> bool {
+        cfg!(feature = "fault-injection") && self.fault.as_deref() == Some(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn sample() -> Stage2Plan {
+        Stage2Plan {
+            version: PLAN_VERSION,
+            flash_device: "/dev/vda".into(),
+            image: "/image".into(),
+            image_bytes: 1 << 26,
+            image_sha256: "00".repeat(32),
+            payload: "/payload".into(),
+            old_root_device: Some("/dev/vda1".into()),
+            old_root_fs_type: Some("ext4".into()),
+            log_to: None,
+            log_level: "info".into(),
+            pretend: false,
+            efi_setup: true,
+            fallback_log: false,
+            fallback_log_filename: "fallback.log".into(),
+            fallback_log_dir: "fallback_log".into(),
+            report_hup_progress: false,
+            change_dt_to: None,
+            api_endpoint: Some("https://api.example".into()),
+            api_key: Some("plan-secret-key-123".into()),
+            uuid: None,
+            deadline_secs: 3600,
+            fault: Some("before-flash".into()),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_version_check() {
+        let p = sample();
+        let back = Stage2Plan::parse(&p.to_json(), Path::new("plan.json")).unwrap();
+        assert_eq!(back, p);
+        assert!(crate::log::redact("plan-secret-key-123").contains("<redacted>"));
+        let mut v: serde_json::Value = serde_json::from_slice(&p.to_json()).unwrap();
+        v["version"] = 99.into();
+        let e = Stage2Plan::parse(v.to_string().as_bytes(), Path::new("plan.json")).unwrap_err();
+        assert!(e.to_string().contains("version 99"), "{e}");
+        // Fault injection is off unless the feature is built in.
+        assert_eq!(p.fault("before-flash"), cfg!(feature = "fault-injection"));
+    }
+}

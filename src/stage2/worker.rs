@@ -1,0 +1,323 @@
+//! Stage 2 worker (`takeover --stage2`), started by the stage 2 init inside the RAM root.
+//!
+//! Order: stop every process → unmount the old system (refuse if the target keeps a writable
+//! mount) → flash (partition table last, read-back verified; one retry) → write config.json
+//! and network files into resin-boot → backup, log and report into resin-data → exit; PID 1
+//! reboots. A failure before the first block is written leaves the old OS intact and puts the
+//! log into its `/var/log`; a failure after it invalidates the partition table rather than
+//! leave a half image that boots.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::configure;
+use super::kill;
+use super::plan::{self, Stage2Plan};
+use super::umount;
+use crate::error::{Context, Error, Result};
+use crate::flash::{self, FlashOptions};
+use crate::probe::{block, mounts, Root};
+use crate::sys::mount as sm;
+
+/// Where things happened, to decide what a failure means for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    BeforeFlash,
+    Flashing,
+    AfterFlash,
+}
+
+/// Entry point of `--stage2`. Refuses to do anything outside a prepared stage 2 (so running
+/// it by hand is harmless).
+pub fn run() -> Result<()> {
+    let plan_path = Path::new("/").join(plan::PLAN_FILE);
+    let in_stage2 = plan_path.exists()
+        && Path::new("/").join(plan::OLD_ROOT).is_dir()
+        && std::os::unix::process::parent_id() == 1;
+    if !in_stage2 {
+        return Err(Error::new(
+            "starting the stage 2 worker",
+            "--stage2",
+            "this is not a prepared stage 2 (no plan in the RAM root, or not started by takeover's init)",
+        )
+        .hint("--stage2 is internal; run takeover without it"));
+    }
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/takeover.log")
+    {
+        crate::log::set_file(f);
+    }
+    if let Ok(f) = std::fs::OpenOptions::new().write(true).open("/dev/console") {
+        crate::log::set_console(Box::new(f));
+    }
+    let plan = Stage2Plan::load(&plan_path)?;
+    if let Some(l) = crate::log::Level::parse(&plan.log_level) {
+        crate::log::set_level(l);
+    }
+    let mut phase = Phase::BeforeFlash;
+    let result = work(&plan, &mut phase);
+    match (&result, phase) {
+        (Ok(()), _) => crate::info!("stage 2 complete"),
+        (Err(e), Phase::BeforeFlash) => {
+            crate::error!("{e}");
+            crate::error!(
+                "nothing was written to {}; the old OS boots again",
+                plan.flash_device.display()
+            );
+            save_log_in_old_root(&plan, "failed");
+        }
+        (Err(e), Phase::Flashing) => {
+            crate::error!("{e}");
+            crate::error!(
+                "the image could not be written; invalidating the partition table of {}",
+                plan.flash_device.display()
+            );
+            if let Err(e2) = flash::invalidate_table(&plan.flash_device) {
+                crate::error!("{e2}");
+            }
+            save_log_to_device(&plan);
+        }
+        (Err(e), Phase::AfterFlash) => {
+            crate::error!("{e}");
+            crate::error!("balenaOS was written but not fully configured; see the log");
+            save_log_to_device(&plan);
+        }
+    }
+    result
+}
+
+fn read_mounts() -> Result<Vec<mounts::Mount>> {
+    let text =
+        std::fs::read_to_string("/proc/self/mountinfo").ctx("reading", "/proc/self/mountinfo")?;
+    mounts::parse_mountinfo(&text, "/proc/self/mountinfo")
+}
+
+fn target_disk(plan: &Stage2Plan) -> Result<block::BlockDev> {
+    let name = plan
+        .flash_device
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut notes = Vec::new();
+    block::scan(&Root::system(), &mut notes)
+        .into_iter()
+        .find(|d| d.name == name)
+        .ok_or_else(|| {
+            Error::new(
+                "finding the target disk",
+                plan.flash_device.display(),
+                "not in /sys/block",
+            )
+        })
+}
+
+fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
+    crate::info!("stopping the processes of the old system");
+    let r = kill::stop_all(&Root::system(), Duration::from_secs(5));
+    crate::info!(
+        "{} processes ended on SIGTERM, {} on SIGKILL",
+        r.terminated,
+        r.killed
+    );
+
+    crate::info!("unmounting the old system");
+    let old_root = format!("/{}", plan::OLD_ROOT);
+    let ur = umount::unmount_below(&old_root, &read_mounts)?;
+    crate::info!(
+        "{} filesystems unmounted, {} left read-only",
+        ur.unmounted,
+        ur.read_only.len()
+    );
+    let disk = target_disk(plan)?;
+    umount::ensure_no_writable(&read_mounts()?, &disk)?;
+    if plan.fault("before-flash") {
+        return Err(Error::new(
+            "fault injection",
+            "before-flash",
+            "injected failure",
+        ));
+    }
+    if plan.pretend {
+        crate::info!(
+            "--pretend: not writing {}; the old OS boots again",
+            plan.flash_device.display()
+        );
+        save_log_in_old_root(plan, "pretend");
+        return Ok(());
+    }
+
+    *phase = Phase::Flashing;
+    let limit = disk.size_bytes();
+    let mut last_err = None;
+    for attempt in 1..=2 {
+        crate::info!(
+            "writing {} to {} (attempt {attempt})",
+            plan.image.display(),
+            plan.flash_device.display()
+        );
+        let reader = crate::image::source::open_image(&plan.image)?;
+        let total = plan.image_bytes.max(1);
+        let mut last_pct = 0;
+        let mut progress = |n: u64| {
+            let pct = n * 100 / total;
+            if pct >= last_pct + 10 {
+                last_pct = pct - pct % 10;
+                crate::info!("written {pct}% ({} MiB)", n >> 20);
+            }
+        };
+        let o = FlashOptions {
+            limit: Some(limit),
+            ..Default::default()
+        };
+        if plan.fault("flash") && attempt == 1 {
+            last_err = Some(Error::new(
+                "fault injection",
+                "flash",
+                "injected write failure",
+            ));
+            continue;
+        }
+        match flash::flash(reader, &plan.flash_device, &o, &mut progress) {
+            Ok(st) => {
+                if st.bytes != plan.image_bytes {
+                    last_err = Some(Error::new(
+                        "writing image to",
+                        plan.flash_device.display(),
+                        format!(
+                            "wrote {} bytes, stage 1 proved {} bytes",
+                            st.bytes, plan.image_bytes
+                        ),
+                    ));
+                    continue;
+                }
+                crate::info!(
+                    "wrote and verified {} bytes at {:.0} MB/s (read-back {:.1} s)",
+                    st.bytes,
+                    st.write_mb_per_s(),
+                    st.verify_secs.unwrap_or(0.0)
+                );
+                last_err = None;
+                break;
+            }
+            Err(e) => {
+                crate::error!("{e}");
+                last_err = Some(e);
+            }
+        }
+    }
+    if let Some(e) = last_err {
+        return Err(e);
+    }
+
+    *phase = Phase::AfterFlash;
+    let layout = configure::find_layout(&plan.flash_device)?;
+    let payload = PathBuf::from(&plan.payload);
+    let boot_files = configure::write_boot(&plan.flash_device, &layout, &payload.join("boot"))?;
+    crate::info!("resin-boot configured: {}", boot_files.join(", "));
+    if plan.fault("after-flash") {
+        return Err(Error::new(
+            "fault injection",
+            "after-flash",
+            "injected failure",
+        ));
+    }
+    configure::with_data_partition(
+        &plan.flash_device,
+        &layout,
+        Path::new("/dev"),
+        Path::new("/mnt/data"),
+        |root| {
+            configure::copy_data(&payload.join("data"), root)?;
+            write_log_into(root, plan)
+        },
+    )?;
+    crate::sys::sync();
+    Ok(())
+}
+
+/// Copies the stage 2 log into `<root>/takeover/stage2.log` (and the fallback-log name when
+/// asked for), mode 0600.
+fn write_log_into(root: &Path, plan: &Stage2Plan) -> Result<()> {
+    let log = std::fs::read("/takeover.log").unwrap_or_default();
+    let dir = root.join("takeover");
+    std::fs::create_dir_all(&dir).ctx_path("creating", &dir)?;
+    crate::files::write_private(&dir.join("stage2.log"), &log)?;
+    if plan.fallback_log {
+        let fd = root.join(&plan.fallback_log_dir);
+        std::fs::create_dir_all(&fd).ctx_path("creating", &fd)?;
+        crate::files::write_private(&fd.join(&plan.fallback_log_filename), &log)?;
+    }
+    Ok(())
+}
+
+/// After a failure before the flash (or --pretend): mount the old root again and leave the
+/// log in its `/var/log/takeover-<what>-<time>.log`.
+fn save_log_in_old_root(plan: &Stage2Plan, what: &str) {
+    let (Some(dev), Some(fs)) = (&plan.old_root_device, &plan.old_root_fs_type) else {
+        crate::warn!("the old root device is unknown; the log stays on the console only");
+        return;
+    };
+    let mp = Path::new("/mnt/old_root_log");
+    let _ = std::fs::create_dir_all(mp);
+    if let Err(e) = sm::mount(Some(dev), mp, Some(fs), 0, None) {
+        crate::error!("mounting {} to save the log: {e}", dev.display());
+        return;
+    }
+    let name = format!(
+        "takeover-{what}-{}.log",
+        crate::log::timestamp().replace(':', "")
+    );
+    let dest = mp.join("var/log").join(&name);
+    match std::fs::read("/takeover.log")
+        .map_err(|e| Error::io("reading", "/takeover.log", e))
+        .and_then(|log| crate::files::write_private(&dest, &log))
+    {
+        Ok(()) => crate::info!("log saved as /var/log/{name} on the old root"),
+        Err(e) => crate::error!("{e}"),
+    }
+    crate::sys::sync();
+    let _ = sm::umount2(mp, 0);
+}
+
+/// After a failure during or after the flash: keep the log on the `--log-to` device.
+fn save_log_to_device(plan: &Stage2Plan) {
+    let Some(l) = &plan.log_to else { return };
+    let mp = Path::new("/mnt/log");
+    let _ = std::fs::create_dir_all(mp);
+    let log = std::fs::read("/takeover.log").unwrap_or_default();
+    let r = if l.fs_type == "vfat" {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&l.device)
+            .ctx("opening", l.device.display())
+            .and_then(|f| {
+                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                let len = if len == 0 {
+                    flash::target_size(&l.device)?
+                } else {
+                    len
+                };
+                let s = crate::fat::Slice::new(f, 0, len).ctx("opening", l.device.display())?;
+                let mut fat = crate::fat::Fat::open(s)?;
+                fat.write_file("/takeover-stage2.log", &log)?;
+                fat.flush()
+            })
+    } else {
+        sm::mount(Some(&l.device), mp, Some(&l.fs_type), 0, None)
+            .ctx("mounting", l.device.display())
+            .and_then(|()| {
+                let r = crate::files::write_private(&mp.join("takeover-stage2.log"), &log);
+                crate::sys::sync();
+                let _ = sm::umount2(mp, 0);
+                r
+            })
+    };
+    match r {
+        Ok(()) => crate::info!("log saved on {}", l.device.display()),
+        Err(e) => crate::error!("{e}"),
+    }
+}

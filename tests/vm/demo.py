@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""`make demo`: one complete run on the systemd guest with the serial console streaming, then
+what landed on the new boot and data partitions.
+
+    tests/vm/demo.py [--binary PATH] [--mode dry-run|migrate]   (default: DEMO_MODE or dry-run)
+
+Until stage 2 (issue 9) exists the demo runs `takeover --dry-run` inside the guest and prints the
+plan (report) and the files stage 2 would write (<work-dir>/takeover-dry-run/). With
+--mode migrate it runs the real takeover and inspects the guest's disk afterwards.
+"""
+import argparse
+import json
+import os
+import sys
+import tarfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import inspect_disk  # noqa: E402
+import run as vm  # noqa: E402
+import scenarios as sc  # noqa: E402
+
+
+def banner(text: str) -> None:
+    print("\n" + "=" * 78 + "\n" + text + "\n" + "=" * 78, flush=True)
+
+
+def tree(root: str) -> None:
+    for dp, dns, fns in sorted(os.walk(root)):
+        dns.sort()
+        for fn in sorted(fns):
+            p = os.path.join(dp, fn)
+            print(f"    {os.path.relpath(p, root)}  ({os.path.getsize(p)} bytes)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=sc.DEFAULT_BINARY)
+    ap.add_argument("--mode", choices=["dry-run", "migrate"], default=os.environ.get("DEMO_MODE", "dry-run"))
+    a = ap.parse_args()
+    if not os.path.isfile(a.binary):
+        print(f"demo: {a.binary} not found; build it with "
+              "cargo build --release --target x86_64-unknown-linux-musl", file=sys.stderr)
+        return 1
+    img, manifest = sc.image("mbr", 64)
+    out = os.path.join(sc.OUT, "demo")
+    flags = ("-i /payload/image.img.gz -c /payload/config.json -w /payload/out/work "
+             "--backup-cfg /srv/app/backup.yml --report /payload/out/report.json --no-ack")
+    if a.mode == "dry-run":
+        banner("DEMO (dry-run): stage 2 - the takeover itself - is not implemented yet (issue 9).\n"
+               "This demo boots the systemd guest, runs `takeover --dry-run` inside it and shows\n"
+               "the plan and what stage 2 WOULD write to the new boot and data partitions.")
+        run_sh = f"""
+facts
+say "takeover --dry-run {flags}"
+./takeover --dry-run {flags}
+echo $? >"$OUT/takeover.rc"
+say "takeover --dry-run exited $(cat "$OUT/takeover.rc")"
+"""
+    else:
+        banner("DEMO (migrate): the systemd guest migrates itself to the fake balenaOS image")
+        run_sh = sc.MIGRATE_RUN.replace("{env}", "").replace(
+            "{args}", "-i /payload/image.img.gz --backup-cfg /srv/app/backup.yml")
+    p = sc.payload("demo", a.binary, run_sh, {"image.img.gz": img})
+    os.makedirs(os.path.join(p, "out", "work"), exist_ok=True)
+    print(f"image: {img} ({manifest['device_type']}, balenaOS {manifest['version']}, "
+          f"{manifest['size_bytes'] >> 20} MiB raw)\nserial console follows\n", flush=True)
+    res = vm.run_vm("systemd", p, out, timeout=float(os.environ.get("VM_TIMEOUT", "420")),
+                    stream=True, mock_cmd=sc.mock_cmd())
+    banner(f"guest ended: {res['end']} after {res['seconds']} s "
+           f"(payload started {res['boot_to_payload_seconds']} s after power-on)")
+    o = res["out"]
+    rc = sc.read(os.path.join(o, "takeover.rc"), "?").strip()
+    rep = sc.read(os.path.join(o, "report.json"))
+    print(f"takeover exit status: {rc}")
+    if rep:
+        print("report (--report):")
+        print(json.dumps(json.loads(rep), indent=1))
+    if a.mode == "dry-run":
+        dr = os.path.join(o, "work", "takeover-dry-run")
+        if os.path.isdir(dr):
+            banner("what stage 2 would write (takeover-dry-run/):")
+            tree(dr)
+            cfg = os.path.join(dr, "boot", "config.json")
+            if os.path.isfile(cfg):
+                print("  boot/config.json (keys redacted):")
+                print("   ", json.dumps(inspect_disk.redact(json.load(open(cfg)))))
+            bk = os.path.join(dr, "data", "backup.tgz")
+            if os.path.isfile(bk):
+                with tarfile.open(bk) as t:
+                    print("  data/backup.tgz members:")
+                    for m in t.getmembers():
+                        print(f"    {m.name}")
+        else:
+            print("(no takeover-dry-run/ directory: the dry-run did not get that far)")
+        print(f"\nThe guest's disk was not changed. Run directory: {out}")
+        return 0 if rc in ("0", "1") and res["end"] == "poweroff" else 1
+    banner("what landed on the guest's disk:")
+    s = inspect_disk.summary(res["root_disk"], manifest)
+    s["config.json"] = inspect_disk.redact(s.get("config.json"))
+    print(json.dumps(s, indent=1))
+    return 0 if res["end"] == "reboot" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,590 @@
+#!/usr/bin/python3
+"""VM scenarios of the takeover test bed (issues 7 and 9).
+
+    tests/vm/scenarios.py [--binary PATH] [--only NAME ...] [--list] [--with-stage2] [--stream]
+
+Each scenario prints `PASS name (Ns)` or `FAIL name: reason`; scenarios that cannot run yet print
+`SKIP name: reason` (counted neither as passed nor as failed). The last line is
+`N passed, M failed, K skipped`; the exit status is 1 when anything failed.
+
+Guests must be built first (tests/vm/build-guest.sh systemd|sysvinit, or `make vm-guests`).
+Run directories are kept under tests/vm/out/<scenario>/ for inspection.
+
+The migration scenarios of issue 9 are drafted with their assertions and skipped until stage 2
+exists; `--with-stage2` (or VM_STAGE2=1) runs them.
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import inspect_disk  # noqa: E402
+import run as vm  # noqa: E402
+
+ROOT = vm.ROOT
+OUT = os.environ.get("VM_OUT", os.path.join(HERE, "out"))
+IMAGES = os.path.join(OUT, "images")
+MKIMAGE = os.path.join(ROOT, "tests", "tools", "mkimage.sh")
+DEFAULT_BINARY = os.path.join(ROOT, "target", "x86_64-unknown-linux-musl", "release", "takeover")
+REAL_MOCK = os.path.join(ROOT, "tests", "mock-api", "mock_api.py")
+STAGE2_REASON = "stage 2 (the takeover itself, issue 9) is not implemented yet; assertions drafted"
+
+HOSTNAMES = {"systemd": "takeover-guest", "sysvinit": "takeover-guest-sysv"}
+INIT_COMM = {"systemd": "systemd", "sysvinit": "init"}
+# Wi-Fi networks the guests know (tests/vm/build-guest.sh), by SSID.
+WIFI = {"systemd": ["HomeNet", "Office 5G", "CafeFree", "LegacyNet"],
+        "sysvinit": ["HomeNet", "Garage AP", "OpenCafe"]}
+BACKUP_EXPECT = ["app-data/readme.txt", "app-data/file with spaces.txt", "app-data/blob.bin",
+                 "app-data/sub dir/table.csv", "app-data/sub dir/deeper/nested.txt",
+                 "app-config/app.conf"]
+REPORT_KEYS = ["takeover_version", "mode", "result", "error", "device", "os", "init", "target",
+               "image", "network", "hostname", "backup", "ram", "checks"]
+
+CONFIG = {
+    "applicationId": 1234, "applicationName": "testfleet", "deviceType": "genericx86-64-ext",
+    "userId": 7, "username": "tester", "appUpdatePollInterval": 900000, "listenPort": 48484,
+    "vpnPort": 80, "apiEndpoint": "http://10.0.2.100", "vpnEndpoint": "10.0.2.100",
+    "registryEndpoint": "registry2.balena-cloud.com", "deltaEndpoint": "https://delta.balena-cloud.com",
+    "apiKey": "TESTprovisioningKEY0123456789abcd", "persistentLogging": False,
+}
+
+
+class Failed(Exception):
+    pass
+
+
+def check(cond, reason: str) -> None:
+    if not cond:
+        raise Failed(reason)
+
+
+def read(path: str, default=None):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return default
+
+
+# ------------------------------------------------------------------------------------ fixtures
+def image(variant: str = "mbr", size: int = 64) -> tuple:
+    """(path of .img.gz, manifest) of a fake balenaOS image, rebuilt when mkimage.sh changes."""
+    os.makedirs(IMAGES, exist_ok=True)
+    prefix = os.path.join(IMAGES, f"{variant}-{size}")
+    key = hashlib.sha256(open(MKIMAGE, "rb").read()).hexdigest()[:16]
+    stamp = prefix + ".stamp"
+    if read(stamp) != key or not os.path.exists(prefix + ".img.gz"):
+        subprocess.run([MKIMAGE, "--variant", variant, "--size", str(size), prefix], check=True,
+                       stdout=subprocess.DEVNULL)
+        os.unlink(prefix + ".img")  # the raw file is not needed by the scenarios
+        with open(stamp, "w") as f:
+            f.write(key)
+    return prefix + ".img.gz", json.load(open(prefix + ".manifest.json"))
+
+
+def payload(name: str, binary: str, run_sh: str, files=None) -> str:
+    """A payload directory: takeover, config.json, lib.sh, run.sh and extra files."""
+    d = os.path.join(OUT, name, "payload")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    shutil.copy(binary, os.path.join(d, "takeover"))
+    os.chmod(os.path.join(d, "takeover"), 0o755)
+    shutil.copy(os.path.join(HERE, "payload", "lib.sh"), d)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(CONFIG, f)
+    with open(os.path.join(d, "run.sh"), "w") as f:
+        f.write("set -u\ncd /payload\n. ./lib.sh\n" + run_sh)
+    for dst, src in (files or {}).items():
+        if isinstance(src, bytes):
+            with open(os.path.join(d, dst), "wb") as f:
+                f.write(src)
+        else:
+            shutil.copy(src, os.path.join(d, dst))
+    return d
+
+
+def mock_cmd() -> str:
+    return vm.default_mock_cmd()
+
+
+_BASE_FACTS: dict = {}
+
+
+def base_facts(flavour: str) -> dict:
+    """Partition table and first MiB of the cached base disk (what a clean guest starts from)."""
+    if flavour not in _BASE_FACTS:
+        with inspect_disk.Disk(os.path.join(vm.guest_dir(flavour), "base.qcow2")) as d:
+            _BASE_FACTS[flavour] = {"table": d.table(), "first_mib": d.region_digest(0, 1 << 20)}
+    return _BASE_FACTS[flavour]
+
+
+def root_unchanged_on_disk(res: dict, flavour: str) -> None:
+    """Host-side: the guest disk's partition table and first MiB equal the base disk's.
+    (The root filesystem itself changes on every boot - journal, logs - so file-level state is
+    compared inside the guest by lib.sh's snap.)"""
+    base = base_facts(flavour)
+    with inspect_disk.Disk(res["root_disk"]) as d:
+        check(d.table() == base["table"], "the root disk's partition table changed")
+        check(d.region_digest(0, 1 << 20) == base["first_mib"], "the root disk's first MiB changed")
+
+
+def snap_unchanged(out: str) -> None:
+    diffs = []
+    for f in ("mounts", "swaps", "tree", "digests", "vda_first_mib"):
+        a, b = read(os.path.join(out, "snap-before", f)), read(os.path.join(out, "snap-after", f))
+        check(a is not None and b is not None, f"snapshot file {f} missing (payload did not finish)")
+        if a != b:
+            la, lb = set(a.splitlines()), set(b.splitlines())
+            ex = sorted(la ^ lb)[:6]
+            diffs.append(f"{f}: {len(la - lb)} gone/{len(lb - la)} new, e.g. {ex}")
+    check(not diffs, "system state changed during the dry-run: " + "; ".join(diffs))
+
+
+def vm_ok(res: dict, end: str = "poweroff") -> None:
+    check(res["end"] == end, f"guest ended with {res['end']} (expected {end}); see {res['serial_log']}")
+
+
+# ------------------------------------------------------------------------------------ scenarios
+SCENARIOS = []
+
+
+def scenario(name, needs=None):
+    def wrap(fn):
+        SCENARIOS.append((name, fn, needs))
+        return fn
+    return wrap
+
+
+_RUNS: dict = {}
+
+
+def boot_run(ctx, flavour: str) -> dict:
+    """One boot of `flavour` that runs `takeover --help`, records guest facts and pings the mock
+    (shared by the boot-*, guest-facts-* and guest-network-* scenarios)."""
+    key = ("boot", flavour)
+    if key not in _RUNS:
+        name = f"boot-{flavour}"
+        p = payload(name, ctx.binary, """
+facts
+./takeover --help >"$OUT/help.txt" 2>&1; echo $? >"$OUT/help.rc"
+ping_api
+say "help exit $(cat "$OUT/help.rc"), ping exit $(cat "$OUT/ping.rc")"
+""")
+        _RUNS[key] = vm.run_vm(flavour, p, os.path.join(OUT, name), timeout=ctx.timeout,
+                               stream=ctx.stream, mock_cmd=mock_cmd())
+    return _RUNS[key]
+
+
+def assert_boot(ctx, flavour):
+    res = boot_run(ctx, flavour)
+    vm_ok(res)
+    check(res["payload_exit"] == 0, f"payload exit {res['payload_exit']}")
+    rc = read(os.path.join(res["out"], "help.rc"), "").strip()
+    check(rc == "0", f"`takeover --help` exited {rc or 'not at all'} inside the guest")
+    help_text = read(os.path.join(res["out"], "help.txt"), "")
+    check("--dry-run" in help_text, "`takeover --help` does not mention --dry-run")
+    return f"boot to payload {res['boot_to_payload_seconds']} s, run {res['seconds']} s"
+
+
+def assert_facts(ctx, flavour):
+    res = boot_run(ctx, flavour)
+    o = res["out"]
+    check(read(os.path.join(o, "hostname"), "").strip() == HOSTNAMES[flavour], "hostname not set")
+    check("/swapfile" in read(os.path.join(o, "swaps"), ""), "swap is not enabled")
+    check(read(os.path.join(o, "init_comm"), "").strip() == INIT_COMM[flavour],
+          f"PID 1 is {read(os.path.join(o, 'init_comm'), '?').strip()}")
+    appdata = read(os.path.join(o, "appdata"), "")
+    check("f data/file with spaces.txt" in appdata, "application data missing")
+    ssids = read(os.path.join(o, "wpa_ssids"), "")
+    if flavour == "systemd":
+        nm = read(os.path.join(o, "nm_profiles"), "").split("\n")
+        check(len([x for x in nm if x.endswith(".nmconnection")]) == 4, f"NM profiles: {nm}")
+    check("ssid=" in ssids, "no wpa_supplicant networks")
+    return f"kernel {read(os.path.join(o, 'uname'), '?').strip()}"
+
+
+def assert_network(ctx, flavour):
+    res = boot_run(ctx, flavour)
+    o = res["out"]
+    rc = read(os.path.join(o, "ping.rc"), "").strip()
+    body = read(os.path.join(o, "ping.txt"), "")
+    check(rc == "0" and body.rstrip().endswith("OK"), f"GET http://10.0.2.100/ping failed (rc {rc}): {body[:200]!r}")
+    reqs = [json.loads(x) for x in read(res["api_requests"], "").splitlines() if x.strip()]
+    check(any(r.get("path", "").startswith("/ping") for r in reqs), "the mock recorded no /ping")
+    return f"{len(reqs)} request(s) recorded by the mock"
+
+
+for _f in ("systemd", "sysvinit"):
+    scenario(f"boot-payload-{_f}")(lambda ctx, f=_f: assert_boot(ctx, f))
+    scenario(f"guest-facts-{_f}")(lambda ctx, f=_f: assert_facts(ctx, f))
+    scenario(f"guest-network-{_f}")(lambda ctx, f=_f: assert_network(ctx, f))
+
+
+def dry_run(ctx, flavour: str):
+    name = f"dry-run-{flavour}"
+    img, manifest = image("mbr", 64)
+    p = payload(name, ctx.binary, """
+snap before
+say "running: takeover --dry-run"
+./takeover --dry-run --no-ack -i /payload/image.img.gz -c /payload/config.json \\
+    -w /payload/out/work --backup-cfg /srv/app/backup.yml --report /payload/out/report.json \\
+    --log-level debug 2>&1 | tee "$OUT/dry-run.log"
+echo "${PIPESTATUS[0]}" >"$OUT/dry-run.rc"
+say "takeover --dry-run exited $(cat "$OUT/dry-run.rc")"
+[ -f "$OUT/report.json" ] && { echo "----- report.json -----"; cat "$OUT/report.json"; echo; }
+snap after
+""", {"image.img.gz": img})
+    os.makedirs(os.path.join(p, "out", "work"), exist_ok=True)
+    res = vm.run_vm(flavour, p, os.path.join(OUT, name), timeout=ctx.timeout, stream=ctx.stream,
+                    mock_cmd=mock_cmd())
+    vm_ok(res)
+    o = res["out"]
+    rc = read(os.path.join(o, "dry-run.rc"), "").strip()
+    check(rc in ("0", "1"), f"takeover --dry-run exited {rc or 'not at all'} (expected 0 or 1)")
+    rep = read(os.path.join(o, "report.json"))
+    check(rep is not None, "no report file written")
+    try:
+        report = json.loads(rep)
+    except ValueError as e:
+        raise Failed(f"report.json is not JSON: {e}")
+    missing = [k for k in REPORT_KEYS if k not in report]
+    check(not missing, f"report lacks keys {missing}")
+    check(report["mode"] == "dry-run", f"report mode {report['mode']!r}")
+    check((report["result"] == "ok") == (rc == "0"), f"report result {report['result']!r} vs exit {rc}")
+    for secret in (CONFIG["apiKey"],):
+        check(secret not in rep and secret not in read(os.path.join(o, "dry-run.log"), ""),
+              "the API key appears in the report or the log")
+    snap_unchanged(o)
+    root_unchanged_on_disk(res, flavour)
+    if rc == "0":
+        # The plan must match the guest.
+        check((report.get("target") or {}).get("device") == "/dev/vda", f"target {report.get('target')}")
+        check((report.get("init") or {}).get("kind") == flavour, f"init {report.get('init')}")
+        check(report.get("hostname") == HOSTNAMES[flavour], f"hostname {report.get('hostname')!r}")
+        ssids = {n.get("ssid") for n in report.get("network") or []}
+        check(set(WIFI[flavour]) <= ssids, f"networks {sorted(ssids)} lack some of {WIFI[flavour]}")
+        dr = os.path.join(o, "work", "takeover-dry-run")
+        check(os.path.isfile(os.path.join(dr, "boot", "config.json")), "no takeover-dry-run/boot/config.json")
+        verdict = "dry-run says: go ahead (exit 0), plan matches the guest"
+    else:
+        verdict = f"dry-run refused (exit 1): {report.get('error')!r}"
+    return f"{verdict}; nothing changed; run {res['seconds']} s"
+
+
+scenario("dry-run-systemd")(lambda ctx: dry_run(ctx, "systemd"))
+scenario("dry-run-sysvinit")(lambda ctx: dry_run(ctx, "sysvinit"))
+
+
+@scenario("efi-boot-systemd")
+def efi_boot(ctx):
+    """The OVMF (q35) variant of the test bed boots and has efivarfs (for the EFI scenario)."""
+    p = payload("efi-boot-systemd", ctx.binary, "facts\n")
+    res = vm.run_vm("systemd", p, os.path.join(OUT, "efi-boot-systemd"), timeout=ctx.timeout,
+                    stream=ctx.stream, efi=True)
+    vm_ok(res)
+    check(read(os.path.join(res["out"], "firmware"), "").strip() == "efi", "guest did not boot via EFI")
+    check(read(os.path.join(res["out"], "efivarfs"), "").strip() == "yes", "efivarfs not mounted")
+    return f"boot to payload {res['boot_to_payload_seconds']} s"
+
+
+# ---------------------------------------------------------------- migration scenarios (issue 9)
+MIGRATE_RUN = """
+facts
+say "running: takeover {args}"
+{env}./takeover --no-ack -c /payload/config.json -w /payload/out/work --report /payload/out/report.json \\
+    --log-file /payload/out/stage1.log {args}
+rc=$?
+echo "$rc" >"$OUT/takeover.rc"
+sync
+# On success stage 2 takes over PID 1 and reboots; keep this hook from powering off meanwhile.
+[ "$rc" = 0 ] && exit 99
+exit 0
+"""
+
+
+def migrate(ctx, name, flavour, args, files=None, env="", **kw):
+    p = payload(name, ctx.binary, MIGRATE_RUN.replace("{args}", args).replace("{env}", env), files)
+    os.makedirs(os.path.join(p, "out", "work"), exist_ok=True)
+    return vm.run_vm(flavour, p, os.path.join(OUT, name), timeout=ctx.timeout, stream=ctx.stream,
+                     mock_cmd=mock_cmd(), **kw)
+
+
+def keyfile_ssids(d: "inspect_disk.Disk", boot: dict) -> set:
+    out = set()
+    for f in d.fat_tree(boot):
+        if f.startswith("system-connections/") and not f.endswith(".ignore"):
+            text = (d.fat_cat(boot, f) or b"").decode("utf-8", "replace")
+            for line in text.splitlines():
+                if line.startswith("ssid="):
+                    out.add(line[5:])
+    return out
+
+
+def assert_migrated(res, disk_path, manifest, flavour, backup=True, log_on_data=True) -> dict:
+    """The disk is a verified balenaOS disk: the image's layout, untouched rootA/rootB/state,
+    resin-boot configured, resin-data holding the backup and the stage 2 log."""
+    text = read(res["serial_log"], "")
+    check("Kernel panic" not in text, "kernel panic in the serial log")
+    with inspect_disk.Disk(disk_path) as d:
+        parts = [(p["start"], p["size"]) for p in d.partitions() if p["fs"] != "extended"]
+        want = [(p["start"], p["size"]) for p in manifest["partitions"]]
+        check(parts[:len(want)] == want, f"partition layout {parts} is not the image's {want}")
+        cmp = d.compare(manifest)
+        for n in ("resin-rootA", "resin-rootB", "resin-state"):
+            check(cmp.get(n) == "unchanged", f"{n} is {cmp.get(n)} (must equal the image)")
+        boot = d.find("resin-boot")
+        check(boot is not None, "no resin-boot partition")
+        cfg = json.loads(d.fat_cat(boot, "config.json") or b"null")
+        check(isinstance(cfg, dict), "resin-boot/config.json missing or not JSON")
+        for k in ("apiKey", "applicationId", "apiEndpoint", "deviceType"):
+            check(cfg.get(k) == CONFIG[k], f"config.json {k} differs from the one given")
+        check(cfg.get("hostname") == HOSTNAMES[flavour], f"config.json hostname {cfg.get('hostname')!r}")
+        for f in ("device-type.json", "os-release", "image-version-info"):
+            check(d.fat_cat(boot, f) is not None, f"resin-boot lost {f}")
+        ssids = keyfile_ssids(d, boot)
+        check(set(WIFI[flavour]) <= ssids, f"wifi keyfiles {sorted(ssids)} lack some of {WIFI[flavour]}")
+        data = d.find("resin-data")
+        check(data is not None, "no resin-data partition")
+        top = d.ext_ls(data, "/")
+        if backup:
+            members = d.backup_members(data) or []
+            names = [m[2:] if m.startswith("./") else m for m in members]
+            for m in BACKUP_EXPECT:
+                check(m in names, f"backup.tgz lacks {m}")
+            tops = {n.split("/")[0] for n in names if n}
+            check(tops <= {"app-data", "app-config", ""}, f"backup.tgz top level {sorted(tops)} "
+                  "must be volume directories only (supervisor contract)")
+        if log_on_data:
+            check("takeover" in top, f"no takeover/ folder (stage 2 log, report) in resin-data: {top}")
+        return {"resin-data": top, "ssids": sorted(ssids)}
+
+
+@scenario("migrate-systemd-local-image", needs="stage2")
+def m_systemd(ctx):
+    img, man = image("mbr", 64)
+    res = migrate(ctx, "migrate-systemd-local-image", "systemd",
+                  "-i /payload/image.img.gz --backup-cfg /srv/app/backup.yml", {"image.img.gz": img})
+    vm_ok(res, "reboot")
+    assert_migrated(res, res["root_disk"], man, "systemd")
+    return f"run {res['seconds']} s"
+
+
+@scenario("migrate-sysvinit", needs="stage2")
+def m_sysvinit(ctx):
+    img, man = image("mbr", 64)
+    res = migrate(ctx, "migrate-sysvinit", "sysvinit",
+                  "-i /payload/image.img.gz --backup-cfg /srv/app/backup.yml", {"image.img.gz": img})
+    vm_ok(res, "reboot")
+    assert_migrated(res, res["root_disk"], man, "sysvinit")
+    return f"run {res['seconds']} s"
+
+
+@scenario("migrate-download-mock-version", needs="stage2+mock")
+def m_download(ctx):
+    """The image comes from the mock API (`--version 5.1.20+rev1`); the mock must serve
+    tests/vm/out/images/mbr-64.img.gz for genericx86-64-ext (its CLI is wired in mock_cmd)."""
+    _, man = image("mbr", 64)
+    res = migrate(ctx, "migrate-download-mock-version", "systemd", "--version 5.1.20+rev1")
+    vm_ok(res, "reboot")
+    reqs = [json.loads(x) for x in read(res["api_requests"], "").splitlines() if x.strip()]
+    paths = [(r.get("method"), r.get("path", "").split("?")[0]) for r in reqs]
+    for want in (("GET", "/ping"), ("GET", "/v6/release"), ("GET", "/v6/device_type"), ("POST", "/download")):
+        check(want in paths, f"the mock saw no {want[0]} {want[1]}: {paths}")
+    dl = [r for r in reqs if r.get("path", "").startswith("/download")][0]
+    body = json.loads(dl.get("body") or "{}")
+    check(body.get("version") == "5.1.20+rev1" and body.get("deviceType") == "genericx86-64-ext",
+          f"download request {body}")
+    assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
+    return f"run {res['seconds']} s"
+
+
+@scenario("wifi-keyfiles-land", needs="stage2")
+def m_wifi(ctx):
+    """Every Wi-Fi network of each source (NM keyfiles and wpa_supplicant.conf) becomes a keyfile."""
+    img, man = image("mbr", 64)
+    res = migrate(ctx, "wifi-keyfiles-land", "systemd", "-i /payload/image.img.gz", {"image.img.gz": img})
+    vm_ok(res, "reboot")
+    got = assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
+    return f"keyfiles for {got['ssids']}"
+
+
+@scenario("backup-lands", needs="stage2")
+def m_backup(ctx):
+    """backup.tgz in resin-data holds exactly the files of /srv/app/data (listed in the guest)."""
+    img, man = image("mbr", 64)
+    res = migrate(ctx, "backup-lands", "systemd",
+                  "-i /payload/image.img.gz --backup-cfg /srv/app/backup.yml", {"image.img.gz": img})
+    vm_ok(res, "reboot")
+    assert_migrated(res, res["root_disk"], man, "systemd")
+    src = [ln.split(" ", 1)[1][len("data/"):] for ln in read(os.path.join(res["out"], "appdata"), "").splitlines()
+           if ln.startswith(("f data/", "l data/"))]
+    with inspect_disk.Disk(res["root_disk"]) as d:
+        names = {m[2:] if m.startswith("./") else m for m in d.backup_members(d.find("resin-data")) or []}
+    for s in src:
+        check("app-data/" + s in names, f"backup lacks app-data/{s}")
+    return f"{len(src)} files"
+
+
+@scenario("log-to-payload-disk", needs="stage2")
+def m_log_to(ctx):
+    """--log-to /dev/vdb1 (the ext4 payload partition) keeps the stage 2 log there."""
+    img, man = image("mbr", 64)
+    res = migrate(ctx, "log-to-payload-disk", "systemd", "-i /payload/image.img.gz --log-to /dev/vdb1",
+                  {"image.img.gz": img})
+    vm_ok(res, "reboot")
+    assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
+    with inspect_disk.Disk(res["payload_disk"]) as d:
+        p = d.partitions()[0]
+        files = d.ext_ls(p, "/")
+    check(any("takeover" in f or f.endswith(".log") for f in files), f"no stage 2 log on the payload disk: {files}")
+    return "stage 2 log on /dev/vdb1"
+
+
+@scenario("pretend-keeps-old-os", needs="stage2")
+def m_pretend(ctx):
+    """--pretend: everything but the flash; the guest reboots into the intact old OS."""
+    img, _ = image("mbr", 64)
+    res = migrate(ctx, "pretend-keeps-old-os", "systemd", "-i /payload/image.img.gz --pretend",
+                  {"image.img.gz": img})
+    vm_ok(res, "reboot")
+    root_unchanged_on_disk(res, "systemd")
+    p = payload("pretend-keeps-old-os-2", ctx.binary, "facts\n")
+    res2 = vm.run_vm("systemd", p, os.path.join(OUT, "pretend-keeps-old-os"), timeout=ctx.timeout,
+                     stream=ctx.stream, reuse_disk=True)
+    vm_ok(res2)
+    check(read(os.path.join(res2["out"], "hostname"), "").strip() == HOSTNAMES["systemd"], "old OS not back")
+    check("file with spaces.txt" in read(os.path.join(res2["out"], "appdata"), ""), "app data lost")
+    return "old OS booted again"
+
+
+@scenario("failure-before-flash-restores", needs="stage2+fault-injection")
+def m_fault(ctx):
+    """An injected stage 2 failure before the first block brings the old OS back with
+    /var/log/takeover-failed-<time>.log. The switch name must match the takeover's test-only
+    fault injection (TAKEOVER_TEST_FAULT=before-flash here)."""
+    img, _ = image("mbr", 64)
+    res = migrate(ctx, "failure-before-flash-restores", "systemd",
+                  "-i /payload/image.img.gz", {"image.img.gz": img},
+                  env="TAKEOVER_TEST_FAULT=before-flash ")
+    vm_ok(res, "reboot")
+    root_unchanged_on_disk(res, "systemd")
+    p = payload("failure-before-flash-restores-2", ctx.binary, "facts\nls /var/log >\"$OUT/varlog\"\n")
+    res2 = vm.run_vm("systemd", p, os.path.join(OUT, "failure-before-flash-restores"),
+                     timeout=ctx.timeout, stream=ctx.stream, reuse_disk=True)
+    vm_ok(res2)
+    check(any(x.startswith("takeover-failed-") for x in read(os.path.join(res2["out"], "varlog"), "").split()),
+          "no /var/log/takeover-failed-*.log")
+    return "old OS back with the failure log"
+
+
+@scenario("corrupt-image-refused", needs="stage2")
+def m_corrupt(ctx):
+    """A corrupted image.gz is refused in stage 1 (exit 1) and nothing changes."""
+    img, _ = image("mbr", 64)
+    raw = bytearray(open(img, "rb").read())
+    mid = len(raw) // 2
+    raw[mid:mid + 64] = bytes(64)
+    p_files = {"image.img.gz": bytes(raw)}
+    res = migrate(ctx, "corrupt-image-refused", "systemd", "-i /payload/image.img.gz", p_files)
+    vm_ok(res)  # stage 1 fails, the hook powers off
+    check(read(os.path.join(res["out"], "takeover.rc"), "").strip() == "1", "corrupt image not refused with exit 1")
+    root_unchanged_on_disk(res, "systemd")
+    return "refused, disk intact"
+
+
+@scenario("efi-boot-entry", needs="stage2")
+def m_efi(ctx):
+    """OVMF guest: after the migration the EFI variable store holds a balenaOS boot entry."""
+    img, man = image("mbr", 64)
+    res = migrate(ctx, "efi-boot-entry", "systemd", "-i /payload/image.img.gz", {"image.img.gz": img}, efi=True)
+    vm_ok(res, "reboot")
+    assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
+    vars_fd = open(os.path.join(OUT, "efi-boot-entry", "OVMF_VARS.fd"), "rb").read()
+    check("balenaOS".encode("utf-16-le") in vars_fd or "balena".encode("utf-16-le") in vars_fd,
+          "no balenaOS Boot#### entry in the OVMF variable store")
+    return "boot entry present"
+
+
+@scenario("write-only-second-disk", needs="stage2")
+def m_write_only(ctx):
+    """--write-only onto /dev/vdc (an empty 256 MiB disk): a configured image there, root untouched."""
+    img, man = image("mbr", 64)
+    p = payload("write-only-second-disk", ctx.binary, """
+facts
+./takeover --write-only --no-ack -i /payload/image.img.gz -f /dev/vdc -c /payload/config.json \\
+    -w /payload/out/work --report /payload/out/report.json 2>&1 | tee "$OUT/write-only.log"
+echo "${PIPESTATUS[0]}" >"$OUT/write-only.rc"
+""", {"image.img.gz": img})
+    res = vm.run_vm("systemd", p, os.path.join(OUT, "write-only-second-disk"), timeout=ctx.timeout,
+                    stream=ctx.stream, extra_disk_mb=256)
+    vm_ok(res)
+    check(read(os.path.join(res["out"], "write-only.rc"), "").strip() == "0", "--write-only failed")
+    assert_migrated(res, res["extra_disk"], man, "systemd", backup=False, log_on_data=False)
+    root_unchanged_on_disk(res, "systemd")
+    return "image written and configured on vdc"
+
+
+# ------------------------------------------------------------------------------------ driver
+class Ctx:
+    pass
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=DEFAULT_BINARY)
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--with-stage2", action="store_true", default=os.environ.get("VM_STAGE2") == "1")
+    ap.add_argument("--stream", action="store_true", help="echo every guest's serial console")
+    ap.add_argument("--timeout", type=float, default=float(os.environ.get("VM_TIMEOUT", "420")))
+    a = ap.parse_args()
+    if a.list:
+        for name, _, needs in SCENARIOS:
+            print(f"{name}{'  (needs ' + needs + ')' if needs else ''}")
+        return 0
+    ctx = Ctx()
+    ctx.binary, ctx.stream, ctx.timeout = a.binary, a.stream, a.timeout
+    if not os.path.isfile(a.binary):
+        print(f"FAIL setup: takeover binary {a.binary} not found (cargo build --release "
+              "--target x86_64-unknown-linux-musl)")
+        print("0 passed, 1 failed, 0 skipped")
+        return 1
+    passed, failed, skipped = [], [], []
+    t_all = time.time()
+    for name, fn, needs in SCENARIOS:
+        if a.only is not None and name not in a.only:
+            continue
+        if needs and not a.with_stage2:
+            print(f"SKIP {name}: {STAGE2_REASON}", flush=True)
+            skipped.append(name)
+            continue
+        if needs and "mock" in needs and not os.path.exists(REAL_MOCK):
+            print(f"SKIP {name}: needs the mock API tests/mock-api/mock_api.py (branch api)", flush=True)
+            skipped.append(name)
+            continue
+        t0 = time.time()
+        try:
+            detail = fn(ctx)
+            print(f"PASS {name} ({time.time() - t0:.0f}s): {detail}", flush=True)
+            passed.append(name)
+        except Failed as e:
+            print(f"FAIL {name} ({time.time() - t0:.0f}s): {e}", flush=True)
+            failed.append(name)
+        except (RuntimeError, OSError, subprocess.CalledProcessError, ValueError, KeyError) as e:
+            print(f"FAIL {name} ({time.time() - t0:.0f}s): test bed error: {e}", flush=True)
+            failed.append(name)
+    if skipped:
+        print(f"skipped: {', '.join(skipped)}")
+    print(f"total {time.time() - t_all:.0f}s")
+    print(f"{len(passed)} passed, {len(failed)} failed, {len(skipped)} skipped")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
