@@ -60,7 +60,13 @@ QEMU_arm-unknown-linux-musleabi := qemu-arm-static -cpu arm1176
 # Keep this short and say why for each. Everything else, including tests that need root, runs
 # under qemu-user as on the host. Integration tests start the takeover binary through
 # TAKEOVER_TEST_RUNNER (tests/it/util.rs), since there is no binfmt_misc in containers.
-CROSS_TEST_SKIP :=
+#   throughput: speed printouts (crc32, sha256, image scan of 64 MiB); emulated speed means nothing.
+CROSS_TEST_SKIP := throughput
+# Tests under qemu run optimised: at opt-level 0 the image tests (64 MiB fixtures through
+# inflate + sha256) take many minutes each under emulation. Debug assertions and overflow checks
+# stay on (dev/test profile); debug info off (faster links, nothing reads it).
+CROSS_TEST_PROFILE_ENV := CARGO_PROFILE_DEV_OPT_LEVEL=2 CARGO_PROFILE_TEST_OPT_LEVEL=2 \
+                          CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_TEST_DEBUG=0
 
 # Source replacement for build-std (see above).
 BUILD_STD_VENDOR := $(CURDIR)/target/build-std-vendor
@@ -155,7 +161,7 @@ test-cross: $(if $(filter $(BUILD_STD_TARGETS),$(CROSS_TEST_TARGETS)),build-std-
 	$(foreach t,$(CROSS_TEST_TARGETS), \
 	  echo "== test $(t) on '$(QEMU_$(t))'"; \
 	  start=$$(date +%s); \
-	  TAKEOVER_TEST_RUNNER='$(QEMU_$(t))' $(call build_std_env,$(t)) \
+	  TAKEOVER_TEST_RUNNER='$(QEMU_$(t))' $(CROSS_TEST_PROFILE_ENV) $(call build_std_env,$(t)) \
 	    $(CARGO) test --locked --target $(t) --tests $(call build_std_args,$(t),std) \
 	    -- $(foreach s,$(CROSS_TEST_SKIP),--skip $(s)); \
 	  echo "== $(t): $$(( $$(date +%s) - start )) s";)
