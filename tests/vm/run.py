@@ -143,15 +143,16 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 15) -> None:
     raise RuntimeError(f"mock did not listen on 127.0.0.1:{port} within {timeout} s")
 
 
-def default_mock_cmd() -> str:
-    """The real mock API when it is in the tree, else the /ping-only stub."""
+def default_mock_cmd(extra: str = "") -> str:
+    """The mock API (tests/mock-api/mock_api.py) when it is in the tree, else the /ping-only
+    stub; `extra` are further arguments for the real mock (device types, images, faults)."""
     env = os.environ.get("VM_MOCK_CMD")
     if env:
         return env
     real = os.path.join(ROOT, "tests", "mock-api", "mock_api.py")
     if os.path.exists(real):
-        return f"/usr/bin/python3 {real} --port {{port}} --log {{log}}"
-    return f"/usr/bin/python3 {os.path.join(HERE, 'stub_api.py')} --port {{port}} --log {{log}}"
+        return f"/usr/bin/python3 {real} --port {{port}} --record {{log}} --max-seconds 1800 {extra}"
+    return f"/usr/bin/python3 {os.path.join(HERE, 'stub_api.py')} --port {{port}} --record {{log}}"
 
 
 class Serial(threading.Thread):
@@ -253,6 +254,7 @@ def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: boo
         if os.path.exists(reqlog):
             os.unlink(reqlog)
         argv = [a.replace("{port}", str(port)).replace("{log}", reqlog) for a in shlex.split(mock_cmd)]
+        log(f"mock API: {shlex.join(argv)}")
         mock = subprocess.Popen(argv, stdout=open(os.path.join(out, "mock.log"), "wb"),
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_port(port, mock)

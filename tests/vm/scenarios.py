@@ -109,8 +109,18 @@ def payload(name: str, binary: str, run_sh: str, files=None) -> str:
     return d
 
 
-def mock_cmd() -> str:
-    return vm.default_mock_cmd()
+MOCK_VERSIONS = "5.1.20+rev1,5.1.20,5.0.3+rev2"
+
+
+def mock_cmd(img=None) -> str:
+    """The mock API knowing the config's key and device type (a flasher type, like x86 in
+    balena's contracts); with `img` it serves that file as balenaOS 5.1.20+rev1."""
+    dt = CONFIG["deviceType"]
+    extra = (f"--api-key {CONFIG['apiKey']} --device-type {dt} --flasher {dt} "
+             f"--versions {dt}={MOCK_VERSIONS}")
+    if img:
+        extra += f" --image {dt}@5.1.20+rev1={img}"
+    return vm.default_mock_cmd(extra)
 
 
 _BASE_FACTS: dict = {}
@@ -120,7 +130,7 @@ def base_facts(flavour: str) -> dict:
     """Partition table and first MiB of the cached base disk (what a clean guest starts from)."""
     if flavour not in _BASE_FACTS:
         with inspect_disk.Disk(os.path.join(vm.guest_dir(flavour), "base.qcow2")) as d:
-            _BASE_FACTS[flavour] = {"table": d.table(), "first_mib": d.region_digest(0, 1 << 20)}
+            _BASE_FACTS[flavour] = {"table": d.layout(), "first_mib": d.region_digest(0, 1 << 20)}
     return _BASE_FACTS[flavour]
 
 
@@ -130,7 +140,8 @@ def root_unchanged_on_disk(res: dict, flavour: str) -> None:
     compared inside the guest by lib.sh's snap.)"""
     base = base_facts(flavour)
     with inspect_disk.Disk(res["root_disk"]) as d:
-        check(d.table() == base["table"], "the root disk's partition table changed")
+        check(d.layout() == base["table"], "the root disk's partition table changed: "
+              f"{d.layout()} (base: {base['table']})")
         check(d.region_digest(0, 1 << 20) == base["first_mib"], "the root disk's first MiB changed")
 
 
@@ -144,6 +155,9 @@ def snap_unchanged(out: str) -> None:
             ex = sorted(la ^ lb)[:6]
             diffs.append(f"{f}: {len(la - lb)} gone/{len(lb - la)} new, e.g. {ex}")
     check(not diffs, "system state changed during the dry-run: " + "; ".join(diffs))
+    a = set((read(os.path.join(out, "snap-before", "modules")) or "").split())
+    b = set((read(os.path.join(out, "snap-after", "modules")) or "").split())
+    return sorted(b - a)  # informational: udev autoloads modules at any time
 
 
 def vm_ok(res: dict, end: str = "poweroff") -> None:
@@ -260,7 +274,7 @@ snap after
     for secret in (CONFIG["apiKey"],):
         check(secret not in rep and secret not in read(os.path.join(o, "dry-run.log"), ""),
               "the API key appears in the report or the log")
-    snap_unchanged(o)
+    new_modules = snap_unchanged(o)
     root_unchanged_on_disk(res, flavour)
     if rc == "0":
         # The plan must match the guest.
@@ -274,7 +288,8 @@ snap after
         verdict = "dry-run says: go ahead (exit 0), plan matches the guest"
     else:
         verdict = f"dry-run refused (exit 1): {report.get('error')!r}"
-    return f"{verdict}; nothing changed; run {res['seconds']} s"
+    mods = f" (modules loaded meanwhile: {', '.join(new_modules)})" if new_modules else ""
+    return f"{verdict}; nothing changed{mods}; boot to payload {res['boot_to_payload_seconds']} s, run {res['seconds']} s"
 
 
 scenario("dry-run-systemd")(lambda ctx: dry_run(ctx, "systemd"))
@@ -308,11 +323,11 @@ exit 0
 """
 
 
-def migrate(ctx, name, flavour, args, files=None, env="", **kw):
+def migrate(ctx, name, flavour, args, files=None, env="", mock=None, **kw):
     p = payload(name, ctx.binary, MIGRATE_RUN.replace("{args}", args).replace("{env}", env), files)
     os.makedirs(os.path.join(p, "out", "work"), exist_ok=True)
     return vm.run_vm(flavour, p, os.path.join(OUT, name), timeout=ctx.timeout, stream=ctx.stream,
-                     mock_cmd=mock_cmd(), **kw)
+                     mock_cmd=mock or mock_cmd(), **kw)
 
 
 def keyfile_ssids(d: "inspect_disk.Disk", boot: dict) -> set:
@@ -389,8 +404,9 @@ def m_sysvinit(ctx):
 def m_download(ctx):
     """The image comes from the mock API (`--version 5.1.20+rev1`); the mock must serve
     tests/vm/out/images/mbr-64.img.gz for genericx86-64-ext (its CLI is wired in mock_cmd)."""
-    _, man = image("mbr", 64)
-    res = migrate(ctx, "migrate-download-mock-version", "systemd", "--version 5.1.20+rev1")
+    img, man = image("mbr", 64)
+    res = migrate(ctx, "migrate-download-mock-version", "systemd", "--version 5.1.20+rev1",
+                  mock=mock_cmd(img))
     vm_ok(res, "reboot")
     reqs = [json.loads(x) for x in read(res["api_requests"], "").splitlines() if x.strip()]
     paths = [(r.get("method"), r.get("path", "").split("?")[0]) for r in reqs]
