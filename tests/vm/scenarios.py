@@ -14,7 +14,9 @@ The migration scenarios of issue 9 are drafted with their assertions and skipped
 exists; `--with-stage2` (or VM_STAGE2=1) runs them.
 """
 import argparse
+import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -306,6 +308,83 @@ def efi_boot(ctx):
     check(read(os.path.join(res["out"], "firmware"), "").strip() == "efi", "guest did not boot via EFI")
     check(read(os.path.join(res["out"], "efivarfs"), "").strip() == "yes", "efivarfs not mounted")
     return f"boot to payload {res['boot_to_payload_seconds']} s"
+
+
+@scenario("image-builder-and-inspector")
+def image_selftest(ctx):
+    """Host only, no VM: mkimage.sh's three variants are what the manifest says, and the drafted
+    migration assertions accept a disk configured like stage 2 will (config.json, keyfiles,
+    backup.tgz and takeover/ written with mtools/debugfs into a copy of the image) while
+    rejecting the untouched image."""
+    import tarfile
+    import tempfile
+    got = []
+    for variant in ("mbr", "gpt", "flasher"):
+        img, man = image(variant, 64)
+        with tempfile.TemporaryDirectory(prefix="vm-selftest.") as t:
+            raw = os.path.join(t, "disk.img")
+            with gzip.open(img) as src, open(raw, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            with inspect_disk.Disk(raw) as d:
+                cmp = d.compare(man)
+                check(set(cmp.values()) == {"unchanged"}, f"{variant}: image differs from its manifest: {cmp}")
+                got.append(variant)
+                lp = "flash" if variant == "flasher" else "resin"
+                names = [p["label"] for p in d.partitions() if p["fs"] != "extended"]
+                check(names == [f"{lp}-boot", f"{lp}-rootA", f"{lp}-rootB", f"{lp}-state", f"{lp}-data"],
+                      f"{variant}: labels {names}")
+                if variant == "gpt":
+                    check([p["name"] for p in d.partitions()] == names, "gpt: partition names differ")
+                if variant == "flasher":
+                    rootA = d.find("flash-rootA")
+                    check("balena-image-genericx86-64.balenaos-img" in d.ext_ls(rootA, "/opt"),
+                          "flasher: no /opt/balena-image-<machine>.balenaos-img")
+                    continue
+                boot = d.find("resin-boot")
+                dt = json.loads(d.fat_cat(boot, "device-type.json") or b"{}")
+                check(dt.get("slug") == CONFIG["deviceType"], f"{variant}: device-type.json {dt}")
+                if variant != "mbr":
+                    continue
+                # An untouched image must fail the migration assertions ...
+                fake = {"serial_log": os.path.join(t, "serial.log")}
+                open(fake["serial_log"], "w").close()
+                try:
+                    assert_migrated(fake, raw, man, "systemd")
+                    raise Failed("assert_migrated accepted an unconfigured image")
+                except Failed as e:
+                    if "accepted" in str(e):
+                        raise
+            # ... and accept one configured like stage 2 will.
+            boot_off = [p for p in man["partitions"] if p["name"] == "resin-boot"][0]["start"]
+            data_off = [p for p in man["partitions"] if p["name"] == "resin-data"][0]["start"]
+            cfg = dict(CONFIG, hostname=HOSTNAMES["systemd"])
+            os.makedirs(os.path.join(t, "sc"))
+            with open(os.path.join(t, "config.json"), "w") as f:
+                json.dump(cfg, f)
+            for i, ssid in enumerate(WIFI["systemd"]):
+                with open(os.path.join(t, "sc", f"balena-{i + 1:02d}"), "w") as f:
+                    f.write(f"[connection]\nid=balena-{i + 1:02d}\ntype=wifi\n\n[wifi]\nssid={ssid}\n")
+            fat = f"{raw}@@{boot_off}"
+            subprocess.run(["mcopy", "-o", "-i", fat, os.path.join(t, "config.json"), "::/config.json"], check=True)
+            subprocess.run(["mcopy", "-o", "-i", fat] + [os.path.join(t, "sc", x) for x in sorted(os.listdir(os.path.join(t, "sc")))]
+                           + ["::/system-connections/"], check=True)
+            bk = os.path.join(t, "backup.tgz")
+            with tarfile.open(bk, "w:gz") as tf:
+                for m in BACKUP_EXPECT:
+                    data = m.encode()
+                    ti = tarfile.TarInfo(m)
+                    ti.size = len(data)
+                    tf.addfile(ti, io.BytesIO(data))
+            subprocess.run(["debugfs", "-w", "-R", f"write {bk} backup.tgz", f"{raw}?offset={data_off}"],
+                           check=True, capture_output=True)
+            subprocess.run(["debugfs", "-w", "-R", "mkdir takeover", f"{raw}?offset={data_off}"],
+                           check=True, capture_output=True)
+            got_m = assert_migrated(fake, raw, man, "systemd")
+            with inspect_disk.Disk(raw) as d:
+                cmp = d.compare(man)
+            check(cmp["resin-boot"] == "changed" and cmp["resin-data"] == "changed", f"compare {cmp}")
+    return f"variants {', '.join(got)} match their manifests; migration assertions accept a configured disk " \
+        f"({len(got_m['ssids'])} keyfiles) and reject an unconfigured one"
 
 
 # ---------------------------------------------------------------- migration scenarios (issue 9)
