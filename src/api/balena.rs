@@ -42,9 +42,9 @@ fn odata_escape(s: &str) -> String {
 pub fn check_slug(slug: &str) -> Result<&str> {
     let ok = !slug.is_empty()
         && slug.len() <= 100
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+        && slug.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        });
     if ok {
         Ok(slug)
     } else {
@@ -127,6 +127,12 @@ pub fn image_file_name(slug: &str, version: &str) -> String {
     format!("balena-cloud-{slug}-{version}.img.gz")
 }
 
+/// Where [`Api::download_image`] puts (or finds) the image; remove it when it fails
+/// verification so the next run downloads it again.
+pub fn image_path(work_dir: &Path, slug: &str, version: &str) -> PathBuf {
+    work_dir.join(image_file_name(slug, version))
+}
+
 #[derive(Deserialize)]
 struct ListReply<T> {
     d: Vec<T>,
@@ -190,8 +196,8 @@ pub fn parse_releases(body: &[u8], url: &str) -> Result<Vec<String>> {
 /// Whether the device type's contract makes it a flasher type (§4.4): `defaultBoot` is
 /// `internal`, `altBoot` is non-empty and there is no `flashProtocol`.
 pub fn parse_flasher(body: &[u8], url: &str, slug: &str) -> Result<bool> {
-    let r: ListReply<ContractEntry> =
-        serde_json::from_slice(body).map_err(|e| bad_reply("device-type contract", url, e, body))?;
+    let r: ListReply<ContractEntry> = serde_json::from_slice(body)
+        .map_err(|e| bad_reply("device-type contract", url, e, body))?;
     let Some(c) = r.d.into_iter().next() else {
         return Err(unknown_type(slug, url));
     };
@@ -293,7 +299,11 @@ impl<'a> Api<'a> {
         let url = device_type_url(&self.endpoint, "contract", check_slug(slug)?);
         let r = self.get(&url)?;
         if !r.is_success() {
-            return Err(status_error("reading the device-type contract from", &url, &r));
+            return Err(status_error(
+                "reading the device-type contract from",
+                &url,
+                &r,
+            ));
         }
         parse_flasher(&r.body, &url, slug)
     }
@@ -323,7 +333,7 @@ impl<'a> Api<'a> {
         if version.contains('/') || version.starts_with('.') {
             return Err(Error::new("checking the version", version, "not a version"));
         }
-        let dest = work_dir.join(image_file_name(slug, version));
+        let dest = image_path(work_dir, slug, version);
         if dest.is_file() {
             crate::info!(
                 "reusing the image downloaded before: {} (it is verified before use)",
@@ -345,7 +355,11 @@ impl<'a> Api<'a> {
         } else {
             crate::info!(
                 "downloading balenaOS {version} for {slug}{} to {}",
-                if flasher { " (raw image of a flasher type)" } else { "" },
+                if flasher {
+                    " (raw image of a flasher type)"
+                } else {
+                    ""
+                },
                 dest.display()
             );
         }
@@ -354,8 +368,10 @@ impl<'a> Api<'a> {
             .download(&url, self.key.as_deref(), Some(&body), &part, progress)?;
         if size == 0 {
             let _ = fs::remove_file(&part);
-            return Err(Error::new("downloading", &url, "the server sent an empty image")
-                .hint("check the version and device type; try again later"));
+            return Err(
+                Error::new("downloading", &url, "the server sent an empty image")
+                    .hint("check the version and device type; try again later"),
+            );
         }
         fs::rename(&part, &dest).ctx_path("renaming the finished download to", &dest)?;
         crate::info!("downloaded {} ({size} bytes)", dest.display());
@@ -400,7 +416,10 @@ mod tests {
             device_type_url("https://a", "contract", "intel-nuc"),
             "https://a/v6/device_type?$orderby=name%20asc&$top=1&$select=contract&$filter=device_type_alias/any(dta:dta/is_referenced_by__alias%20eq%20%27intel-nuc%27)"
         );
-        assert_eq!(device_url("https://a", "abc123"), "https://a/v6/device(uuid='abc123')");
+        assert_eq!(
+            device_url("https://a", "abc123"),
+            "https://a/v6/device(uuid='abc123')"
+        );
     }
 
     #[test]
@@ -434,22 +453,63 @@ mod tests {
         assert!(check_uuid("x') or (1").is_err());
     }
 
+    fn fixture(name: &str) -> Vec<u8> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/api/replies")
+            .join(name);
+        fs::read(&p).unwrap()
+    }
+
+    #[test]
+    fn recorded_style_replies() {
+        let u = "https://api.example.com/v6/x";
+        let listed = parse_releases(&fixture("release.json"), u).unwrap();
+        assert_eq!(listed, ["5.1.20+rev1", "5.1.20", "not a version", "3.2.25"]);
+        let v = crate::api::version::resolve("default", &listed).unwrap();
+        assert_eq!(v.to_string(), "5.1.20+rev1");
+        for (file, flasher) in [
+            ("contract-raspberrypi4-64.json", false),
+            ("contract-genericx86-64-ext.json", true),
+            ("contract-jetson-xavier.json", false),
+        ] {
+            assert_eq!(
+                parse_flasher(&fixture(file), u, "x").unwrap(),
+                flasher,
+                "{file}"
+            );
+        }
+        assert!(parse_flasher(&fixture("contract-empty.json"), u, "x").is_err());
+        assert_eq!(
+            parse_device_type_id(&fixture("device-type-id.json"), u, "x").unwrap(),
+            58
+        );
+    }
+
     #[test]
     fn reply_parsing() {
         let u = "https://a/v6/release";
         assert_eq!(
-            parse_releases(br#"{"d":[{"raw_version":"5.1.20+rev1","id":3},{"raw_version":"3.2.25"}]}"#, u)
-                .unwrap(),
+            parse_releases(
+                br#"{"d":[{"raw_version":"5.1.20+rev1","id":3},{"raw_version":"3.2.25"}]}"#,
+                u
+            )
+            .unwrap(),
             ["5.1.20+rev1", "3.2.25"]
         );
         let e = parse_releases(b"<html>oops", u).unwrap_err().to_string();
-        assert!(e.contains("not the expected JSON") && e.contains("<html>oops"), "{e}");
+        assert!(
+            e.contains("not the expected JSON") && e.contains("<html>oops"),
+            "{e}"
+        );
         assert!(parse_releases(br#"{"d":[{"version":"1"}]}"#, u).is_err());
 
         let c = |media: &str, extra: &str| {
             format!(r#"{{"d":[{{"contract":{{"data":{{"media":{media}{extra}}}}}}}]}}"#)
         };
-        let flasher = c(r#"{"defaultBoot":"internal","altBoot":["usb_mass_storage"]}"#, "");
+        let flasher = c(
+            r#"{"defaultBoot":"internal","altBoot":["usb_mass_storage"]}"#,
+            "",
+        );
         assert!(parse_flasher(flasher.as_bytes(), u, "x").unwrap());
         let pi = c(r#"{"defaultBoot":"sdcard"}"#, "");
         assert!(!parse_flasher(pi.as_bytes(), u, "x").unwrap());
@@ -465,9 +525,14 @@ mod tests {
         assert!(parse_flasher(null_proto.as_bytes(), u, "x").unwrap());
         let empty_alt = c(r#"{"defaultBoot":"internal","altBoot":[]}"#, "");
         assert!(!parse_flasher(empty_alt.as_bytes(), u, "x").unwrap());
-        let e = parse_flasher(br#"{"d":[]}"#, u, "nosuch").unwrap_err().to_string();
+        let e = parse_flasher(br#"{"d":[]}"#, u, "nosuch")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("knows no device type 'nosuch'"), "{e}");
-        assert_eq!(parse_device_type_id(br#"{"d":[{"id":58}]}"#, u, "x").unwrap(), 58);
+        assert_eq!(
+            parse_device_type_id(br#"{"d":[{"id":58}]}"#, u, "x").unwrap(),
+            58
+        );
         assert!(parse_device_type_id(br#"{"d":[]}"#, u, "x").is_err());
     }
 }

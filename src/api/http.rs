@@ -119,7 +119,10 @@ impl Method<'_> {
 pub enum Target<'a> {
     Memory,
     /// A file, resumed from its current size.
-    File { path: &'a Path, offset: u64 },
+    File {
+        path: &'a Path,
+        offset: u64,
+    },
 }
 
 /// One request, as the argv builder sees it.
@@ -286,9 +289,7 @@ impl Http {
 
     fn backoff_for(&self, failures: u32) -> Duration {
         let f = 1u32 << failures.saturating_sub(1).min(10);
-        self.backoff
-            .saturating_mul(f)
-            .min(Duration::from_secs(30))
+        self.backoff.saturating_mul(f).min(Duration::from_secs(30))
     }
 
     fn call(
@@ -340,8 +341,9 @@ impl Http {
             }
             let wait = self.backoff_for(failures);
             crate::warn!(
-                "{} {url}: {retry_cause}; retrying in {:.1} s ({failures}/{})",
+                "{} {}: {retry_cause}; retrying in {:.1} s ({failures}/{})",
                 method.name(),
+                short_url(url),
                 wait.as_secs_f64(),
                 self.retries
             );
@@ -428,9 +430,8 @@ impl Http {
                             );
                         }
                         None => {
-                            last_cause = restart(format!(
-                                "unexpected reply HTTP {status}; starting over"
-                            ))?;
+                            last_cause =
+                                restart(format!("unexpected reply HTTP {status}; starting over"))?;
                         }
                     }
                 }
@@ -457,7 +458,8 @@ impl Http {
             }
             let wait = self.backoff_for(failures);
             crate::warn!(
-                "downloading {url}: {last_cause}; retrying in {:.1} s ({failures}/{})",
+                "downloading {}: {last_cause}; retrying in {:.1} s ({failures}/{})",
+                short_url(url),
                 wait.as_secs_f64(),
                 self.retries
             );
@@ -518,8 +520,12 @@ impl Http {
         }
         crate::debug!("{} {}", spec.method.name(), spec.url);
         let mut child = cmd.spawn().map_err(|e| {
-            Error::io(format!("running {}", self.tool.name()), self.tool.program.display(), e)
-                .hint("install curl (or wget), or download the image elsewhere and pass it with -i")
+            Error::io(
+                format!("running {}", self.tool.name()),
+                self.tool.program.display(),
+                e,
+            )
+            .hint("install curl (or wget), or download the image elsewhere and pass it with -i")
         })?;
         if let (Some(data), Some(mut stdin)) = (&plan.stdin, child.stdin.take()) {
             // The config is a few hundred bytes: it fits in the pipe, no thread needed.
@@ -608,10 +614,18 @@ impl Http {
         let mut space_checked = dest.is_none();
         let mut meter = Meter::new(progress, offset);
         let mut total: Option<u64> = None;
+        let mut poll = Duration::from_millis(5);
         loop {
-            if let Some(status) = child.try_wait().ctx("waiting for", self.tool.name())? {
-                meter.finish(last_size.max(dest.map(file_size).unwrap_or(0)), total);
-                return Ok((status.code().or(Some(-1)), None));
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    meter.finish(last_size.max(dest.map(file_size).unwrap_or(0)), total);
+                    return Ok((status.code().or(Some(-1)), None));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    kill(child);
+                    return Err(Error::io("waiting for", self.tool.name(), e));
+                }
             }
             let now = Instant::now();
             if let Some(path) = dest {
@@ -626,7 +640,11 @@ impl Http {
                         None => read_prefix(stderr_path, 64 * 1024),
                     };
                     let h = parse_headers(&text, plan.header_file.is_none());
-                    if let Some(status) = h.status {
+                    // Wait for the final reply: 1xx and redirects are followed by another.
+                    if let Some(status) = h
+                        .status
+                        .filter(|s| !(100..200).contains(s) && !(300..400).contains(s))
+                    {
                         space_checked = true;
                         total = match (status, h.range_total, h.content_length) {
                             (206, Some(t), _) => Some(t),
@@ -642,7 +660,11 @@ impl Http {
                 }
                 meter.update(size, total);
                 if now.duration_since(last_change) > spec.stall_timeout + slack {
-                    crate::debug!("killing {}: no data for {:?}", self.tool.name(), spec.stall_timeout);
+                    crate::debug!(
+                        "killing {}: no data for {:?}",
+                        self.tool.name(),
+                        spec.stall_timeout
+                    );
                     kill(child);
                     meter.finish(size, total);
                     return Ok((None, None));
@@ -652,7 +674,9 @@ impl Http {
                 kill(child);
                 return Ok((None, None));
             }
-            std::thread::sleep(Duration::from_millis(100));
+            // Short polls first, so quick API calls do not wait; then every 100 ms.
+            std::thread::sleep(poll);
+            poll = (poll * 2).min(Duration::from_millis(100));
         }
     }
 }
@@ -764,15 +788,19 @@ fn transport_cause(tool: &Tool, code: i32, stderr: &str) -> String {
         (ToolKind::Curl, 7) => "could not connect",
         (ToolKind::Curl, 18) => "the transfer ended early (body truncated)",
         (ToolKind::Curl, 28) => "timed out",
-        (ToolKind::Curl, 35) | (ToolKind::Curl, 60) => "the TLS connection or certificate check failed",
+        (ToolKind::Curl, 35) | (ToolKind::Curl, 60) => {
+            "the TLS connection or certificate check failed"
+        }
         (ToolKind::Curl, 52) => "the server sent an empty reply",
         (ToolKind::Curl, 56) => "the connection broke while receiving",
-        (ToolKind::GnuWget, 4) => "a network failure (connection refused, reset, truncated or timed out)",
+        (ToolKind::GnuWget, 4) => {
+            "a network failure (connection refused, reset, truncated or timed out)"
+        }
         (ToolKind::GnuWget, 5) => "the TLS certificate check failed",
         (ToolKind::GnuWget, 8) => "the server answered with an error",
         _ => "failed",
     };
-    let mut s = format!("{} {what} (exit status {code})", tool.name());
+    let mut s = format!("{}: {what} (exit status {code})", tool.name());
     if !stderr.is_empty() {
         s.push_str(": ");
         s.push_str(stderr);
@@ -892,7 +920,9 @@ fn auth_header(key: &str) -> Result<String> {
             "the API key",
             "the key is empty or contains spaces, quotes, backslashes or control characters",
         )
-        .hint("check apiKey/deviceApiKey in config.json (download a fresh one from the dashboard)"));
+        .hint(
+            "check apiKey/deviceApiKey in config.json (download a fresh one from the dashboard)",
+        ));
     }
     Ok(format!("Authorization: Bearer {key}"))
 }
@@ -921,7 +951,15 @@ pub fn plan(tool: &Tool, spec: &Spec<'_>, tmp: &Path) -> Result<Plan> {
     match tool.kind {
         ToolKind::Curl => {
             let headers = tmp.join("headers");
-            for s in ["-sS", "-g", "-L", "--max-redirs", "5", "--proto", "=http,https"] {
+            for s in [
+                "-sS",
+                "-g",
+                "-L",
+                "--max-redirs",
+                "5",
+                "--proto",
+                "=http,https",
+            ] {
                 arg(s);
             }
             arg("--connect-timeout");
@@ -982,7 +1020,8 @@ pub fn plan(tool: &Tool, spec: &Spec<'_>, tmp: &Path) -> Result<Plan> {
             if let Some(h) = &auth {
                 // A private wgetrc: the key never reaches argv.
                 let rc = tmp.join("wgetrc");
-                p.files.push((rc.clone(), format!("header = {h}\n").into_bytes()));
+                p.files
+                    .push((rc.clone(), format!("header = {h}\n").into_bytes()));
                 p.env.push(("WGETRC".into(), rc.into_os_string()));
             }
             if spec.method.body().is_some() {
@@ -1059,20 +1098,33 @@ pub fn plan(tool: &Tool, spec: &Spec<'_>, tmp: &Path) -> Result<Plan> {
 struct PrivateDir(PathBuf);
 
 impl PrivateDir {
+    /// Creates a new directory (never reuses or removes an existing path: in a shared /tmp
+    /// another user may have put something there).
     fn new(base: &Path) -> Result<PrivateDir> {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = base.join(format!(
-            "takeover-http-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&p);
         use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&p)
-            .ctx_path("creating private directory", &p)?;
-        Ok(PrivateDir(p))
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let mut last = None;
+        for _ in 0..100 {
+            let p = base.join(format!(
+                "takeover-http-{}-{}-{nanos:08x}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            match fs::DirBuilder::new().mode(0o700).create(&p) {
+                Ok(()) => return Ok(PrivateDir(p)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(Error::io("creating private directory", p.display(), e)),
+            }
+        }
+        Err(Error::io(
+            "creating private directory in",
+            base.display(),
+            last.unwrap_or_else(|| std::io::Error::other("no free name")),
+        ))
     }
     fn path(&self) -> &Path {
         &self.0
@@ -1166,7 +1218,11 @@ fn duration_text(secs: u64) -> String {
 /// received in `elapsed` (the rest came from a resumed file).
 pub fn progress_line(done: u64, total: Option<u64>, session: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64();
-    let rate = if secs > 0.0 { session as f64 / secs } else { 0.0 };
+    let rate = if secs > 0.0 {
+        session as f64 / secs
+    } else {
+        0.0
+    };
     let mut s = human(done);
     if let Some(t) = total.filter(|t| *t > 0) {
         let pct = (done.min(t) as f64 * 100.0 / t as f64).floor();
@@ -1175,7 +1231,10 @@ pub fn progress_line(done: u64, total: Option<u64>, session: u64, elapsed: Durat
     s.push_str(&format!(", {}/s", human(rate as u64)));
     if let Some(t) = total {
         if rate >= 1.0 && t > done {
-            s.push_str(&format!(", ETA {}", duration_text(((t - done) as f64 / rate) as u64)));
+            s.push_str(&format!(
+                ", ETA {}",
+                duration_text(((t - done) as f64 / rate) as u64)
+            ));
         }
     }
     s
@@ -1265,7 +1324,10 @@ mod tests {
     }
 
     fn argv_text(p: &Plan) -> Vec<String> {
-        p.argv.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+        p.argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
@@ -1295,10 +1357,9 @@ mod tests {
                         .stdin
                         .as_ref()
                         .is_some_and(|s| String::from_utf8_lossy(s).contains(KEY));
-                    let via_file = p
-                        .files
-                        .iter()
-                        .any(|(f, d)| f.starts_with(tmp) && String::from_utf8_lossy(d).contains(KEY));
+                    let via_file = p.files.iter().any(|(f, d)| {
+                        f.starts_with(tmp) && String::from_utf8_lossy(d).contains(KEY)
+                    });
                     assert!(via_stdin ^ via_file, "{tool:?}");
                     // Bodies are never on argv either.
                     if let Some(b) = method.body() {
@@ -1317,7 +1378,13 @@ mod tests {
         let dest = Path::new("/w/img.part");
         let p = plan(
             &Tool::curl(),
-            &spec(Method::Post("{}"), Target::File { path: dest, offset: 1000 }),
+            &spec(
+                Method::Post("{}"),
+                Target::File {
+                    path: dest,
+                    offset: 1000,
+                },
+            ),
             tmp,
         )
         .unwrap();
@@ -1340,7 +1407,12 @@ mod tests {
             String::from_utf8(p.stdin.unwrap()).unwrap(),
             format!("header = \"Authorization: Bearer {KEY}\"\n")
         );
-        let p = plan(&Tool::curl(), &spec(Method::Patch("{}"), Target::Memory), tmp).unwrap();
+        let p = plan(
+            &Tool::curl(),
+            &spec(Method::Patch("{}"), Target::Memory),
+            tmp,
+        )
+        .unwrap();
         assert!(argv_text(&p).join(" ").contains("-X PATCH"));
         let mut s = spec(Method::Get, Target::Memory);
         s.auth = None;
@@ -1360,7 +1432,10 @@ mod tests {
         .unwrap();
         let argv = argv_text(&p).join(" ");
         assert!(argv.starts_with("wget -nv -S --tries=1"), "{argv}");
-        assert!(argv.contains("--method=PATCH --body-file=/tmp/x/body"), "{argv}");
+        assert!(
+            argv.contains("--method=PATCH --body-file=/tmp/x/body"),
+            "{argv}"
+        );
         assert!(argv.contains("--content-on-error -O -"), "{argv}");
         assert!(p.env.contains(&("WGETRC".into(), "/tmp/x/wgetrc".into())));
         assert!(p.files.contains(&(
@@ -1369,12 +1444,21 @@ mod tests {
         )));
         let p = plan(
             &Tool::gnu_wget(),
-            &spec(Method::Post("{}"), Target::File { path: dest, offset: 5 }),
+            &spec(
+                Method::Post("{}"),
+                Target::File {
+                    path: dest,
+                    offset: 5,
+                },
+            ),
             tmp,
         )
         .unwrap();
         let argv = argv_text(&p).join(" ");
-        assert!(argv.contains("--post-file=/tmp/x/body -c -O /w/img.part -- https://"), "{argv}");
+        assert!(
+            argv.contains("--post-file=/tmp/x/body -c -O /w/img.part -- https://"),
+            "{argv}"
+        );
         assert_eq!(p.stdout, StdoutTo::Null);
     }
 
@@ -1392,8 +1476,12 @@ mod tests {
         assert!(p.key_on_argv);
         assert!(argv.contains(&format!("Authorization: Bearer {KEY}")));
         assert!(argv.join(" ").contains("--post-file /tmp/x/body"));
-        let e = plan(&Tool::busybox_wget(), &spec(Method::Patch("{}"), Target::Memory), tmp)
-            .unwrap_err();
+        let e = plan(
+            &Tool::busybox_wget(),
+            &spec(Method::Patch("{}"), Target::Memory),
+            tmp,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("cannot send PATCH"), "{e}");
         let mut s = spec(Method::Get, Target::Memory);
         s.auth = None;
@@ -1405,7 +1493,9 @@ mod tests {
         for key in ["", "a b", "a\"b", "a\nHost: x", "a\\b"] {
             let mut s = spec(Method::Get, Target::Memory);
             s.auth = Some(key);
-            let e = plan(&Tool::curl(), &s, Path::new("/t")).unwrap_err().to_string();
+            let e = plan(&Tool::curl(), &s, Path::new("/t"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("the API key"), "{e}");
             if !key.is_empty() {
                 assert!(!e.contains(key), "{e}");
@@ -1422,14 +1512,18 @@ mod tests {
         assert_eq!(h.status, Some(206));
         assert_eq!(h.reason, "Partial Content");
         assert_eq!(h.content_length, Some(2_999_000));
-        assert_eq!((h.range_start, h.range_total), (Some(1000), Some(3_000_000)));
+        assert_eq!(
+            (h.range_start, h.range_total),
+            (Some(1000), Some(3_000_000))
+        );
         let wget = "--2026-11-30 04:47:41--  http://127.0.0.1/download\n\
                     HTTP request sent, awaiting response... \n  HTTP/1.1 416 Requested Range Not Satisfiable\n  \
                     Content-Range: bytes */3000000\n  Content-Length: 0\n\n    The file is already fully retrieved\n";
         let h = parse_headers(wget, true);
         assert_eq!(h.status, Some(416));
         assert_eq!((h.range_start, h.range_total), (None, Some(3_000_000)));
-        let busybox = "Connecting to 127.0.0.1:1 (127.0.0.1:1)\n  HTTP/1.1 500 Internal Server Error\n\
+        let busybox =
+            "Connecting to 127.0.0.1:1 (127.0.0.1:1)\n  HTTP/1.1 500 Internal Server Error\n\
                        wget: server returned error: HTTP/1.1 500 Internal Server Error\n";
         let h = parse_headers(busybox, true);
         assert_eq!(h.status, Some(500));
@@ -1445,7 +1539,10 @@ mod tests {
             Duration::from_secs(64),
         );
         assert_eq!(l, "512.0 MiB of 1.0 GiB (50%), 4.0 MiB/s, ETA 2m08s");
-        assert_eq!(progress_line(100, None, 100, Duration::ZERO), "100 B, 0 B/s");
+        assert_eq!(
+            progress_line(100, None, 100, Duration::ZERO),
+            "100 B, 0 B/s"
+        );
         assert_eq!(human(1536), "1.5 KiB");
         assert_eq!(duration_text(3725), "1h02m");
     }

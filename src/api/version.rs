@@ -143,9 +143,8 @@ fn number(s: &str) -> Option<u64> {
 
 fn idents_ok(s: &str) -> bool {
     !s.is_empty()
-        && s.split('.').all(|i| {
-            !i.is_empty() && i.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+        && s.split('.')
+            .all(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 fn parse_version(text: &str) -> Option<Version> {
@@ -366,7 +365,12 @@ pub fn resolve(request: &str, listed: &[String]) -> Result<Version> {
                 .to_string(),
         )
     };
-    Err(Error::new("choosing the balenaOS version", format!("'{request}'"), cause).hint(hint))
+    Err(Error::new(
+        "choosing the balenaOS version",
+        format!("'{request}'"),
+        cause,
+    )
+    .hint(hint))
 }
 
 trait BestSoFar {
@@ -437,13 +441,29 @@ mod tests {
         let v = Version::parse("2.50.1+rev1.dev").unwrap();
         assert_eq!((v.rev, v.variant.as_deref()), (Some(1), Some("dev")));
         assert_eq!(Version::parse("4.0.26+rev").unwrap().rev, Some(0));
-        assert_eq!(Version::parse("2.31.5.prod").unwrap().variant.as_deref(), Some("prod"));
+        assert_eq!(
+            Version::parse("2.31.5.prod").unwrap().variant.as_deref(),
+            Some("prod")
+        );
         for bad in [
-            "5.1", "v5.1.20", ">=5.0", "", "5.1.20.", "5.1.x", "5.1.20+", "5.1.20-", "05.1.2",
-            "5.1.20+a..b", "5.1.20.beta", " 5.1.20",
+            "5.1",
+            "v5.1.20",
+            ">=5.0",
+            "",
+            "5.1.20.",
+            "5.1.x",
+            "5.1.20+",
+            "5.1.20-",
+            "05.1.2",
+            "5.1.20+a..b",
+            "5.1.20.beta",
+            " 5.1.20",
         ] {
             let e = Version::parse(bad).unwrap_err();
-            assert!(e.to_string().contains("Failed to parse version"), "{bad}: {e}");
+            assert!(
+                e.to_string().contains("Failed to parse version"),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -481,8 +501,16 @@ mod tests {
             (REF, "v5.1.20", Err("Failed to parse version")),
             (&["6.0.1-rc1", "5.1.20+rev1"], "default", Ok("5.1.20+rev1")),
             // Improvement over the reference (which picks 5.1.20): newest revision wins.
-            (&["5.1.20+rev2", "5.1.20+rev1", "5.1.20"], "default", Ok("5.1.20+rev2")),
-            (&["5.1.20", "5.1.20+rev1", "5.1.20+rev2"], "default", Ok("5.1.20+rev2")),
+            (
+                &["5.1.20+rev2", "5.1.20+rev1", "5.1.20"],
+                "default",
+                Ok("5.1.20+rev2"),
+            ),
+            (
+                &["5.1.20", "5.1.20+rev1", "5.1.20+rev2"],
+                "default",
+                Ok("5.1.20+rev2"),
+            ),
         ];
         for (l, req, want) in table {
             let got = resolve(req, &list(l));
@@ -543,12 +571,21 @@ mod tests {
     #[test]
     fn exact_needs_identical_build_and_variant() {
         let l = list(&["2.50.1+rev1.dev", "2.50.1+rev1.prod", "2.31.5.prod"]);
-        assert_eq!(resolve("2.50.1+rev1.dev", &l).unwrap().to_string(), "2.50.1+rev1.dev");
+        assert_eq!(
+            resolve("2.50.1+rev1.dev", &l).unwrap().to_string(),
+            "2.50.1+rev1.dev"
+        );
         assert!(resolve("2.50.1+rev1", &l).is_err());
-        assert_eq!(resolve("2.31.5.prod", &l).unwrap().to_string(), "2.31.5.prod");
+        assert_eq!(
+            resolve("2.31.5.prod", &l).unwrap().to_string(),
+            "2.31.5.prod"
+        );
         assert!(resolve("2.31.5", &l).is_err());
         // Equal but for the variant: the API's first (newest) stays.
-        assert_eq!(resolve("default", &l).unwrap().to_string(), "2.50.1+rev1.dev");
+        assert_eq!(
+            resolve("default", &l).unwrap().to_string(),
+            "2.50.1+rev1.dev"
+        );
     }
 
     #[test]
@@ -570,7 +607,9 @@ mod tests {
             "{s}"
         );
         assert!(!s.contains("2.0.0") && s.contains("hint:"), "{s}");
-        let e = resolve("default", &list(&["6.0.0-rc1"])).unwrap_err().to_string();
+        let e = resolve("default", &list(&["6.0.0-rc1"]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nearest available: 6.0.0-rc1"), "{e}");
         let e = resolve("default", &[]).unwrap_err().to_string();
         assert!(e.contains("lists no balenaOS release"), "{e}");

@@ -28,12 +28,10 @@ pub fn download_with(opts: &Options, report: &mut Report, http: &Http) -> Result
     let slug = match (&opts.change_dt_to, &config) {
         (Some(s), _) => s.as_str(),
         (None, Some(c)) => c.device_type()?,
-        (None, None) => {
-            return Err(crate::error::Error::usage(
-                "--download-only",
-                "needs -c CONFIG_JSON (or --change-dt-to SLUG) to know which device type to download",
-            ))
-        }
+        (None, None) => return Err(crate::error::Error::usage(
+            "--download-only",
+            "needs -c CONFIG_JSON (or --change-dt-to SLUG) to know which device type to download",
+        )),
     };
     check_slug(slug)?;
     let (endpoint, key) = match &config {

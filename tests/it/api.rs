@@ -186,7 +186,12 @@ fn release_list_and_contract_with_every_tool() {
     for http in clients() {
         let api = Api::new(&http, &mock.base, Some(KEY));
         let v = api.releases(SLUG).unwrap();
-        assert_eq!(v, ["6.0.1-rc1", "5.1.20+rev1", "5.1.20", "3.2.25"], "{:?}", http.tool());
+        assert_eq!(
+            v,
+            ["6.0.1-rc1", "5.1.20+rev1", "5.1.20", "3.2.25"],
+            "{:?}",
+            http.tool()
+        );
         assert!(!api.is_flasher(SLUG).unwrap());
         assert!(api.is_flasher("intel-nuc").unwrap());
         assert_eq!(api.device_type_id("intel-nuc").unwrap(), 1);
@@ -197,13 +202,19 @@ fn release_list_and_contract_with_every_tool() {
     assert!(!rel.is_empty());
     for r in &rel {
         assert_eq!(r["auth_present"], true);
-        assert_eq!(r["auth_ok"], true, "recorded Authorization must be 'Bearer <key>'");
+        assert_eq!(
+            r["auth_ok"], true,
+            "recorded Authorization must be 'Bearer <key>'"
+        );
         assert_eq!(r["params"]["$select"], "raw_version");
         assert_eq!(r["params"]["$orderby"], "created_at desc");
         let f = r["params"]["$filter"].as_str().unwrap();
         assert!(f.contains(&format!("iodt/slug eq '{SLUG}'")), "{f}");
         assert!(f.contains("at/value eq 'default'"), "{f}");
-        assert!(!r.to_string().contains(KEY), "the mock must not store the key");
+        assert!(
+            !r.to_string().contains(KEY),
+            "the mock must not store the key"
+        );
     }
     for r in mock.requests_to("/v6/device_type") {
         assert_eq!(r["auth_ok"], true);
@@ -235,9 +246,17 @@ fn download_with_every_tool_and_resume() {
             want.len(),
             want.len() as f64 / secs / 1e6
         );
-        assert_eq!(p, work.join("balena-cloud-raspberrypi4-64-5.1.20+rev1.img.gz"));
-        assert!(std::fs::read(&p).unwrap() == want, "{name}: content differs");
-        assert!(!work.join("balena-cloud-raspberrypi4-64-5.1.20+rev1.img.gz.part").exists());
+        assert_eq!(
+            p,
+            work.join("balena-cloud-raspberrypi4-64-5.1.20+rev1.img.gz")
+        );
+        assert!(
+            std::fs::read(&p).unwrap() == want,
+            "{name}: content differs"
+        );
+        assert!(!work
+            .join("balena-cloud-raspberrypi4-64-5.1.20+rev1.img.gz.part")
+            .exists());
 
         // Resume of a partial file.
         let work = dir.join(&format!("r-{name}"));
@@ -247,7 +266,10 @@ fn download_with_every_tool_and_resume() {
         let p = Api::new(&http, &mock.base, Some(KEY))
             .download_image(SLUG, "5.1.20+rev1", false, &work, Progress::Quiet)
             .unwrap();
-        assert!(std::fs::read(&p).unwrap() == want, "{name}: resumed content differs");
+        assert!(
+            std::fs::read(&p).unwrap() == want,
+            "{name}: resumed content differs"
+        );
         let last = mock.requests_to("/download").pop().unwrap();
         assert_eq!(last["headers"]["Range"], "bytes=1000000-", "{name}: {last}");
 
@@ -317,8 +339,10 @@ fn retry_after_two_500s_and_after_truncation_and_ignored_range() {
             }
         }
         // The server ignores Range on a resume: the file must still come out right.
-        let Some(mock) = Mock::start(&dir, &[r#"{"path":"/download","no_range":true,"times":-1}"#])
-        else {
+        let Some(mock) = Mock::start(
+            &dir,
+            &[r#"{"path":"/download","no_range":true,"times":-1}"#],
+        ) else {
             return;
         };
         let work = dir.join(&format!("{name}-norange"));
@@ -331,7 +355,10 @@ fn retry_after_two_500s_and_after_truncation_and_ignored_range() {
         let p = Api::new(&http, &mock.base, Some(KEY))
             .download_image(SLUG, "5.1.20+rev1", false, &work, Progress::Quiet)
             .unwrap();
-        assert!(std::fs::read(&p).unwrap() == want, "{name}: no-range resume");
+        assert!(
+            std::fs::read(&p).unwrap() == want,
+            "{name}: no-range resume"
+        );
     }
 }
 
@@ -346,7 +373,10 @@ fn error_replies_are_clear() {
         // 401: wrong key.
         let api = Api::new(&http, &mock.base, Some("wrongKEY0000"));
         let e = api.releases(SLUG).unwrap_err().to_string();
-        assert!(e.contains("HTTP 401") && e.contains("/v6/release"), "{tool}: {e}");
+        assert!(
+            e.contains("HTTP 401") && e.contains("/v6/release"),
+            "{tool}: {e}"
+        );
         assert!(e.contains("apiKey"), "{tool}: {e}");
         assert!(!e.contains("wrongKEY0000"), "{tool}: {e}");
         let work = dir.join(&format!("e-{}", tool.replace(' ', "-")));
@@ -355,7 +385,10 @@ fn error_replies_are_clear() {
             .download_image(SLUG, "5.1.20+rev1", false, &work, Progress::Quiet)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("HTTP 401") && e.contains("/download"), "{tool}: {e}");
+        assert!(
+            e.contains("HTTP 401") && e.contains("/download"),
+            "{tool}: {e}"
+        );
         // 404: a version the server does not have.
         let api = Api::new(&http, &mock.base, Some(KEY));
         let e = api
@@ -371,7 +404,10 @@ fn error_replies_are_clear() {
         // would race; port 1 is never served here).
         let dead = Api::new(&http, "http://127.0.0.1:1", Some(KEY));
         let e = dead.ping().unwrap_err().to_string();
-        assert!(e.contains("http://127.0.0.1:1/ping") && e.contains("gave up"), "{tool}: {e}");
+        assert!(
+            e.contains("http://127.0.0.1:1/ping") && e.contains("gave up"),
+            "{tool}: {e}"
+        );
     }
 }
 
@@ -393,7 +429,10 @@ fn garbage_truncated_500_and_stall() {
         };
         let api = Api::new(&http, &mock.base, Some(KEY));
         let e = api.releases(SLUG).unwrap_err().to_string();
-        assert!(e.contains("not the expected JSON") && e.contains("this is not json"), "{tool}: {e}");
+        assert!(
+            e.contains("not the expected JSON") && e.contains("this is not json"),
+            "{tool}: {e}"
+        );
         let e = api.is_flasher(SLUG).unwrap_err().to_string();
         assert!(e.contains("gave up after 3 attempts"), "{tool}: {e}");
         assert_eq!(mock.requests_to("/v6/device_type").len(), 3, "{tool}");
@@ -401,7 +440,10 @@ fn garbage_truncated_500_and_stall() {
             .download_image(SLUG, "5.1.20+rev1", false, dir.path(), Progress::Quiet)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("HTTP 500") && e.contains("gave up"), "{tool}: {e}");
+        assert!(
+            e.contains("HTTP 500") && e.contains("gave up"),
+            "{tool}: {e}"
+        );
         // A stalled server: the call ends with a timeout, not a hang.
         let mut quick = http.clone();
         quick.retries = 0;
@@ -411,7 +453,11 @@ fn garbage_truncated_500_and_stall() {
             .unwrap_err()
             .to_string();
         assert!(e.contains("timed out") || e.contains("time"), "{tool}: {e}");
-        assert!(t.elapsed() < Duration::from_secs(10), "{tool}: {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{tool}: {:?}",
+            t.elapsed()
+        );
     }
 }
 
@@ -434,7 +480,11 @@ fn stalled_download_times_out_then_resumes() {
             .download_image(SLUG, "5.1.20+rev1", false, &work, Progress::Log)
             .unwrap();
         assert!(std::fs::read(&p).unwrap() == want, "{tool}");
-        assert!(t.elapsed() < Duration::from_secs(15), "{tool}: {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "{tool}: {:?}",
+            t.elapsed()
+        );
         let dl = mock.requests_to("/download");
         assert_eq!(dl.len(), 2, "{tool}");
         // Resumed where the first transfer stopped (the tool may not have written every byte
@@ -466,7 +516,10 @@ fn patch_bodies_and_busybox_refusal() {
         }
         r.unwrap();
         api.patch_device_type("0123abcd", "intel-nuc").unwrap();
-        let e = api.report_progress("x'y", "OS update failed").unwrap_err().to_string();
+        let e = api
+            .report_progress("x'y", "OS update failed")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("uuid"), "{e}");
     }
     let patches = mock.requests_to("/v6/device(uuid='0123abcd')");
@@ -525,7 +578,10 @@ fn download_only_end_to_end() {
         .iter()
         .map(|r| r["path"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(paths, ["/ping", "/v6/release", "/v6/device_type", "/download"]);
+    assert_eq!(
+        paths,
+        ["/ping", "/v6/release", "/v6/device_type", "/download"]
+    );
 
     // An unknown version names the nearest ones; a bad slug is refused before any request.
     let opts2 = takeover::cli::Options {
@@ -535,7 +591,10 @@ fn download_only_end_to_end() {
     let e = takeover::stage1::download::download_with(&opts2, &mut report, &http)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("No version found for '5.1.21'; nearest available: 5.1.20+rev1"), "{e}");
+    assert!(
+        e.contains("No version found for '5.1.21'; nearest available: 5.1.20+rev1"),
+        "{e}"
+    );
     let opts3 = takeover::cli::Options {
         change_dt_to: Some("Bad Slug".into()),
         ..opts.clone()
@@ -543,4 +602,160 @@ fn download_only_end_to_end() {
     let n = mock.requests().len();
     assert!(takeover::stage1::download::download_with(&opts3, &mut report, &http).is_err());
     assert_eq!(mock.requests().len(), n);
+}
+
+#[test]
+fn mock_config_file_and_control_endpoints() {
+    let dir = TempDir::new("api-mockcfg");
+    let Some(py) = python() else {
+        eprintln!("SKIP: python3 not found");
+        return;
+    };
+    let Some(http) = client(ToolKind::Curl) else {
+        return;
+    };
+    let image = dir.join("img.gz");
+    std::fs::write(&image, b"not really gzip").unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mock-api/mock_api.py");
+    let mut child = Command::new(py)
+        .arg(script)
+        .arg("--config")
+        .arg(crate::util::fixture("api/mock-config.json"))
+        .arg("--image")
+        .arg(format!("genericx86-64-ext={}", image.display()))
+        .args(["--max-seconds", "60"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mock = Mock {
+        child,
+        base: format!("http://127.0.0.1:{}", line.trim()),
+        record: dir.join("none.jsonl"),
+    };
+    let api = Api::new(&http, &mock.base, Some(KEY));
+    let listed = api.releases("raspberrypi4-64").unwrap();
+    let v = takeover::api::version::resolve("default", &listed).unwrap();
+    assert_eq!(v.to_string(), "5.1.20+rev2", "newest revision wins");
+    assert!(api.is_flasher("genericx86-64-ext").unwrap());
+    assert_eq!(api.device_type_id("raspberrypi4-64").unwrap(), 58);
+    // Faults through the control endpoint, requests read back through it.
+    let r = http
+        .post_json(
+            &format!("{}/__mock/faults", mock.base),
+            None,
+            r#"{"path":"/v6/release","status":503,"times":1}"#,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200);
+    api.releases("raspberrypi4-64").unwrap();
+    let r = http
+        .get(
+            &format!("{}/__mock/requests", mock.base),
+            None,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    let reqs: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+    let statuses: Vec<&str> = reqs.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    assert_eq!(
+        statuses,
+        [
+            "/v6/release",
+            "/v6/device_type",
+            "/v6/device_type",
+            "/v6/release",
+            "/v6/release"
+        ]
+    );
+    assert!(reqs.iter().all(|r| r["auth_ok"] == true));
+}
+
+/// Throughput of a 256 MiB download through each tool (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn download_throughput() {
+    let dir = TempDir::new("api-bench");
+    let Some(py) = python() else {
+        return;
+    };
+    let image = dir.join("big.img.gz");
+    let f = std::fs::File::create(&image).unwrap();
+    f.set_len(256 << 20).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mock-api/mock_api.py");
+    let mut child = Command::new(py)
+        .arg(script)
+        .args([
+            "--api-key",
+            KEY,
+            "--versions",
+            "big=1.0.0",
+            "--max-seconds",
+            "300",
+        ])
+        .arg("--image")
+        .arg(format!("big={}", image.display()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mock = Mock {
+        child,
+        base: format!("http://127.0.0.1:{}", line.trim()),
+        record: dir.join("none.jsonl"),
+    };
+    for http in clients() {
+        let work = dir.join(&http.tool().name().replace(' ', "-"));
+        std::fs::create_dir_all(&work).unwrap();
+        let t = Instant::now();
+        let p = Api::new(&http, &mock.base, Some(KEY))
+            .download_image("big", "1.0.0", false, &work, Progress::Log)
+            .unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 256 << 20);
+        eprintln!(
+            "BENCH {}: 256 MiB in {secs:.2} s = {:.0} MiB/s",
+            http.tool().name(),
+            256.0 / secs
+        );
+        std::fs::remove_file(&p).unwrap();
+    }
+}
+
+#[test]
+fn not_enough_space_for_announced_length() {
+    let dir = TempDir::new("api-space");
+    let Some(mock) = Mock::start(
+        &dir,
+        &[r#"{"path":"/download","announce":1000000000000000,"stall":20,"after":1000,"times":-1}"#],
+    ) else {
+        return;
+    };
+    for http in clients() {
+        let tool = http.tool().name();
+        let work = dir.join(&format!("sp-{}", tool.replace(' ', "-")));
+        std::fs::create_dir_all(&work).unwrap();
+        let t = Instant::now();
+        let e = Api::new(&http, &mock.base, Some(KEY))
+            .download_image(SLUG, "5.1.20+rev1", false, &work, Progress::Quiet)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not enough free space") && e.contains("-w"),
+            "{tool}: {e}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{tool}: {:?}",
+            t.elapsed()
+        );
+    }
+    // Refused at once, never retried: one request per tool.
+    assert_eq!(mock.requests_to("/download").len(), clients().len());
 }

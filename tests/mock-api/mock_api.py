@@ -25,6 +25,8 @@ Faults (CLI --fault JSON, repeatable, or POST /__mock/faults), matched in order 
                                                             (other paths: sleep before replying)
   {"path": "/v6/release", "garbage": true}                  200 with a body that is not JSON
   {"path": "/download", "no_range": true}                   ignore Range headers (always 200)
+  {"path": "/download", "announce": 1e15, "stall": 10}       announce that Content-Length (free-space
+                                                            tests; combine with stall to keep it open)
 "times" (default 1) counts how often the fault fires; -1 means forever.
 
 The first line on stdout is the port (useful with --port 0). The server exits by itself after
@@ -245,7 +247,10 @@ class Handler(BaseHTTPRequestHandler):
                                        {"Content-Range": "bytes */%d" % size})
         self.send_response(206 if start else 200)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(size - start))
+        announced = size - start
+        if fault and "announce" in fault:
+            announced = int(fault["announce"])
+        self.send_header("Content-Length", str(announced))
         self.send_header("Accept-Ranges", "bytes")
         if start:
             self.send_header("Content-Range", "bytes %d-%d/%d" % (start, size - 1, size))
@@ -299,7 +304,10 @@ def load_device_types(args):
             cfg = json.load(f)
         if args.api_key is None:
             args.api_key = cfg.get("api_key")
+        base = os.path.dirname(os.path.abspath(args.config))
         for slug, dt in cfg.get("device_types", {}).items():
+            # Relative image paths are relative to the config file.
+            dt["images"] = {v: os.path.join(base, p) for v, p in dt.get("images", {}).items()}
             types[slug] = dt
     for slug in args.device_type or []:
         types.setdefault(slug, {})
