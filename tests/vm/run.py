@@ -195,7 +195,7 @@ def classify_end(text: str, timed_out: bool, rc) -> str:
 
 def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: bool = False,
            mock_cmd=None, efi: bool = False, extra_disk_mb: int = 0, payload_fs: str = "ext4",
-           reuse_disk: bool = False, accel: str = "auto", mem_mb: int = 1024,
+           reuse_disk: bool = False, accel: str = "", mem_mb: int = 1024,
            append: str = "") -> dict:
     gd = guest_dir(guest)
     base = os.path.join(gd, "base.qcow2")
@@ -218,6 +218,7 @@ def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: boo
         with open(extra, "wb") as f:
             f.truncate(extra_disk_mb * MiB)
 
+    accel = accel or os.environ.get("VM_ACCEL", "auto")
     if accel == "auto":
         accel = "kvm" if kvm_usable() else "tcg"
     cmdline = open(os.path.join(gd, "cmdline")).read().strip()
@@ -333,7 +334,8 @@ def main() -> int:
     ap.add_argument("--extra-disk", type=int, default=0, metavar="MIB")
     ap.add_argument("--payload-fs", choices=["ext4", "vfat"], default="ext4")
     ap.add_argument("--reuse-disk", action="store_true", help="boot RUNDIR/root.qcow2 again")
-    ap.add_argument("--accel", choices=["auto", "tcg", "kvm"], default="auto")
+    ap.add_argument("--accel", choices=["auto", "tcg", "kvm"], default="",
+                    help="default: VM_ACCEL, else auto (KVM only when it really works)")
     ap.add_argument("--mem", type=int, default=1024)
     ap.add_argument("--append", default="", help="extra kernel command line")
     a = ap.parse_args()
