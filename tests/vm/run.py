@@ -196,7 +196,9 @@ def classify_end(text: str, timed_out: bool, rc) -> str:
 def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: bool = False,
            mock_cmd=None, efi: bool = False, extra_disk_mb: int = 0, payload_fs: str = "ext4",
            reuse_disk: bool = False, accel: str = "", mem_mb: int = 1024,
-           append: str = "") -> dict:
+           append: str = "", disk: str = "") -> dict:
+    """Boots `guest`; `disk` boots that (already used) root disk instead of a fresh overlay,
+    e.g. to see whether the old OS comes back after a run."""
     gd = guest_dir(guest)
     base = os.path.join(gd, "base.qcow2")
     for f in ("base.qcow2", "vmlinuz", "initrd.img", "cmdline"):
@@ -205,8 +207,11 @@ def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: boo
                                f"run tests/vm/build-guest.sh {guest} (or make vm-guests)")
     os.makedirs(out, exist_ok=True)
     out = os.path.abspath(out)
-    root = os.path.join(out, "root.qcow2")
-    if not (reuse_disk and os.path.exists(root)):
+    root = os.path.abspath(disk) if disk else os.path.join(out, "root.qcow2")
+    if disk:
+        if not os.path.exists(root):
+            raise RuntimeError(f"root disk {root} does not exist")
+    elif not (reuse_disk and os.path.exists(root)):
         if os.path.exists(root):
             os.unlink(root)
         sh("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, root)
@@ -334,6 +339,7 @@ def main() -> int:
     ap.add_argument("--extra-disk", type=int, default=0, metavar="MIB")
     ap.add_argument("--payload-fs", choices=["ext4", "vfat"], default="ext4")
     ap.add_argument("--reuse-disk", action="store_true", help="boot RUNDIR/root.qcow2 again")
+    ap.add_argument("--disk", default="", help="boot this root disk (e.g. another run's root.qcow2)")
     ap.add_argument("--accel", choices=["auto", "tcg", "kvm"], default="",
                     help="default: VM_ACCEL, else auto (KVM only when it really works)")
     ap.add_argument("--mem", type=int, default=1024)
@@ -344,7 +350,7 @@ def main() -> int:
     mock = a.mock_cmd or (default_mock_cmd() if a.mock else None)
     try:
         res = run_vm(a.guest, a.payload, a.out, a.timeout, a.stream, mock, a.efi, a.extra_disk,
-                     a.payload_fs, a.reuse_disk, a.accel, a.mem, a.append)
+                     a.payload_fs, a.reuse_disk, a.accel, a.mem, a.append, a.disk)
     except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
         log(f"error: {e}")
         return 1

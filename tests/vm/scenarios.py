@@ -600,19 +600,24 @@ def m_backup(ctx):
     return f"{len(src)} files"
 
 
-@scenario("log-to-payload-disk", needs="stage2")
-def m_log_to(ctx):
-    """--log-to /dev/vdb1 (the ext4 payload partition) keeps the stage 2 log there."""
+def log_to(ctx, fs):
+    """--log-to /dev/vdb1 (the payload partition; ext4 goes through the kernel, vfat through
+    the project's FAT writer) keeps the stage 2 log there."""
+    name = f"log-to-payload-{fs}"
     img, man = image("mbr", 64)
-    res = migrate(ctx, "log-to-payload-disk", "systemd", "-i /payload/image.img.gz --log-to /dev/vdb1",
-                  {"image.img.gz": img})
+    res = migrate(ctx, name, "systemd", "-i /payload/image.img.gz --log-to /dev/vdb1",
+                  {"image.img.gz": img}, payload_fs=fs)
     vm_ok(res, "reboot")
     assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
     with inspect_disk.Disk(res["payload_disk"]) as d:
         p = d.partitions()[0]
-        files = d.ext_ls(p, "/")
+        files = d.ext_ls(p, "/") if fs == "ext4" else d.fat_tree(p)
     check(any("takeover" in f or f.endswith(".log") for f in files), f"no stage 2 log on the payload disk: {files}")
-    return "stage 2 log on /dev/vdb1"
+    return f"stage 2 log on /dev/vdb1 ({fs})"
+
+
+scenario("log-to-payload-ext4", needs="stage2")(lambda ctx: log_to(ctx, "ext4"))
+scenario("log-to-payload-vfat", needs="stage2")(lambda ctx: log_to(ctx, "vfat"))
 
 
 @scenario("pretend-keeps-old-os", needs="stage2")
@@ -623,9 +628,9 @@ def m_pretend(ctx):
                   {"image.img.gz": img})
     vm_ok(res, "reboot")
     root_unchanged_on_disk(res, "systemd")
-    p = payload("pretend-keeps-old-os-2", ctx.binary, "facts\n")
-    res2 = vm.run_vm("systemd", p, os.path.join(OUT, "pretend-keeps-old-os"), timeout=ctx.timeout,
-                     stream=ctx.stream, reuse_disk=True)
+    p = payload("pretend-keeps-old-os-reboot", ctx.binary, "facts\n")
+    res2 = vm.run_vm("systemd", p, os.path.join(OUT, "pretend-keeps-old-os-reboot"),
+                     timeout=ctx.timeout, stream=ctx.stream, disk=res["root_disk"])
     vm_ok(res2)
     check(read(os.path.join(res2["out"], "hostname"), "").strip() == HOSTNAMES["systemd"], "old OS not back")
     check("file with spaces.txt" in read(os.path.join(res2["out"], "appdata"), ""), "app data lost")
@@ -643,9 +648,10 @@ def m_fault(ctx):
                   env="TAKEOVER_TEST_FAULT=before-flash ")
     vm_ok(res, "reboot")
     root_unchanged_on_disk(res, "systemd")
-    p = payload("failure-before-flash-restores-2", ctx.binary, "facts\nls /var/log >\"$OUT/varlog\"\n")
-    res2 = vm.run_vm("systemd", p, os.path.join(OUT, "failure-before-flash-restores"),
-                     timeout=ctx.timeout, stream=ctx.stream, reuse_disk=True)
+    p = payload("failure-before-flash-restores-reboot", ctx.binary,
+                "facts\nls /var/log >\"$OUT/varlog\"\n")
+    res2 = vm.run_vm("systemd", p, os.path.join(OUT, "failure-before-flash-restores-reboot"),
+                     timeout=ctx.timeout, stream=ctx.stream, disk=res["root_disk"])
     vm_ok(res2)
     check(any(x.startswith("takeover-failed-") for x in read(os.path.join(res2["out"], "varlog"), "").split()),
           "no /var/log/takeover-failed-*.log")
