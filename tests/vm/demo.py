@@ -15,6 +15,7 @@ import sys
 import tarfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, HERE)
 import inspect_disk  # noqa: E402
 import run as vm  # noqa: E402
@@ -93,7 +94,8 @@ say "takeover --dry-run exited $(cat "$OUT/takeover.rc")"
                         print(f"    {m.name}")
         else:
             print("(no takeover-dry-run/ directory: the dry-run did not get that far)")
-        print(f"\nThe guest's disk was not changed. Run directory: {out}")
+        print(f"\nA dry-run must leave the guest unchanged (`make e2e` checks that: dry-run-systemd).\n"
+              f"Run directory: {out}")
         return 0 if rc in ("0", "1") and res["end"] == "poweroff" else 1
     banner("what landed on the guest's disk:")
     s = inspect_disk.summary(res["root_disk"], manifest)
