@@ -573,6 +573,44 @@ fn zip_archives_deflate_stored_zip64() {
         e.contains("2 .img entries") && e.contains("second.img"),
         "{e}"
     );
+    // A zip64 archive written by hand: sizes and offset only in the zip64 extra fields of the
+    // central directory, zip64 end records (python writes zip64 fields only past 4 GiB).
+    let z = d.join("hand64.zip");
+    run(
+        "python3",
+        &[
+            "-c",
+            "import sys,zlib,struct\n\
+             data=open(sys.argv[1],'rb').read()\n\
+             name=b'balena.img'\n\
+             crc=zlib.crc32(data)\n\
+             n=len(data)\n\
+             x=struct.pack('<HHQQ',1,16,n,n)\n\
+             lh=struct.pack('<IHHHHHIIIHH',0x04034b50,45,0,0,0,0,crc,0xffffffff,0xffffffff,len(name),len(x))+name+x\n\
+             out=b'PAD'*0+lh+data\n\
+             cx=struct.pack('<HHQQQ',1,24,n,n,0)\n\
+             cd=struct.pack('<IHHHHHHIIIHHHHHII',0x02014b50,45,45,0,0,0,0,crc,0xffffffff,0xffffffff,len(name),len(cx),0,0,0,0,0xffffffff)+name+cx\n\
+             cdoff=len(out)\n\
+             out+=cd\n\
+             z64=len(out)\n\
+             out+=struct.pack('<IQHHIIQQQQ',0x06064b50,44,45,45,0,0,1,1,len(cd),cdoff)\n\
+             out+=struct.pack('<IIQI',0x07064b50,0,z64,1)\n\
+             out+=struct.pack('<IHHHHIIH',0x06054b50,0,0,0xffff,0xffff,0xffffffff,0xffffffff,0)\n\
+             open(sys.argv[2],'wb').write(out)\n",
+            f.balena.to_str().unwrap(),
+            z.to_str().unwrap(),
+        ],
+        &d,
+    );
+    let mut zf = fs::File::open(&z).unwrap();
+    let ents = super::zip::entries(&mut zf).unwrap();
+    assert_eq!(ents.len(), 1);
+    assert_eq!(
+        (ents[0].size, ents[0].compressed, ents[0].local_offset),
+        (size, size, 0)
+    );
+    let v = verify(&z, &opts(&d)).unwrap();
+    assert_eq!(v.uncompressed_bytes, size);
     // A corrupt stored entry: CRC mismatch.
     let z = d.join("stored.zip");
     let mut b = fs::read(&z).unwrap();
@@ -603,7 +641,13 @@ fn wrong_device_type_unknown_layout_size_and_checksum_are_refused() {
     let mut o = opts(&d);
     o.target_size = Some(size - MIB);
     let e = err_of(&f.balena, &o);
-    assert!(e.contains(&format!("the disk has {}", size - MIB)), "{e}");
+    assert!(
+        e.contains(&format!(
+            "the image is {size} bytes, the target disk has {} bytes",
+            size - MIB
+        )),
+        "{e}"
+    );
     // Compressed, the size is known only while decoding; still refused, both numbers named.
     let g = d.join("b.img.gz");
     gz(&f.balena, &g, "-n");

@@ -614,6 +614,16 @@ pub fn scan(path: &Path, o: &VerifyOptions) -> Result<Verified> {
     let _stop_guard = StopOnDrop(stop.clone());
     let sha = spawn_sha(path, stop.clone());
 
+    if let (Some(t), Some(size)) = (o.target_size, img.expected_size) {
+        if size > t {
+            return Err(Error::new(
+                "checking the image size",
+                &obj,
+                format!("the image is {size} bytes, the target disk has {t} bytes"),
+            )
+            .hint("use a larger disk (-f) or an image for this device"));
+        }
+    }
     let mut c = Collector {
         obj: &obj,
         work_dir: &o.work_dir,
