@@ -875,3 +875,113 @@ fn bench_1gib() {
         v.layout.as_str()
     );
 }
+
+/// Corrupted tables, archives and filesystems give errors, never panics or endless loops.
+#[test]
+fn corrupted_structures_never_panic() {
+    need_tools!();
+    let f = fixtures();
+    let d = tmpdir("mutate");
+    let mut x = 0x9e37_79b9_u64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    // Partition tables: MBR + EBR chain, and GPT.
+    for disk in [&f.balena, &f.gpt] {
+        let base = fs::read(disk).unwrap();
+        let t = super::partition::read_table(&mut std::io::Cursor::new(&base)).unwrap();
+        let mut hot: Vec<u64> = vec![0, 512, 1024];
+        hot.extend(
+            t.partitions
+                .iter()
+                .map(|p| p.start.saturating_sub(512 * 2048)),
+        );
+        hot.extend(t.partitions.iter().map(|p| p.start.saturating_sub(512)));
+        for _ in 0..300 {
+            let mut m = base.clone();
+            for _ in 0..1 + rnd() % 4 {
+                let at = hot[(rnd() % hot.len() as u64) as usize] as usize + (rnd() % 512) as usize;
+                if at < m.len() {
+                    m[at] = rnd() as u8;
+                }
+            }
+            let _ = super::partition::read_table(&mut std::io::Cursor::new(&m));
+            let first = &m[..4096];
+            let _ = super::fslabel::probe(first);
+        }
+    }
+    // Zip central directories.
+    let z = d.join("small.zip");
+    run(
+        "python3",
+        &["-c", "import zipfile,sys\nwith zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED) as z:\n  z.writestr('a.img',b'x'*5000)\n  z.writestr('b.txt',b'y'*10)\n", z.to_str().unwrap()],
+        &d,
+    );
+    let zb = fs::read(&z).unwrap();
+    let zm = d.join("m.zip");
+    for _ in 0..300 {
+        let mut m = zb.clone();
+        let n = m.len();
+        for _ in 0..1 + rnd() % 3 {
+            let at = n - 1 - (rnd() % 200) as usize;
+            m[at] = rnd() as u8;
+        }
+        fs::write(&zm, &m).unwrap();
+        let mut file = fs::File::open(&zm).unwrap();
+        if let Ok(ents) = super::zip::entries(&mut file) {
+            if let Ok(e) = super::zip::pick_image(&file, &ents) {
+                if let Ok(mut r) = super::zip::open_entry(fs::File::open(&zm).unwrap(), &e) {
+                    let _ = std::io::copy(&mut r, &mut std::io::sink());
+                }
+            }
+        }
+    }
+    // ext4 metadata: superblock, group descriptors, inode table, directory and extent blocks.
+    let content = d.join("c");
+    fs::create_dir_all(content.join("opt")).unwrap();
+    fs::write(content.join("opt/f.balenaos-img"), vec![1u8; 300_000]).unwrap();
+    for (name, ty) in [("m4.img", "ext4"), ("m2.img", "ext2")] {
+        let img = d.join(name);
+        run(
+            "mkfs.ext4",
+            &[
+                "-q",
+                "-F",
+                "-t",
+                ty,
+                "-b",
+                "1024",
+                "-N",
+                "64",
+                "-d",
+                content.to_str().unwrap(),
+                img.to_str().unwrap(),
+                "2M",
+            ],
+            &d,
+        );
+        let base = fs::read(&img).unwrap();
+        // The metadata lives in the first 64 KiB or so of a fresh small filesystem.
+        for _ in 0..400 {
+            let mut m = base.clone();
+            for _ in 0..1 + rnd() % 4 {
+                let at = 1024 + (rnd() % (96 << 10)) as usize;
+                m[at] = rnd() as u8;
+            }
+            let len = m.len() as u64;
+            if let Ok(mut e) = super::ext4::Ext4::open(std::io::Cursor::new(m), 0, len) {
+                if let Ok(ino) = e.lookup("/opt/f.balenaos-img") {
+                    if ino.size <= len {
+                        if let Ok(mut r) = e.open_file(&ino) {
+                            let _ = std::io::copy(&mut r, &mut std::io::sink());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = fs::remove_dir_all(&d);
+}

@@ -166,7 +166,9 @@ fn data_offset(f: &mut File, e: &Entry) -> io::Result<u64> {
             e.name, e.local_offset
         )));
     }
-    Ok(e.local_offset + 30 + u64::from(le16(&h, 26)) + u64::from(le16(&h, 28)))
+    e.local_offset
+        .checked_add(30 + u64::from(le16(&h, 26)) + u64::from(le16(&h, 28)))
+        .ok_or_else(|| bad(format!("zip entry {} has an invalid offset", e.name)))
 }
 
 /// Stored entry: counts and checks CRC-32 and size at the end.
