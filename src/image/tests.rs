@@ -396,6 +396,12 @@ fn gpt_image_by_partition_names() {
     assert_eq!(v.partitions[0].part.name.as_deref(), Some("resin-boot"));
     assert_eq!(v.partitions[4].part.name.as_deref(), Some("resin-data"));
     assert_eq!(v.uncompressed_bytes, fs::metadata(&f.gpt).unwrap().len());
+    // The reader stage 2 uses: decoded bytes, and file bytes read for progress.
+    let mut r = super::open_image(&g).unwrap();
+    assert_eq!(r.format.as_str(), "gzip");
+    let n = std::io::copy(&mut r, &mut std::io::sink()).unwrap();
+    assert_eq!(n, v.uncompressed_bytes);
+    assert_eq!(r.file_bytes_read(), r.compressed_bytes);
 }
 
 #[test]

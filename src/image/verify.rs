@@ -25,6 +25,8 @@ use crate::error::{Context, Error, Result};
 
 /// Largest boot partition copied out for reading `device-type.json`.
 pub const MAX_BOOT_CAPTURE: u64 = 128 << 20;
+/// Seconds between progress lines while verifying.
+const PROGRESS_SECS: u64 = 10;
 /// The first bytes of the image kept in memory (partition-table structures are read from it).
 const HEAD_BYTES: usize = 1 << 20;
 
@@ -638,7 +640,22 @@ pub fn scan(path: &Path, o: &VerifyOptions) -> Result<Verified> {
     };
     let mut deferred: Option<Error> = None;
     let mut pos: u64 = 0;
+    let mut last_log = Instant::now();
+    crate::info!(
+        "verifying image {obj} ({} bytes, {})",
+        img.compressed_bytes,
+        img.format.as_str()
+    );
     loop {
+        if last_log.elapsed().as_secs() >= PROGRESS_SECS {
+            last_log = Instant::now();
+            let rate = pos as f64 / t0.elapsed().as_secs_f64().max(1e-9) / 1e6;
+            let total = img.compressed_bytes.max(1);
+            crate::info!(
+                "verifying image: {}% ({pos} bytes decoded, {rate:.0} MB/s)",
+                img.file_bytes_read().min(total) * 100 / total
+            );
+        }
         let chunk = match img.fill_buf() {
             Ok(ch) => ch,
             Err(e) => {
