@@ -525,7 +525,7 @@ impl<'a> Collector<'a> {
                 });
                 continue;
             }
-            let len = PROBE_BYTES.min(p.size as usize);
+            let len = p.size.min(PROBE_BYTES as u64) as usize;
             let reg = Region::new(p.start, len, &self.head, pos).map_err(|m| self.table_err(m))?;
             self.probes.push(Probe {
                 part: p,
