@@ -89,6 +89,18 @@ pub struct VerifyOptions {
     pub work_dir: PathBuf,
 }
 
+impl VerifyOptions {
+    /// No checks beyond the image's own integrity; temporary files go to `work_dir`.
+    pub fn new(work_dir: impl Into<PathBuf>) -> VerifyOptions {
+        VerifyOptions {
+            target_size: None,
+            expected_sha256: None,
+            expected_device_type: None,
+            work_dir: work_dir.into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Verified {
     /// "gzip", "zip" or "raw".
