@@ -796,9 +796,15 @@ fn throughput() {
     need_tools!();
     let f = fixtures();
     let d = tmpdir("speed");
-    // 64 MiB image: the balena fixture with random-ish data in rootA's free space.
+    // 64 MiB image: the balena fixture followed by random bytes and OS files (compressible
+    // like a real rootfs), gzip -6.
     let big = d.join("big.img");
-    fs::copy(&f.flasher, &big).unwrap();
+    fs::copy(&f.balena, &big).unwrap();
+    sh(
+        "{ head -c 8M /dev/urandom; tar cf - /usr/share /usr/lib 2>/dev/null | head -c 16M; } >> big.img; \
+         truncate -s 64M big.img",
+        &d,
+    );
     let g = d.join("big.img.gz");
     gz(&big, &g, "-n -6");
     let v = scan(&g, &opts(&d)).unwrap();
@@ -807,7 +813,9 @@ fn throughput() {
         v.uncompressed_bytes >> 20,
         v.mb_per_s
     );
-    let _ = &f.dir;
+    assert_eq!(v.uncompressed_bytes, 64 * MIB);
+    assert_eq!(v.layout, Layout::Balena);
+    let _ = (&f.dir, fs::remove_dir_all(&d));
 }
 
 /// Release-mode measurement on a 1 GiB image (like spec/build-and-baselines.md §6: zeros, OS
