@@ -515,6 +515,22 @@ fn broken_gzip_files_are_refused_naming_the_problem() {
         "{e}"
     );
 
+    // A raw image cut short: no checksum, but the partitions run past its end.
+    let cut = d.join("cut.img");
+    fs::copy(&f.balena, &cut).unwrap();
+    let len = fs::metadata(&cut).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&cut)
+        .unwrap()
+        .set_len(len - MIB)
+        .unwrap();
+    let e = err_of(&cut, &o);
+    assert!(
+        e.contains("partition 6 (resin-data) ends at byte") && e.contains("truncated"),
+        "{e}"
+    );
+
     let notimg = d.join("notimage.bin");
     fs::write(&notimg, vec![7u8; 4096]).unwrap();
     let e = err_of(&notimg, &o);

@@ -284,6 +284,27 @@ pub fn check(path: &Path, v: &Verified, o: &VerifyOptions) -> Result<()> {
             .hint("pass a balenaOS image downloaded from the balena dashboard or API"));
         }
     }
+    // A raw image has no checksum: a cut-off file shows as partitions running past its end.
+    if let Some(p) = v
+        .partitions
+        .iter()
+        .filter(|p| p.part.end() > v.uncompressed_bytes)
+        .max_by_key(|p| p.part.end())
+    {
+        return Err(Error::new(
+            "checking the image size",
+            &obj,
+            format!(
+                "partition {} ({}) ends at byte {}, after the end of the image ({} bytes): \
+                 the image is truncated",
+                p.part.index,
+                p.label_or_name().unwrap_or("no label"),
+                p.part.end(),
+                v.uncompressed_bytes
+            ),
+        )
+        .hint(HINT_REDOWNLOAD));
+    }
     if let Some(size) = o.target_size {
         let need = v.required_bytes();
         if need > size {
