@@ -579,6 +579,7 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
         fault: std::env::var("TAKEOVER_FAULT")
             .ok()
             .filter(|_| cfg!(feature = "fault-injection")),
+        stage1_pid: Some(std::process::id()),
     };
     handover::write_plan(&ram, &plan)?;
     let init_exe = p

@@ -125,13 +125,16 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
 
     crate::info!("unmounting the old system");
     let old_root = format!("/{}", plan::OLD_ROOT);
-    let ur = umount::unmount_below(&old_root, &read_mounts)?;
+    let disk = target_disk(plan)?;
+    // Only kernel-virtual filesystems may be detached lazily; anything else (a disk, a loop
+    // device, an overlay or network mount) may hold data that reaches the target.
+    let on_target = |m: &mounts::Mount| !umount::is_virtual(&m.fs_type);
+    let ur = umount::unmount_below(&old_root, &read_mounts, &on_target)?;
     crate::info!(
         "{} filesystems unmounted, {} left read-only",
         ur.unmounted,
         ur.read_only.len()
     );
-    let disk = target_disk(plan)?;
     umount::ensure_no_writable(&read_mounts()?, &disk)?;
     if plan.fault("before-flash") {
         return Err(Error::new(
