@@ -511,6 +511,53 @@ fn confirm(p: &Prepared1, _opts: &Options) -> Result<bool> {
     }
 }
 
+/// The `--log-to` device and its filesystem type: from the mount table when it is mounted,
+/// else from its superblock. Only vfat (our FAT writer) and ext2/3/4 (the kernel) are usable.
+pub fn resolve_log_to(dev: &Path, mounts: &[probe::mounts::Mount]) -> Result<s2plan::LogDevice> {
+    let real = std::fs::canonicalize(dev).unwrap_or_else(|_| dev.to_path_buf());
+    let mounted = mounts
+        .iter()
+        .find(|m| Path::new(&m.source) == dev || Path::new(&m.source) == real)
+        .map(|m| m.fs_type.clone());
+    let fs_type = match mounted {
+        Some(t) => t,
+        None => {
+            let first = read_first(&real, crate::image::fslabel::PROBE_BYTES)
+                .ctx("reading the superblock of", real.display())?;
+            crate::image::fslabel::probe(&first).fstype.to_string()
+        }
+    };
+    let fs_type = match fs_type.as_str() {
+        "vfat" | "msdos" => "vfat".to_string(),
+        "ext2" | "ext3" | "ext4" => fs_type,
+        other => {
+            return Err(Error::new(
+                "checking --log-to",
+                dev.display(),
+                format!("holds a filesystem of type '{other}'"),
+            )
+            .hint("choose a vfat, ext3 or ext4 partition on another disk (e.g. a USB stick)"))
+        }
+    };
+    crate::info!(
+        "stage 2 will leave its log on {} ({fs_type})",
+        real.display()
+    );
+    Ok(s2plan::LogDevice {
+        device: real,
+        fs_type,
+    })
+}
+
+fn read_first(p: &Path, n: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(n);
+    std::fs::File::open(p)?
+        .take(n as u64)
+        .read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 /// RAM root, plan, hand-over. Undone on failure unless `--no-cleanup`.
 fn take_over(opts: &Options, p: &Prepared1) -> Result<()> {
     let mut undo = handover::Undo::default();
@@ -563,7 +610,13 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
         payload: PathBuf::from("/").join(s2plan::PAYLOAD_DIR),
         old_root_device: root_mount.map(|m| PathBuf::from(&m.source)),
         old_root_fs_type: root_mount.map(|m| m.fs_type.clone()),
-        log_to: None,
+        log_to: match &opts.log_to {
+            Some(dev) => Some(resolve_log_to(
+                dev,
+                p.probe.mounts.as_deref().unwrap_or(&[]),
+            )?),
+            None => None,
+        },
         log_level: opts.stage2_level().as_str().to_ascii_lowercase(),
         pretend: opts.pretend,
         efi_setup: !opts.no_efi_setup,

@@ -78,14 +78,14 @@ pub fn run() -> Result<()> {
             if let Err(e2) = flash::invalidate_table(&plan.flash_device) {
                 crate::error!("{e2}");
             }
-            save_log_to_device(&plan);
         }
         (Err(e), Phase::AfterFlash) => {
             crate::error!("{e}");
             crate::error!("balenaOS was written but not fully configured; see the log");
-            save_log_to_device(&plan);
         }
     }
+    // --log-to: the log lands there whatever the outcome.
+    save_log_to_device(&plan);
     result
 }
 
@@ -285,13 +285,32 @@ fn save_log_in_old_root(plan: &Stage2Plan, what: &str) {
     let _ = sm::umount2(mp, 0);
 }
 
-/// After a failure during or after the flash: keep the log on the `--log-to` device.
+/// At the end of stage 2, whatever the outcome: the log on the `--log-to` device
+/// (`/takeover-stage2.log`; vfat through the project's FAT writer, ext through the kernel).
 fn save_log_to_device(plan: &Stage2Plan) {
     let Some(l) = &plan.log_to else { return };
     let mp = Path::new("/mnt/log");
     let _ = std::fs::create_dir_all(mp);
+    crate::info!("saving the log on {} ({})", l.device.display(), l.fs_type);
     let log = std::fs::read("/takeover.log").unwrap_or_default();
-    let r = if l.fs_type == "vfat" {
+    let still_mounted = read_mounts().ok().and_then(|ms| {
+        let rdev = std::fs::metadata(&l.device).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.rdev()
+        })?;
+        let (maj, min) = (libc::major(rdev), libc::minor(rdev));
+        ms.into_iter()
+            .find(|m| m.major == maj && m.minor == min)
+            .map(|m| m.mount_point)
+    });
+    let r = if let (Some(mp), true) = (&still_mounted, l.fs_type == "vfat") {
+        // Writing the FAT directly under a mounted kernel vfat would corrupt it.
+        Err(Error::new(
+            "saving the log on",
+            l.device.display(),
+            format!("still mounted at {mp}"),
+        ))
+    } else if l.fs_type == "vfat" {
         std::fs::OpenOptions::new()
             .read(true)
             .write(true)
