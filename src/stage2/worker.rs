@@ -227,6 +227,16 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
             "injected failure",
         ));
     }
+    // The EFI entry goes before resin-data so that its outcome is in the log saved there; a
+    // failure still lets the backup and the log land, then fails stage 2.
+    let efi = if plan.efi_setup {
+        efi_entry(plan, &layout)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = &efi {
+        crate::error!("{e}");
+    }
     configure::with_data_partition(
         &plan.flash_device,
         &layout,
@@ -238,6 +248,33 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
         },
     )?;
     crate::sys::sync();
+    efi
+}
+
+/// Adds the balenaOS UEFI boot entry when the device booted through UEFI (efivarfs mounted in
+/// the RAM root by init).
+fn efi_entry(plan: &Stage2Plan, layout: &configure::Layout) -> Result<()> {
+    let efivars = Path::new("/sys/firmware/efi/efivars");
+    let mounted = read_mounts()?
+        .iter()
+        .any(|m| m.fs_type == "efivarfs" && Path::new(&m.mount_point) == efivars);
+    if !mounted {
+        crate::info!("no UEFI variables (legacy BIOS boot): no EFI boot entry to write");
+        return Ok(());
+    }
+    let arch = std::env::consts::ARCH;
+    let Some(loader) = super::efi::loader_path(arch) else {
+        crate::info!("no UEFI removable-media loader known for {arch}: no EFI boot entry");
+        return Ok(());
+    };
+    let sig = super::efi::signature(&plan.flash_device, layout.table, &layout.boot)?;
+    let opt = super::efi::load_option(super::efi::DESCRIPTION, &layout.boot, sig, loader);
+    let n = super::efi::add_boot_entry(efivars, &opt)?;
+    crate::info!(
+        "EFI boot entry Boot{n:04X} '{}' → partition {} {loader}, first in BootOrder",
+        super::efi::DESCRIPTION,
+        layout.boot.index
+    );
     Ok(())
 }
 
