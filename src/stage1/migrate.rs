@@ -658,3 +658,38 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
     crate::sys::sync();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_to_type_comes_from_the_mount_table_then_the_superblock() {
+        let mi = "30 1 8:17 / /media/usb rw - vfat /dev/sdb1 rw\n\
+                  31 1 8:33 / /media/disk rw - ntfs3 /dev/sdc1 rw\n";
+        let m = probe::mounts::parse_mountinfo(mi, "mountinfo").unwrap();
+        let l = resolve_log_to(Path::new("/dev/sdb1"), &m).unwrap();
+        assert_eq!(l.fs_type, "vfat");
+        let e = resolve_log_to(Path::new("/dev/sdc1"), &m).unwrap_err();
+        assert!(e.to_string().contains("ntfs3"), "{e}");
+
+        // Not mounted: the superblock decides (an ext4 superblock in a file standing in for
+        // the device; an empty one is refused).
+        let d = std::env::temp_dir().join(format!("takeover-logto-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let ext = d.join("ext");
+        let mut sb = vec![0u8; 4096];
+        sb[1024 + 56] = 0x53;
+        sb[1024 + 57] = 0xef;
+        // INCOMPAT_EXTENTS (0x40) makes it ext4.
+        sb[1024 + 96] = 0x40;
+        std::fs::write(&ext, &sb).unwrap();
+        let got = resolve_log_to(&ext, &[]);
+        let zero = d.join("zero");
+        std::fs::write(&zero, vec![0u8; 4096]).unwrap();
+        let e = resolve_log_to(&zero, &[]).unwrap_err();
+        std::fs::remove_dir_all(&d).unwrap();
+        assert!(got.unwrap().fs_type.starts_with("ext"));
+        assert!(e.to_string().contains("unknown"), "{e}");
+    }
+}
