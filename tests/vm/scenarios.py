@@ -756,6 +756,7 @@ facts
     -w /payload/out/work --report /payload/out/report.json 2>&1 | tee "$OUT/write-only.log"
 echo "${PIPESTATUS[0]}" >"$OUT/write-only.rc"
 """, {"image.img.gz": img})
+    os.makedirs(os.path.join(p, "out", "work"), exist_ok=True)
     res = vm.run_vm("systemd", p, os.path.join(OUT, "write-only-second-disk"), timeout=ctx.timeout,
                     stream=ctx.stream, extra_disk_mb=256)
     vm_ok(res)
