@@ -3,15 +3,16 @@
 
     tests/vm/scenarios.py [--binary PATH] [--only NAME ...] [--list] [--with-stage2] [--stream]
 
-Each scenario prints `PASS name (Ns)` or `FAIL name: reason`; scenarios that cannot run yet print
-`SKIP name: reason` (counted neither as passed nor as failed). The last line is
+Each scenario prints `PASS name (Ns)` or `FAIL name: reason`; scenarios that cannot run here
+print `SKIP name: reason` (counted neither as passed nor as failed). The last line is
 `N passed, M failed, K skipped`; the exit status is 1 when anything failed.
 
 Guests must be built first (tests/vm/build-guest.sh systemd|sysvinit, or `make vm-guests`).
 Run directories are kept under tests/vm/out/<scenario>/ for inspection.
 
-The migration scenarios of issue 9 are drafted with their assertions and skipped until stage 2
-exists; `--with-stage2` (or VM_STAGE2=1) runs them.
+The migration scenarios of issue 9 run by default (VM_STAGE2=0 or --without-stage2 skips them).
+failure-before-flash-restores needs a second static binary built with the cargo feature
+`fault-injection` (--fault-binary; `make e2e` builds it into target/fault-injection/).
 """
 import argparse
 import gzip
@@ -35,8 +36,10 @@ OUT = os.environ.get("VM_OUT", os.path.join(HERE, "out"))
 IMAGES = os.path.join(OUT, "images")
 MKIMAGE = os.path.join(ROOT, "tests", "tools", "mkimage.sh")
 DEFAULT_BINARY = os.path.join(ROOT, "target", "x86_64-unknown-linux-musl", "release", "takeover")
+DEFAULT_FAULT_BINARY = os.path.join(ROOT, "target", "fault-injection", "x86_64-unknown-linux-musl",
+                                    "release", "takeover")
 REAL_MOCK = os.path.join(ROOT, "tests", "mock-api", "mock_api.py")
-STAGE2_REASON = "stage 2 (the takeover itself, issue 9) is not implemented yet; assertions drafted"
+STAGE2_REASON = "migration scenarios switched off (VM_STAGE2=0 / --without-stage2)"
 
 HOSTNAMES = {"systemd": "takeover-guest", "sysvinit": "takeover-guest-sysv"}
 INIT_COMM = {"systemd": "systemd", "sysvinit": "init"}
@@ -494,7 +497,8 @@ def keyfile_ssids(d: "inspect_disk.Disk", boot: dict) -> set:
     return out
 
 
-def assert_migrated(res, disk_path, manifest, flavour, backup=True, log_on_data=True) -> dict:
+def assert_migrated(res, disk_path, manifest, flavour, backup=True, log_on_data=True,
+                    migrated=True) -> dict:
     """The disk is a verified balenaOS disk: the image's layout, untouched rootA/rootB/state,
     resin-boot configured, resin-data holding the backup and the stage 2 log."""
     text = read(res["serial_log"], "")
@@ -512,11 +516,13 @@ def assert_migrated(res, disk_path, manifest, flavour, backup=True, log_on_data=
         check(isinstance(cfg, dict), "resin-boot/config.json missing or not JSON")
         for k in ("apiKey", "applicationId", "apiEndpoint", "deviceType"):
             check(cfg.get(k) == CONFIG[k], f"config.json {k} differs from the one given")
-        check(cfg.get("hostname") == HOSTNAMES[flavour], f"config.json hostname {cfg.get('hostname')!r}")
+        if migrated:  # --write-only takes neither the hostname nor the networks of the machine
+            check(cfg.get("hostname") == HOSTNAMES[flavour], f"config.json hostname {cfg.get('hostname')!r}")
         for f in ("device-type.json", "os-release", "image-version-info"):
             check(d.fat_cat(boot, f) is not None, f"resin-boot lost {f}")
         ssids = keyfile_ssids(d, boot)
-        check(set(WIFI[flavour]) <= ssids, f"wifi keyfiles {sorted(ssids)} lack some of {WIFI[flavour]}")
+        if migrated:
+            check(set(WIFI[flavour]) <= ssids, f"wifi keyfiles {sorted(ssids)} lack some of {WIFI[flavour]}")
         data = d.find("resin-data")
         check(data is not None, "no resin-data partition")
         top = d.ext_ls(data, "/")
@@ -528,19 +534,47 @@ def assert_migrated(res, disk_path, manifest, flavour, backup=True, log_on_data=
             tops = {n.split("/")[0] for n in names if n}
             check(tops <= {"app-data", "app-config", ""}, f"backup.tgz top level {sorted(tops)} "
                   "must be volume directories only (supervisor contract)")
+        s2log = None
         if log_on_data:
             check("takeover" in top, f"no takeover/ folder (stage 2 log, report) in resin-data: {top}")
-        return {"resin-data": top, "ssids": sorted(ssids)}
+            s2log = (d.ext_cat(data, "/takeover/stage2.log") or b"").decode("utf-8", "replace")
+            check("wrote and verified" in s2log, "resin-data/takeover/stage2.log lacks the flash record")
+            check(CONFIG["apiKey"] not in s2log, "the API key appears in the stage 2 log")
+        return {"resin-data": top, "ssids": sorted(ssids), "stage2_log": s2log}
+
+
+def serial_evidence(res) -> str:
+    """The stage 2 milestones from the serial log, for the PASS line."""
+    text = read(res["serial_log"], "")
+    keys = ("wrote and verified", "filesystems unmounted", "stage 2 finished")
+    got = []
+    for line in text.splitlines():
+        for k in keys:
+            if k in line:
+                got.append(line.split("  ", 1)[-1].strip()[:90])
+    return "; ".join(got)
+
+
+def systemd_migration(ctx) -> dict:
+    """One migration of the systemd guest from a local image with a backup, shared by
+    migrate-systemd-local-image, wifi-keyfiles-land and backup-lands."""
+    key = ("migrate", "systemd")
+    if key not in _RUNS:
+        img, _ = image("mbr", 64)
+        _RUNS[key] = migrate(ctx, "migrate-systemd-local-image", "systemd",
+                             "-i /payload/image.img.gz --backup-cfg /srv/app/backup.yml",
+                             {"image.img.gz": img})
+    return _RUNS[key]
 
 
 @scenario("migrate-systemd-local-image", needs="stage2")
 def m_systemd(ctx):
-    img, man = image("mbr", 64)
-    res = migrate(ctx, "migrate-systemd-local-image", "systemd",
-                  "-i /payload/image.img.gz --backup-cfg /srv/app/backup.yml", {"image.img.gz": img})
+    _, man = image("mbr", 64)
+    res = systemd_migration(ctx)
     vm_ok(res, "reboot")
+    check(read(os.path.join(res["out"], "takeover.rc"), "").strip() == "0", "stage 1 did not exit 0")
     assert_migrated(res, res["root_disk"], man, "systemd")
-    return f"run {res['seconds']} s"
+    return f"run {res['seconds']} s; {serial_evidence(res)}"
 
 
 @scenario("migrate-sysvinit", needs="stage2")
@@ -549,8 +583,9 @@ def m_sysvinit(ctx):
     res = migrate(ctx, "migrate-sysvinit", "sysvinit",
                   "-i /payload/image.img.gz --backup-cfg /srv/app/backup.yml", {"image.img.gz": img})
     vm_ok(res, "reboot")
+    check("telinit u" in read(res["serial_log"], ""), "stage 1 did not hand over with telinit u")
     assert_migrated(res, res["root_disk"], man, "sysvinit")
-    return f"run {res['seconds']} s"
+    return f"run {res['seconds']} s; {serial_evidence(res)}"
 
 
 @scenario("migrate-download-mock-version", needs="stage2+mock")
@@ -570,25 +605,33 @@ def m_download(ctx):
     check(body.get("version") == "5.1.20+rev1" and body.get("deviceType") == "genericx86-64-ext",
           f"download request {body}")
     assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
-    return f"run {res['seconds']} s"
+    return f"run {res['seconds']} s; {serial_evidence(res)}"
 
 
 @scenario("wifi-keyfiles-land", needs="stage2")
 def m_wifi(ctx):
-    """Every Wi-Fi network of each source (NM keyfiles and wpa_supplicant.conf) becomes a keyfile."""
-    img, man = image("mbr", 64)
-    res = migrate(ctx, "wifi-keyfiles-land", "systemd", "-i /payload/image.img.gz", {"image.img.gz": img})
+    """Every Wi-Fi network of each source (NM keyfiles and wpa_supplicant.conf) becomes a keyfile
+    (on the disk of the systemd migration), with its PSK and hidden flag."""
+    _, man = image("mbr", 64)
+    res = systemd_migration(ctx)
     vm_ok(res, "reboot")
-    got = assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
+    got = assert_migrated(res, res["root_disk"], man, "systemd")
+    with inspect_disk.Disk(res["root_disk"]) as d:
+        boot = d.find("resin-boot")
+        texts = {f: (d.fat_cat(boot, f) or b"").decode("utf-8", "replace")
+                 for f in d.fat_tree(boot) if f.startswith("system-connections/")}
+    home = [t for t in texts.values() if "ssid=HomeNet" in t]
+    check(home and "psk=" in home[0], "the HomeNet keyfile has no psk")
+    office = [t for t in texts.values() if "ssid=Office 5G" in t]
+    check(office and "hidden=true" in office[0], "the hidden Office 5G network lost its hidden flag")
     return f"keyfiles for {got['ssids']}"
 
 
 @scenario("backup-lands", needs="stage2")
 def m_backup(ctx):
     """backup.tgz in resin-data holds exactly the files of /srv/app/data (listed in the guest)."""
-    img, man = image("mbr", 64)
-    res = migrate(ctx, "backup-lands", "systemd",
-                  "-i /payload/image.img.gz --backup-cfg /srv/app/backup.yml", {"image.img.gz": img})
+    _, man = image("mbr", 64)
+    res = systemd_migration(ctx)
     vm_ok(res, "reboot")
     assert_migrated(res, res["root_disk"], man, "systemd")
     src = [ln.split(" ", 1)[1][len("data/"):] for ln in read(os.path.join(res["out"], "appdata"), "").splitlines()
@@ -612,8 +655,13 @@ def log_to(ctx, fs):
     with inspect_disk.Disk(res["payload_disk"]) as d:
         p = d.partitions()[0]
         files = d.ext_ls(p, "/") if fs == "ext4" else d.fat_tree(p)
-    check(any("takeover" in f or f.endswith(".log") for f in files), f"no stage 2 log on the payload disk: {files}")
-    return f"stage 2 log on /dev/vdb1 ({fs})"
+    check("takeover-stage2.log" in [f.lstrip("/") for f in files], f"no takeover-stage2.log on the payload disk: {files}")
+    with inspect_disk.Disk(res["payload_disk"]) as d:
+        p = d.partitions()[0]
+        raw = d.ext_cat(p, "/takeover-stage2.log") if fs == "ext4" else d.fat_cat(p, "takeover-stage2.log")
+    text = (raw or b"").decode("utf-8", "replace")
+    check("wrote and verified" in text and "saving the log on" in text, "the log on the payload disk is incomplete")
+    return f"stage 2 log ({len(text)} bytes) on /dev/vdb1 ({fs}); run {res['seconds']} s"
 
 
 scenario("log-to-payload-ext4", needs="stage2")(lambda ctx: log_to(ctx, "ext4"))
@@ -628,34 +676,45 @@ def m_pretend(ctx):
                   {"image.img.gz": img})
     vm_ok(res, "reboot")
     root_unchanged_on_disk(res, "systemd")
-    p = payload("pretend-keeps-old-os-reboot", ctx.binary, "facts\n")
+    check("--pretend: not writing" in read(res["serial_log"], ""), "stage 2 did not run in pretend mode")
+    p = payload("pretend-keeps-old-os-reboot", ctx.binary, "facts\nls /var/log >\"$OUT/varlog\"\n")
     res2 = vm.run_vm("systemd", p, os.path.join(OUT, "pretend-keeps-old-os-reboot"),
                      timeout=ctx.timeout, stream=ctx.stream, disk=res["root_disk"])
     vm_ok(res2)
     check(read(os.path.join(res2["out"], "hostname"), "").strip() == HOSTNAMES["systemd"], "old OS not back")
     check("file with spaces.txt" in read(os.path.join(res2["out"], "appdata"), ""), "app data lost")
-    return "old OS booted again"
+    logs = [x for x in read(os.path.join(res2["out"], "varlog"), "").split() if x.startswith("takeover-pretend-")]
+    check(logs, "no /var/log/takeover-pretend-*.log on the old OS")
+    return f"old OS booted again with /var/log/{logs[0]}; runs {res['seconds']} s + {res2['seconds']} s"
 
 
 @scenario("failure-before-flash-restores", needs="stage2+fault-injection")
 def m_fault(ctx):
     """An injected stage 2 failure before the first block brings the old OS back with
-    /var/log/takeover-failed-<time>.log. The switch name must match the takeover's test-only
-    fault injection (TAKEOVER_TEST_FAULT=before-flash here)."""
+    /var/log/takeover-failed-<time>.log. Uses the binary built with the cargo feature
+    `fault-injection` (TAKEOVER_FAULT=before-flash; ignored by release builds)."""
+    if not os.path.isfile(ctx.fault_binary):
+        raise Failed(f"no fault-injection binary {ctx.fault_binary} (cargo build --release --target "
+                     "x86_64-unknown-linux-musl --features fault-injection --target-dir target/fault-injection)")
     img, _ = image("mbr", 64)
-    res = migrate(ctx, "failure-before-flash-restores", "systemd",
+    fctx = Ctx()
+    fctx.binary, fctx.stream, fctx.timeout = ctx.fault_binary, ctx.stream, ctx.timeout
+    res = migrate(fctx, "failure-before-flash-restores", "systemd",
                   "-i /payload/image.img.gz", {"image.img.gz": img},
-                  env="TAKEOVER_TEST_FAULT=before-flash ")
+                  env="TAKEOVER_FAULT=before-flash ")
     vm_ok(res, "reboot")
+    text = read(res["serial_log"], "")
+    check("injected failure" in text and "nothing was written" in text, "stage 2 did not report the injected failure")
     root_unchanged_on_disk(res, "systemd")
     p = payload("failure-before-flash-restores-reboot", ctx.binary,
                 "facts\nls /var/log >\"$OUT/varlog\"\n")
     res2 = vm.run_vm("systemd", p, os.path.join(OUT, "failure-before-flash-restores-reboot"),
                      timeout=ctx.timeout, stream=ctx.stream, disk=res["root_disk"])
     vm_ok(res2)
-    check(any(x.startswith("takeover-failed-") for x in read(os.path.join(res2["out"], "varlog"), "").split()),
-          "no /var/log/takeover-failed-*.log")
-    return "old OS back with the failure log"
+    logs = [x for x in read(os.path.join(res2["out"], "varlog"), "").split() if x.startswith("takeover-failed-")]
+    check(logs, "no /var/log/takeover-failed-*.log")
+    check(read(os.path.join(res2["out"], "hostname"), "").strip() == HOSTNAMES["systemd"], "old OS not back")
+    return f"old OS back with /var/log/{logs[0]}; runs {res['seconds']} s + {res2['seconds']} s"
 
 
 @scenario("corrupt-image-refused", needs="stage2")
@@ -681,9 +740,10 @@ def m_efi(ctx):
     vm_ok(res, "reboot")
     assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
     vars_fd = open(os.path.join(OUT, "efi-boot-entry", "OVMF_VARS.fd"), "rb").read()
-    check("balenaOS".encode("utf-16-le") in vars_fd or "balena".encode("utf-16-le") in vars_fd,
-          "no balenaOS Boot#### entry in the OVMF variable store")
-    return "boot entry present"
+    check("balenaOS".encode("utf-16-le") in vars_fd, "no balenaOS Boot#### entry in the OVMF variable store")
+    line = [x for x in read(res["serial_log"], "").splitlines() if "EFI boot entry Boot" in x]
+    check(line, "stage 2 did not log the EFI boot entry")
+    return f"{line[0].split('INFO', 1)[-1].strip()}; in OVMF_VARS.fd; run {res['seconds']} s"
 
 
 @scenario("write-only-second-disk", needs="stage2")
@@ -696,11 +756,12 @@ facts
     -w /payload/out/work --report /payload/out/report.json 2>&1 | tee "$OUT/write-only.log"
 echo "${PIPESTATUS[0]}" >"$OUT/write-only.rc"
 """, {"image.img.gz": img})
+    os.makedirs(os.path.join(p, "out", "work"), exist_ok=True)
     res = vm.run_vm("systemd", p, os.path.join(OUT, "write-only-second-disk"), timeout=ctx.timeout,
                     stream=ctx.stream, extra_disk_mb=256)
     vm_ok(res)
     check(read(os.path.join(res["out"], "write-only.rc"), "").strip() == "0", "--write-only failed")
-    assert_migrated(res, res["extra_disk"], man, "systemd", backup=False, log_on_data=False)
+    assert_migrated(res, res["extra_disk"], man, "systemd", backup=False, log_on_data=False, migrated=False)
     root_unchanged_on_disk(res, "systemd")
     return "image written and configured on vdc"
 
@@ -715,7 +776,9 @@ def main() -> int:
     ap.add_argument("--binary", default=DEFAULT_BINARY)
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--list", action="store_true")
-    ap.add_argument("--with-stage2", action="store_true", default=os.environ.get("VM_STAGE2") == "1")
+    ap.add_argument("--fault-binary", default=DEFAULT_FAULT_BINARY)
+    ap.add_argument("--without-stage2", dest="with_stage2", action="store_false",
+                    default=os.environ.get("VM_STAGE2", "1") != "0")
     ap.add_argument("--stream", action="store_true", help="echo every guest's serial console")
     ap.add_argument("--timeout", type=float, default=float(os.environ.get("VM_TIMEOUT", "420")))
     a = ap.parse_args()
@@ -725,6 +788,7 @@ def main() -> int:
         return 0
     ctx = Ctx()
     ctx.binary, ctx.stream, ctx.timeout = a.binary, a.stream, a.timeout
+    ctx.fault_binary = a.fault_binary
     if not os.path.isfile(a.binary):
         print(f"FAIL setup: takeover binary {a.binary} not found (cargo build --release "
               "--target x86_64-unknown-linux-musl)")
