@@ -54,6 +54,7 @@ deps:
 
 # The full suite. VM scenarios (e2e) and cross tests come from the fragments below when present.
 test: check static
+	$(MAKE) --no-print-directory e2e
 	$(MAKE) --no-print-directory test-extra
 
 -include mk/*.mk

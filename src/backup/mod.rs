@@ -17,7 +17,6 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
-mod gz;
 pub mod tar;
 pub mod walk;
 
@@ -25,13 +24,14 @@ pub mod walk;
 mod tests;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Context, Error, Result};
-use gz::Crc32;
+use crate::image::crc32::Crc32;
+use crate::image::gzip::{GzDecoder, GzEncoder};
 
 /// File name of the archive in the work dir (and at the root of the data partition).
 pub const ARCHIVE_NAME: &str = "backup.tgz";
@@ -186,7 +186,11 @@ fn write_and_verify(plan: &walk::Plan, tmp: &Path) -> Result<(u64, Vec<String>)>
     // The mode given to open() is reduced by the umask: set it exactly.
     f.set_permissions(fs::Permissions::from_mode(0o600))
         .ctx_path(step, tmp)?;
-    let gzw = gz::GzWriter::new(BufWriter::with_capacity(BUF, f)).ctx_path(step, tmp)?;
+    let counted = Counting {
+        inner: BufWriter::with_capacity(BUF, f),
+        bytes: 0,
+    };
+    let gzw = GzEncoder::new(counted, 6).ctx_path(step, tmp)?;
     let mut tw = tar::Writer::new(gzw);
     let mut crcs: Vec<Option<u32>> = Vec::with_capacity(plan.entries.len());
     let mut grew = Vec::new();
@@ -211,7 +215,7 @@ fn write_and_verify(plan: &walk::Plan, tmp: &Path) -> Result<(u64, Vec<String>)>
         tw.end().ctx_path(step, tmp)?;
     }
     let gzw = tw.finish().ctx_path(step, tmp)?;
-    let (bw, bytes) = gzw.finish().ctx_path(step, tmp)?;
+    let Counting { inner: bw, bytes } = gzw.finish().ctx_path(step, tmp)?;
     let f = bw
         .into_inner()
         .map_err(|e| Error::io(step, tmp.display(), e.into_error()))?;
@@ -266,14 +270,14 @@ fn copy_file<W: io::Write>(
     }
     let mut probe = [0u8; 1];
     let more = matches!(f.read(&mut probe), Ok(n) if n > 0);
-    Ok((crc.value(), more))
+    Ok((crc.finish(), more))
 }
 
 /// Reads the archive back and compares it entry by entry with the plan.
 fn verify(plan: &walk::Plan, crcs: &[Option<u32>], path: &Path) -> Result<()> {
     let step = "verifying the backup";
     let f = File::open(path).ctx_path(step, path)?;
-    let gzr = gz::GzReader::new(io::BufReader::with_capacity(BUF, f));
+    let gzr = GzDecoder::new(io::BufReader::with_capacity(BUF, f));
     let mut r = tar::Reader::new(gzr);
     let mut n = 0usize;
     let mismatch = |entry: &walk::Entry, what: String| {
@@ -324,7 +328,7 @@ fn verify(plan: &walk::Plan, crcs: &[Option<u32>], path: &Path) -> Result<()> {
             return Err(mismatch(want, format!("{len} bytes of data read back")));
         }
         if let Some(Some(crc)) = crcs.get(n) {
-            if sink.0.value() != *crc {
+            if sink.0.finish() != *crc {
                 return Err(mismatch(
                     want,
                     "content differs from what was written".into(),
@@ -354,5 +358,22 @@ impl io::Write for CrcSink {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// Counts the bytes written through it (the archive size, checked against the file).
+struct Counting<W: Write> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }

@@ -156,11 +156,17 @@ impl<R: Read + Seek> Ext4<R> {
         self.dev.read_exact(buf)
     }
 
-    fn read_block(&mut self, block: u64, buf: &mut [u8]) -> io::Result<()> {
+    /// Byte offset of a block, checked against the filesystem size.
+    fn block_offset(&self, block: u64) -> io::Result<u64> {
         if block >= self.blocks_count {
             return Err(bad(format!("ext4 block {block} is beyond the filesystem")));
         }
-        self.read_at(block * self.block_size, buf)
+        Ok(block * self.block_size)
+    }
+
+    fn read_block(&mut self, block: u64, buf: &mut [u8]) -> io::Result<()> {
+        let at = self.block_offset(block)?;
+        self.read_at(at, buf)
     }
 
     pub fn inode(&mut self, number: u32) -> io::Result<Inode> {
@@ -175,16 +181,15 @@ impl<R: Read + Seek> Ext4<R> {
             )));
         }
         let mut d = vec![0u8; self.desc_size as usize];
-        self.read_at(
-            self.gdt_block * self.block_size + group * self.desc_size,
-            &mut d,
-        )?;
+        let gdt = self.block_offset(self.gdt_block)?;
+        self.read_at(gdt + group * self.desc_size, &mut d)?;
         let mut table = u64::from(le32(&d, 8));
         if self.desc_size >= 64 {
             table |= u64::from(le32(&d, 0x28)) << 32;
         }
         let mut raw = vec![0u8; 160.min(self.inode_size as usize)];
-        self.read_at(table * self.block_size + index * self.inode_size, &mut raw)?;
+        let at = self.block_offset(table)? + index * self.inode_size;
+        self.read_at(at, &mut raw)?;
         let mut block = [0u8; 60];
         block.copy_from_slice(&raw[0x28..0x28 + 60]);
         Ok(Inode {
@@ -215,6 +220,18 @@ impl<R: Read + Seek> Ext4<R> {
             self.block_map(ino, &mut runs)?;
         }
         runs.sort_by_key(|r| r.logical);
+        for r in &runs {
+            let ok = r.physical == 0
+                || r.physical
+                    .checked_add(r.len)
+                    .is_some_and(|e| e <= self.blocks_count);
+            if !ok || r.logical.checked_add(r.len).is_none() {
+                return Err(bad(format!(
+                    "ext4 inode {}: extent at block {} lies outside the filesystem",
+                    ino.number, r.physical
+                )));
+            }
+        }
         Ok(runs)
     }
 
@@ -293,6 +310,7 @@ impl<R: Read + Seek> Ext4<R> {
                     root,
                     level,
                     logical,
+                    nblocks,
                     &mut |r: &mut Vec<Run>, l, p| push(r, l, p),
                     runs,
                 )?;
@@ -307,6 +325,7 @@ impl<R: Read + Seek> Ext4<R> {
         block: u64,
         level: u32,
         first: u64,
+        nblocks: u64,
         push: &mut dyn FnMut(&mut Vec<Run>, u64, u64),
         runs: &mut Vec<Run>,
     ) -> io::Result<()> {
@@ -320,10 +339,14 @@ impl<R: Read + Seek> Ext4<R> {
                 continue;
             }
             let l = first + i * span;
+            // Pointers past the file's size are garbage: never follow them.
+            if l >= nblocks {
+                break;
+            }
             if level == 1 {
                 push(runs, l, p);
             } else {
-                self.indirect(p, level - 1, l, push, runs)?;
+                self.indirect(p, level - 1, l, nblocks, push, runs)?;
             }
         }
         Ok(())

@@ -137,6 +137,17 @@ pub fn extract_inner(path: &Path, v: &Verified, work_dir: &Path, level: u8) -> R
             format!("/opt/{} is not a regular file", entry.name),
         ));
     }
+    if ino.size > size {
+        return Err(Error::new(
+            step,
+            &obj,
+            format!(
+                "/opt/{} says it is {} bytes, more than its {size}-byte partition (corrupt)",
+                entry.name, ino.size
+            ),
+        )
+        .hint(HINT_REDOWNLOAD));
+    }
     let stem = INNER_SUFFIXES
         .iter()
         .find_map(|s| entry.name.strip_suffix(s))

@@ -406,8 +406,13 @@ impl<R: Read> GzDecoder<R> {
                         TINFLStatus::Done => self.state = State::Trailer,
                         TINFLStatus::HasMoreOutput => {}
                         TINFLStatus::NeedsMoreInput => {
-                            if self.in_eof && self.in_pos == self.in_len {
+                            if self.in_eof {
                                 return Err(truncated("inside compressed data", self.offset()));
+                            }
+                            // Normally all input was consumed; if a few bytes were left, move
+                            // them to the front and read more behind them.
+                            if produced == 0 && self.in_pos < self.in_len {
+                                self.refill()?;
                             }
                         }
                         TINFLStatus::FailedCannotMakeProgress => {
@@ -644,6 +649,39 @@ mod tests {
         z[n - 1] ^= 0xff;
         let e = decode(&z).unwrap_err().to_string();
         assert!(e.contains("header CRC"), "{e}");
+    }
+
+    /// A reader that returns at most 7 bytes per call: headers and trailers split anywhere.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(7).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn tiny_reads_split_headers_and_trailers() {
+        let a = sample(200_000);
+        let mut z = gz(&a, 6);
+        let mut h = vec![0x1f, 0x8b, 8, FNAME | FCOMMENT | FHCRC, 0, 0, 0, 0, 0, 3];
+        h.extend(b"name\0comment\0");
+        let c = crc32(0, &h);
+        h.extend(((c & 0xffff) as u16).to_le_bytes());
+        let mut second = h;
+        second.extend(&gz(&a, 1)[10..]);
+        z.extend(&second);
+        z.extend([0u8; 20]);
+        let mut d = GzDecoder::new(Trickle(&z));
+        let mut out = Vec::new();
+        d.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 400_000);
+        assert!(out[..200_000] == a[..] && out[200_000..] == a[..]);
+        assert_eq!(d.members(), 2);
+        assert_eq!(d.total_in(), z.len() as u64);
     }
 
     #[test]

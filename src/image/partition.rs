@@ -388,6 +388,15 @@ impl TableScan {
                     at + (i * size as usize) as u64
                 ));
             }
+            let (Some(start), Some(size)) =
+                (first.checked_mul(ss), (last - first + 1).checked_mul(ss))
+            else {
+                return Err(format!(
+                    "GPT entry {} at byte {} has first LBA {first} (out of range)",
+                    i + 1,
+                    at + (i * size as usize) as u64
+                ));
+            };
             let attrs = le64(e, 48);
             let units: Vec<u16> = e[56..128]
                 .chunks_exact(2)
@@ -397,8 +406,8 @@ impl TableScan {
             let name = String::from_utf16_lossy(&units);
             self.parts.push(Partition {
                 index: i as u32 + 1,
-                start: first * ss,
-                size: (last - first + 1) * ss,
+                start,
+                size,
                 kind: Kind::Gpt(guid),
                 name: Some(name),
                 bootable: attrs & 4 != 0,

@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::gzip::GzDecoder;
 use super::zip;
@@ -26,6 +28,26 @@ impl Format {
     }
 }
 
+/// Counts the bytes read from the file (for progress).
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for Counting<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
 /// The decoded disk image of a file, as a stream.
 pub struct ImageReader {
     pub path: PathBuf,
@@ -37,6 +59,14 @@ pub struct ImageReader {
     /// For zip and raw: the decoded size known in advance.
     pub expected_size: Option<u64>,
     inner: Box<dyn BufRead + Send>,
+    read: Arc<AtomicU64>,
+}
+
+impl ImageReader {
+    /// Bytes of the file read so far (compressed), for progress against `compressed_bytes`.
+    pub fn file_bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for ImageReader {
@@ -86,6 +116,7 @@ pub fn open_image(path: &Path) -> Result<ImageReader> {
     }
     f.seek(SeekFrom::Start(0)).ctx_path(step, path)?;
     let head = &head[..got];
+    let read = Arc::new(AtomicU64::new(0));
     let mk = |format, entry, expected_size, inner| ImageReader {
         path: path.to_path_buf(),
         format,
@@ -93,9 +124,19 @@ pub fn open_image(path: &Path) -> Result<ImageReader> {
         entry,
         expected_size,
         inner,
+        read: read.clone(),
+    };
+    let counted = |f: File| Counting {
+        inner: f,
+        count: read.clone(),
     };
     if head.starts_with(&[0x1f, 0x8b]) {
-        return Ok(mk(Format::Gzip, None, None, Box::new(GzDecoder::new(f))));
+        return Ok(mk(
+            Format::Gzip,
+            None,
+            None,
+            Box::new(GzDecoder::new(counted(f))),
+        ));
     }
     if head.starts_with(b"PK\x03\x04") {
         let entries = zip::entries(&mut f).map_err(|e| {
@@ -105,7 +146,7 @@ pub fn open_image(path: &Path) -> Result<ImageReader> {
             Error::io("choosing the image in the zip archive", path.display(), e)
                 .hint("extract the disk image and pass it with -i, or download the image again")
         })?;
-        let r = zip::open_entry(f, &e).map_err(|err| {
+        let r = zip::open_entry(counted(f), &e).map_err(|err| {
             Error::io(
                 "opening the zip entry",
                 format!("{} ({})", path.display(), e.name),
@@ -120,7 +161,7 @@ pub fn open_image(path: &Path) -> Result<ImageReader> {
             Format::Raw,
             None,
             Some(len),
-            Box::new(BufReader::with_capacity(1 << 20, f)),
+            Box::new(BufReader::with_capacity(1 << 20, counted(f))),
         ));
     }
     Err(Error::new(

@@ -25,6 +25,8 @@ use crate::error::{Context, Error, Result};
 
 /// Largest boot partition copied out for reading `device-type.json`.
 pub const MAX_BOOT_CAPTURE: u64 = 128 << 20;
+/// Seconds between progress lines while verifying.
+const PROGRESS_SECS: u64 = 10;
 /// The first bytes of the image kept in memory (partition-table structures are read from it).
 const HEAD_BYTES: usize = 1 << 20;
 
@@ -85,6 +87,18 @@ pub struct VerifyOptions {
     pub expected_device_type: Option<String>,
     /// Where the boot partition copy goes (removed afterwards).
     pub work_dir: PathBuf,
+}
+
+impl VerifyOptions {
+    /// No checks beyond the image's own integrity; temporary files go to `work_dir`.
+    pub fn new(work_dir: impl Into<PathBuf>) -> VerifyOptions {
+        VerifyOptions {
+            target_size: None,
+            expected_sha256: None,
+            expected_device_type: None,
+            work_dir: work_dir.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -269,6 +283,27 @@ pub fn check(path: &Path, v: &Verified, o: &VerifyOptions) -> Result<()> {
             )
             .hint("pass a balenaOS image downloaded from the balena dashboard or API"));
         }
+    }
+    // A raw image has no checksum: a cut-off file shows as partitions running past its end.
+    if let Some(p) = v
+        .partitions
+        .iter()
+        .filter(|p| p.part.end() > v.uncompressed_bytes)
+        .max_by_key(|p| p.part.end())
+    {
+        return Err(Error::new(
+            "checking the image size",
+            &obj,
+            format!(
+                "partition {} ({}) ends at byte {}, after the end of the image ({} bytes): \
+                 the image is truncated",
+                p.part.index,
+                p.label_or_name().unwrap_or("no label"),
+                p.part.end(),
+                v.uncompressed_bytes
+            ),
+        )
+        .hint(HINT_REDOWNLOAD));
     }
     if let Some(size) = o.target_size {
         let need = v.required_bytes();
@@ -523,7 +558,7 @@ impl<'a> Collector<'a> {
                 });
                 continue;
             }
-            let len = PROBE_BYTES.min(p.size as usize);
+            let len = p.size.min(PROBE_BYTES as u64) as usize;
             let reg = Region::new(p.start, len, &self.head, pos).map_err(|m| self.table_err(m))?;
             self.probes.push(Probe {
                 part: p,
@@ -614,6 +649,16 @@ pub fn scan(path: &Path, o: &VerifyOptions) -> Result<Verified> {
     let _stop_guard = StopOnDrop(stop.clone());
     let sha = spawn_sha(path, stop.clone());
 
+    if let (Some(t), Some(size)) = (o.target_size, img.expected_size) {
+        if size > t {
+            return Err(Error::new(
+                "checking the image size",
+                &obj,
+                format!("the image is {size} bytes, the target disk has {t} bytes"),
+            )
+            .hint("use a larger disk (-f) or an image for this device"));
+        }
+    }
     let mut c = Collector {
         obj: &obj,
         work_dir: &o.work_dir,
@@ -628,7 +673,22 @@ pub fn scan(path: &Path, o: &VerifyOptions) -> Result<Verified> {
     };
     let mut deferred: Option<Error> = None;
     let mut pos: u64 = 0;
+    let mut last_log = Instant::now();
+    crate::info!(
+        "verifying image {obj} ({} bytes, {})",
+        img.compressed_bytes,
+        img.format.as_str()
+    );
     loop {
+        if last_log.elapsed().as_secs() >= PROGRESS_SECS {
+            last_log = Instant::now();
+            let rate = pos as f64 / t0.elapsed().as_secs_f64().max(1e-9) / 1e6;
+            let total = img.compressed_bytes.max(1);
+            crate::info!(
+                "verifying image: {}% ({pos} bytes decoded, {rate:.0} MB/s)",
+                img.file_bytes_read().min(total) * 100 / total
+            );
+        }
         let chunk = match img.fill_buf() {
             Ok(ch) => ch,
             Err(e) => {

@@ -49,7 +49,7 @@ fn bad(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
-fn read_at(f: &mut File, off: u64, len: usize) -> io::Result<Vec<u8>> {
+fn read_at<F: Read + Seek>(f: &mut F, off: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut b = vec![0u8; len];
     f.seek(SeekFrom::Start(off))?;
     f.read_exact(&mut b).map_err(|e| {
@@ -66,7 +66,7 @@ fn read_at(f: &mut File, off: u64, len: usize) -> io::Result<Vec<u8>> {
 }
 
 /// Reads the central directory.
-pub fn entries(f: &mut File) -> io::Result<Vec<Entry>> {
+pub fn entries<F: Read + Seek>(f: &mut F) -> io::Result<Vec<Entry>> {
     let len = f.seek(SeekFrom::End(0))?;
     let tail_len = len.min(65_557) as usize;
     let tail_start = len - tail_len as u64;
@@ -158,7 +158,7 @@ pub fn entries(f: &mut File) -> io::Result<Vec<Entry>> {
 }
 
 /// Byte offset of an entry's data (after its local header).
-fn data_offset(f: &mut File, e: &Entry) -> io::Result<u64> {
+fn data_offset<F: Read + Seek>(f: &mut F, e: &Entry) -> io::Result<u64> {
     let h = read_at(f, e.local_offset, 30)?;
     if h[..4] != *b"PK\x03\x04" {
         return Err(bad(format!(
@@ -166,7 +166,9 @@ fn data_offset(f: &mut File, e: &Entry) -> io::Result<u64> {
             e.name, e.local_offset
         )));
     }
-    Ok(e.local_offset + 30 + u64::from(le16(&h, 26)) + u64::from(le16(&h, 28)))
+    e.local_offset
+        .checked_add(30 + u64::from(le16(&h, 26)) + u64::from(le16(&h, 28)))
+        .ok_or_else(|| bad(format!("zip entry {} has an invalid offset", e.name)))
 }
 
 /// Stored entry: counts and checks CRC-32 and size at the end.
@@ -195,7 +197,10 @@ impl<R: Read> Read for Stored<R> {
 }
 
 /// Opens an entry's decoded data.
-pub fn open_entry(mut f: File, e: &Entry) -> io::Result<Box<dyn BufRead + Send>> {
+pub fn open_entry<F: Read + Seek + Send + 'static>(
+    mut f: F,
+    e: &Entry,
+) -> io::Result<Box<dyn BufRead + Send>> {
     if e.flags & 1 != 0 {
         return Err(bad(format!("zip entry {} is encrypted", e.name)));
     }

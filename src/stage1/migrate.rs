@@ -511,6 +511,53 @@ fn confirm(p: &Prepared1, _opts: &Options) -> Result<bool> {
     }
 }
 
+/// The `--log-to` device and its filesystem type: from the mount table when it is mounted,
+/// else from its superblock. Only vfat (our FAT writer) and ext2/3/4 (the kernel) are usable.
+pub fn resolve_log_to(dev: &Path, mounts: &[probe::mounts::Mount]) -> Result<s2plan::LogDevice> {
+    let real = std::fs::canonicalize(dev).unwrap_or_else(|_| dev.to_path_buf());
+    let mounted = mounts
+        .iter()
+        .find(|m| Path::new(&m.source) == dev || Path::new(&m.source) == real)
+        .map(|m| m.fs_type.clone());
+    let fs_type = match mounted {
+        Some(t) => t,
+        None => {
+            let first = read_first(&real, crate::image::fslabel::PROBE_BYTES)
+                .ctx("reading the superblock of", real.display())?;
+            crate::image::fslabel::probe(&first).fstype.to_string()
+        }
+    };
+    let fs_type = match fs_type.as_str() {
+        "vfat" | "msdos" => "vfat".to_string(),
+        "ext2" | "ext3" | "ext4" => fs_type,
+        other => {
+            return Err(Error::new(
+                "checking --log-to",
+                dev.display(),
+                format!("holds a filesystem of type '{other}'"),
+            )
+            .hint("choose a vfat, ext3 or ext4 partition on another disk (e.g. a USB stick)"))
+        }
+    };
+    crate::info!(
+        "stage 2 will leave its log on {} ({fs_type})",
+        real.display()
+    );
+    Ok(s2plan::LogDevice {
+        device: real,
+        fs_type,
+    })
+}
+
+fn read_first(p: &Path, n: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(n);
+    std::fs::File::open(p)?
+        .take(n as u64)
+        .read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 /// RAM root, plan, hand-over. Undone on failure unless `--no-cleanup`.
 fn take_over(opts: &Options, p: &Prepared1) -> Result<()> {
     let mut undo = handover::Undo::default();
@@ -563,7 +610,13 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
         payload: PathBuf::from("/").join(s2plan::PAYLOAD_DIR),
         old_root_device: root_mount.map(|m| PathBuf::from(&m.source)),
         old_root_fs_type: root_mount.map(|m| m.fs_type.clone()),
-        log_to: None,
+        log_to: match &opts.log_to {
+            Some(dev) => Some(resolve_log_to(
+                dev,
+                p.probe.mounts.as_deref().unwrap_or(&[]),
+            )?),
+            None => None,
+        },
         log_level: opts.stage2_level().as_str().to_ascii_lowercase(),
         pretend: opts.pretend,
         efi_setup: !opts.no_efi_setup,
@@ -579,6 +632,7 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
         fault: std::env::var("TAKEOVER_FAULT")
             .ok()
             .filter(|_| cfg!(feature = "fault-injection")),
+        stage1_pid: Some(std::process::id()),
     };
     handover::write_plan(&ram, &plan)?;
     let init_exe = p
@@ -603,4 +657,39 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
     );
     crate::sys::sync();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_to_type_comes_from_the_mount_table_then_the_superblock() {
+        let mi = "30 1 8:17 / /media/usb rw - vfat /dev/sdb1 rw\n\
+                  31 1 8:33 / /media/disk rw - ntfs3 /dev/sdc1 rw\n";
+        let m = probe::mounts::parse_mountinfo(mi, "mountinfo").unwrap();
+        let l = resolve_log_to(Path::new("/dev/sdb1"), &m).unwrap();
+        assert_eq!(l.fs_type, "vfat");
+        let e = resolve_log_to(Path::new("/dev/sdc1"), &m).unwrap_err();
+        assert!(e.to_string().contains("ntfs3"), "{e}");
+
+        // Not mounted: the superblock decides (an ext4 superblock in a file standing in for
+        // the device; an empty one is refused).
+        let d = std::env::temp_dir().join(format!("takeover-logto-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let ext = d.join("ext");
+        let mut sb = vec![0u8; 4096];
+        sb[1024 + 56] = 0x53;
+        sb[1024 + 57] = 0xef;
+        // INCOMPAT_EXTENTS (0x40) makes it ext4.
+        sb[1024 + 96] = 0x40;
+        std::fs::write(&ext, &sb).unwrap();
+        let got = resolve_log_to(&ext, &[]);
+        let zero = d.join("zero");
+        std::fs::write(&zero, vec![0u8; 4096]).unwrap();
+        let e = resolve_log_to(&zero, &[]).unwrap_err();
+        std::fs::remove_dir_all(&d).unwrap();
+        assert!(got.unwrap().fs_type.starts_with("ext"));
+        assert!(e.to_string().contains("unknown"), "{e}");
+    }
 }

@@ -57,6 +57,9 @@ fn enter_ram_root() -> Result<Stage2Plan> {
     if let Some(l) = crate::log::Level::parse(&plan.log_level) {
         crate::log::set_level(l);
     }
+    if let Some(pid) = plan.stage1_pid {
+        wait_for_stage1(pid, Duration::from_secs(30));
+    }
     let step = "preparing the RAM root";
     sm::make_rprivate().ctx(step, "/")?;
     let m = |src: &str, dir: &str, fs: &str, flags: libc::c_ulong| -> Result<()> {
@@ -104,6 +107,20 @@ fn enter_ram_root() -> Result<Stage2Plan> {
         .ctx("pivot_root into", ram.display())?;
     // pivot_root does not guarantee that the working directory is the new root.
     std::env::set_current_dir("/").ctx(step, "/")?;
+    // Descriptors 0-2 inherited from the old init point into the old /dev: move them.
+    let stdio = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/console")
+        .or_else(|_| OpenOptions::new().read(true).write(true).open("/dev/null"));
+    match stdio {
+        Ok(f) => {
+            if let Err(e) = process::redirect_stdio(&f) {
+                crate::warn!("cannot move descriptors 0-2 off the old root: {e}");
+            }
+        }
+        Err(e) => crate::warn!("cannot open /dev/console or /dev/null in the RAM root: {e}"),
+    }
     console_log();
     if let Ok(f) = OpenOptions::new()
         .create(true)
@@ -114,6 +131,31 @@ fn enter_ram_root() -> Result<Stage2Plan> {
     }
     crate::info!("in the RAM root; old root at /{}", plan::OLD_ROOT);
     Ok(plan)
+}
+
+/// Waits (at most `limit`) until stage 1's process `pid` has exited (or is a zombie), so that
+/// it finishes its report and log before the pivot changes its root.
+fn wait_for_stage1(pid: u32, limit: Duration) {
+    let until = Instant::now() + limit;
+    let stat = format!("/proc/{pid}/stat");
+    loop {
+        let alive = match std::fs::read_to_string(&stat) {
+            Ok(s) => crate::stage2::kill::parse_stat(&s)
+                .is_some_and(|p| p.state != 'Z' && p.state != 'X'),
+            Err(_) => false,
+        };
+        if !alive {
+            return;
+        }
+        if Instant::now() > until {
+            crate::warn!(
+                "stage 1 (pid {pid}) is still running after {} s; going on",
+                limit.as_secs()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Runs the worker and waits for it; never returns.

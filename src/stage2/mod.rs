@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod configure;
+pub mod efi;
 pub mod init;
 pub mod kill;
 pub mod plan;

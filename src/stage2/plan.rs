@@ -72,6 +72,10 @@ pub struct Stage2Plan {
     /// Test-only fault injection point (ignored unless built with the fault-injection feature).
     #[serde(default)]
     pub fault: Option<String>,
+    /// Stage 1's process: PID 1 waits (bounded) for it to exit before the pivot, so that its
+    /// report and log are complete (the pivot changes the root of every process).
+    #[serde(default)]
+    pub stage1_pid: Option<u32>,
 }
 
 impl Stage2Plan {
@@ -141,6 +145,7 @@ mod tests {
             uuid: None,
             deadline_secs: 3600,
             fault: Some("before-flash".into()),
+            stage1_pid: Some(4242),
         }
     }
 

@@ -38,6 +38,35 @@ pub fn writable_on_disk<'a>(mounts: &'a [Mount], disk: &BlockDev) -> Vec<&'a Mou
         .collect()
 }
 
+/// Filesystems that live in memory or in the kernel only: detaching one lazily cannot let a
+/// write reach a disk.
+pub fn is_virtual(fs_type: &str) -> bool {
+    matches!(
+        fs_type,
+        "tmpfs"
+            | "ramfs"
+            | "proc"
+            | "sysfs"
+            | "devtmpfs"
+            | "devpts"
+            | "cgroup"
+            | "cgroup2"
+            | "securityfs"
+            | "debugfs"
+            | "tracefs"
+            | "configfs"
+            | "fusectl"
+            | "pstore"
+            | "efivarfs"
+            | "bpf"
+            | "mqueue"
+            | "hugetlbfs"
+            | "autofs"
+            | "binfmt_misc"
+            | "rpc_pipefs"
+    )
+}
+
 /// What happened to each mount.
 #[derive(Debug, Default)]
 pub struct UnmountReport {
@@ -48,9 +77,16 @@ pub struct UnmountReport {
 
 /// Unmounts everything at or below `prefix`, as listed by `read_mounts` (called again after
 /// each pass, because unmounting can reveal mounts that were hidden below).
+///
+/// A busy mount that `on_target` says is not on the target disk (tmpfs, proc, the bind mount
+/// of takeover over the old init binary, which PID 1 executes) is detached lazily: nothing it
+/// holds can reach the target, and its parent on the target becomes free to unmount. Busy
+/// mounts on the target are never detached lazily (open files could still write through);
+/// they are remounted read-only as the last resort.
 pub fn unmount_below(
     prefix: &str,
     read_mounts: &dyn Fn() -> Result<Vec<Mount>>,
+    on_target: &dyn Fn(&Mount) -> bool,
 ) -> Result<UnmountReport> {
     let mut report = UnmountReport::default();
     // A few passes: a parent busy in pass 1 may become free once its children are gone.
@@ -63,12 +99,23 @@ pub fn unmount_below(
         let mut progress = false;
         for m in order {
             let mp = Path::new(&m.mount_point);
-            match umount_retry(mp) {
+            let attempts = if on_target(m) { 10 } else { 1 };
+            match umount_retry(mp, attempts) {
                 Ok(()) => {
                     crate::debug!("unmounted {}", m.mount_point);
                     report.unmounted += 1;
                     progress = true;
                 }
+                Err(e) if !on_target(m) => match sm::umount2(mp, libc::MNT_DETACH) {
+                    Ok(()) => {
+                        crate::debug!("{} busy ({e}), not on the target: detached", m.mount_point);
+                        report.unmounted += 1;
+                        progress = true;
+                    }
+                    Err(e2) => {
+                        crate::debug!("{}: busy ({e}), detach failed ({e2})", m.mount_point);
+                    }
+                },
                 Err(e) if pass == 2 || !progress => {
                     // Last resort: no more writes can reach the disk through this mount.
                     let flags = sm::MS_REMOUNT | sm::MS_RDONLY;
@@ -100,9 +147,9 @@ pub fn unmount_below(
 
 /// umount2 with retries: unmounting right after the last user closed the filesystem can fail
 /// with EBUSY for a short while.
-fn umount_retry(mp: &Path) -> std::io::Result<()> {
+fn umount_retry(mp: &Path, attempts: u64) -> std::io::Result<()> {
     let mut last = None;
-    for attempt in 0..10 {
+    for attempt in 0..attempts {
         match sm::umount2(mp, 0) {
             Ok(()) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
@@ -172,6 +219,27 @@ mod tests {
             partitions: vec![part(1), part(2)],
             dm_name: None,
             slaves: vec![],
+        }
+    }
+
+    #[test]
+    fn only_kernel_virtual_filesystems_count_as_virtual() {
+        for v in [
+            "tmpfs", "proc", "sysfs", "devtmpfs", "devpts", "cgroup2", "efivarfs",
+        ] {
+            assert!(is_virtual(v), "{v}");
+        }
+        for d in [
+            "ext4",
+            "vfat",
+            "overlay",
+            "nfs",
+            "fuse.sshfs",
+            "btrfs",
+            "squashfs",
+            "",
+        ] {
+            assert!(!is_virtual(d), "{d}");
         }
     }
 

@@ -78,14 +78,14 @@ pub fn run() -> Result<()> {
             if let Err(e2) = flash::invalidate_table(&plan.flash_device) {
                 crate::error!("{e2}");
             }
-            save_log_to_device(&plan);
         }
         (Err(e), Phase::AfterFlash) => {
             crate::error!("{e}");
             crate::error!("balenaOS was written but not fully configured; see the log");
-            save_log_to_device(&plan);
         }
     }
+    // --log-to: the log lands there whatever the outcome.
+    save_log_to_device(&plan);
     result
 }
 
@@ -125,13 +125,16 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
 
     crate::info!("unmounting the old system");
     let old_root = format!("/{}", plan::OLD_ROOT);
-    let ur = umount::unmount_below(&old_root, &read_mounts)?;
+    let disk = target_disk(plan)?;
+    // Only kernel-virtual filesystems may be detached lazily; anything else (a disk, a loop
+    // device, an overlay or network mount) may hold data that reaches the target.
+    let on_target = |m: &mounts::Mount| !umount::is_virtual(&m.fs_type);
+    let ur = umount::unmount_below(&old_root, &read_mounts, &on_target)?;
     crate::info!(
         "{} filesystems unmounted, {} left read-only",
         ur.unmounted,
         ur.read_only.len()
     );
-    let disk = target_disk(plan)?;
     umount::ensure_no_writable(&read_mounts()?, &disk)?;
     if plan.fault("before-flash") {
         return Err(Error::new(
@@ -224,6 +227,16 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
             "injected failure",
         ));
     }
+    // The EFI entry goes before resin-data so that its outcome is in the log saved there; a
+    // failure still lets the backup and the log land, then fails stage 2.
+    let efi = if plan.efi_setup {
+        efi_entry(plan, &layout)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = &efi {
+        crate::error!("{e}");
+    }
     configure::with_data_partition(
         &plan.flash_device,
         &layout,
@@ -235,6 +248,33 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
         },
     )?;
     crate::sys::sync();
+    efi
+}
+
+/// Adds the balenaOS UEFI boot entry when the device booted through UEFI (efivarfs mounted in
+/// the RAM root by init).
+fn efi_entry(plan: &Stage2Plan, layout: &configure::Layout) -> Result<()> {
+    let efivars = Path::new("/sys/firmware/efi/efivars");
+    let mounted = read_mounts()?
+        .iter()
+        .any(|m| m.fs_type == "efivarfs" && Path::new(&m.mount_point) == efivars);
+    if !mounted {
+        crate::info!("no UEFI variables (legacy BIOS boot): no EFI boot entry to write");
+        return Ok(());
+    }
+    let arch = std::env::consts::ARCH;
+    let Some(loader) = super::efi::loader_path(arch) else {
+        crate::info!("no UEFI removable-media loader known for {arch}: no EFI boot entry");
+        return Ok(());
+    };
+    let sig = super::efi::signature(&plan.flash_device, layout.table, &layout.boot)?;
+    let opt = super::efi::load_option(super::efi::DESCRIPTION, &layout.boot, sig, loader);
+    let n = super::efi::add_boot_entry(efivars, &opt)?;
+    crate::info!(
+        "EFI boot entry Boot{n:04X} '{}' → partition {} {loader}, first in BootOrder",
+        super::efi::DESCRIPTION,
+        layout.boot.index
+    );
     Ok(())
 }
 
@@ -282,13 +322,32 @@ fn save_log_in_old_root(plan: &Stage2Plan, what: &str) {
     let _ = sm::umount2(mp, 0);
 }
 
-/// After a failure during or after the flash: keep the log on the `--log-to` device.
+/// At the end of stage 2, whatever the outcome: the log on the `--log-to` device
+/// (`/takeover-stage2.log`; vfat through the project's FAT writer, ext through the kernel).
 fn save_log_to_device(plan: &Stage2Plan) {
     let Some(l) = &plan.log_to else { return };
     let mp = Path::new("/mnt/log");
     let _ = std::fs::create_dir_all(mp);
+    crate::info!("saving the log on {} ({})", l.device.display(), l.fs_type);
     let log = std::fs::read("/takeover.log").unwrap_or_default();
-    let r = if l.fs_type == "vfat" {
+    let still_mounted = read_mounts().ok().and_then(|ms| {
+        let rdev = std::fs::metadata(&l.device).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.rdev()
+        })?;
+        let (maj, min) = (libc::major(rdev), libc::minor(rdev));
+        ms.into_iter()
+            .find(|m| m.major == maj && m.minor == min)
+            .map(|m| m.mount_point)
+    });
+    let r = if let (Some(mp), true) = (&still_mounted, l.fs_type == "vfat") {
+        // Writing the FAT directly under a mounted kernel vfat would corrupt it.
+        Err(Error::new(
+            "saving the log on",
+            l.device.display(),
+            format!("still mounted at {mp}"),
+        ))
+    } else if l.fs_type == "vfat" {
         std::fs::OpenOptions::new()
             .read(true)
             .write(true)

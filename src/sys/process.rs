@@ -120,6 +120,18 @@ pub fn close_fds_from(first: i32) {
     }
 }
 
+/// Points descriptors 0, 1 and 2 at `file` (PID 1 after the pivot: the inherited ones pin the
+/// old root's /dev, which then cannot be unmounted).
+pub fn redirect_stdio(file: &std::fs::File) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    for fd in 0..3 {
+        // SAFETY: dup2 takes two integers; `file` is open for the duration of the call and
+        // descriptors 0-2 are not owned by any Rust object in PID 1 (std never closes them).
+        cvt(unsafe { libc::dup2(file.as_raw_fd(), fd) })?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -237,7 +237,8 @@ UNIT
         "$R/etc/systemd/system/multi-user.target.wants/takeover-payload.service"
     # A getty on ttyS0 would vhangup() the console the payload writes to; timers add noise.
     for u in serial-getty@ttyS0.service getty@tty1.service apt-daily.timer \
-        apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer; do
+        apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
+        dpkg-db-backup.timer; do
         ln -sf /dev/null "$R/etc/systemd/system/$u"
     done
     mkdir -p "$R/etc/NetworkManager/system-connections"

@@ -2,11 +2,12 @@
 """`make demo`: one complete run on the systemd guest with the serial console streaming, then
 what landed on the new boot and data partitions.
 
-    tests/vm/demo.py [--binary PATH] [--mode dry-run|migrate]   (default: DEMO_MODE or dry-run)
+    tests/vm/demo.py [--binary PATH] [--mode migrate|dry-run]   (default: DEMO_MODE or migrate)
 
-Until stage 2 (issue 9) exists the demo runs `takeover --dry-run` inside the guest and prints the
-plan (report) and the files stage 2 would write (<work-dir>/takeover-dry-run/). With
---mode migrate it runs the real takeover and inspects the guest's disk afterwards.
+migrate (default): the guest runs the real takeover from a local image with a backup; stage 2
+flashes its own disk and reboots; then the disk is inspected (partition table, what landed on
+resin-boot and resin-data, the stage 2 log). dry-run: `takeover --dry-run` and the files stage 2
+would write (<work-dir>/takeover-dry-run/).
 """
 import argparse
 import json
@@ -15,6 +16,7 @@ import sys
 import tarfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, HERE)
 import inspect_disk  # noqa: E402
 import run as vm  # noqa: E402
@@ -36,7 +38,7 @@ def tree(root: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default=sc.DEFAULT_BINARY)
-    ap.add_argument("--mode", choices=["dry-run", "migrate"], default=os.environ.get("DEMO_MODE", "dry-run"))
+    ap.add_argument("--mode", choices=["dry-run", "migrate"], default=os.environ.get("DEMO_MODE", "migrate"))
     a = ap.parse_args()
     if not os.path.isfile(a.binary):
         print(f"demo: {a.binary} not found; build it with "
@@ -47,9 +49,8 @@ def main() -> int:
     flags = ("-i /payload/image.img.gz -c /payload/config.json -w /payload/out/work "
              "--backup-cfg /srv/app/backup.yml --report /payload/out/report.json --no-ack")
     if a.mode == "dry-run":
-        banner("DEMO (dry-run): stage 2 - the takeover itself - is not implemented yet (issue 9).\n"
-               "This demo boots the systemd guest, runs `takeover --dry-run` inside it and shows\n"
-               "the plan and what stage 2 WOULD write to the new boot and data partitions.")
+        banner("DEMO (dry-run): boots the systemd guest, runs `takeover --dry-run` inside it and\n"
+               "shows the plan and what stage 2 WOULD write to the new boot and data partitions.")
         run_sh = f"""
 facts
 say "takeover --dry-run {flags}"
@@ -93,13 +94,35 @@ say "takeover --dry-run exited $(cat "$OUT/takeover.rc")"
                         print(f"    {m.name}")
         else:
             print("(no takeover-dry-run/ directory: the dry-run did not get that far)")
-        print(f"\nThe guest's disk was not changed. Run directory: {out}")
+        print(f"\nA dry-run must leave the guest unchanged (`make e2e` checks that: dry-run-systemd).\n"
+              f"Run directory: {out}")
         return 0 if rc in ("0", "1") and res["end"] == "poweroff" else 1
     banner("what landed on the guest's disk:")
     s = inspect_disk.summary(res["root_disk"], manifest)
     s["config.json"] = inspect_disk.redact(s.get("config.json"))
     print(json.dumps(s, indent=1))
-    return 0 if res["end"] == "reboot" else 1
+    with inspect_disk.Disk(res["root_disk"]) as d:
+        boot, data = d.find("resin-boot"), d.find("resin-data")
+        if boot:
+            print("\nresin-boot files:")
+            for f in d.fat_tree(boot):
+                print(f"    {f}")
+        if data:
+            print("resin-data top level:", ", ".join(d.ext_ls(data, "/")))
+            members = d.backup_members(data) or []
+            print(f"resin-data/backup.tgz: {len(members)} members")
+            log = (d.ext_cat(data, "/takeover/stage2.log") or b"").decode("utf-8", "replace")
+            if log:
+                print("resin-data/takeover/stage2.log (last lines):")
+                for line in log.splitlines()[-8:]:
+                    print(f"    {line}")
+    try:
+        sc.assert_migrated(res, res["root_disk"], manifest, "systemd")
+        verdict = "VERIFIED: the disk is the image's layout, configured, with backup and log"
+    except sc.Failed as e:
+        verdict = f"NOT VERIFIED: {e}"
+    banner(verdict + f"\nRun directory: {out}")
+    return 0 if res["end"] == "reboot" and verdict.startswith("VERIFIED") else 1
 
 
 if __name__ == "__main__":

@@ -59,6 +59,14 @@ class Disk:
             return {}
         return json.loads(r.stdout).get("partitiontable", {})
 
+    def layout(self) -> dict:
+        """The partition table without file names: label, id and (start, size, type, bootable,
+        name, uuid) of each entry, in sectors. Comparable between disks."""
+        t = self.table()
+        keys = ("start", "size", "type", "bootable", "name", "uuid")
+        return {"label": t.get("label"), "id": t.get("id"),
+                "partitions": [{k: p.get(k) for k in keys} for p in t.get("partitions", [])]}
+
     def partitions(self) -> list:
         if self._parts is not None:
             return self._parts

@@ -143,15 +143,16 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 15) -> None:
     raise RuntimeError(f"mock did not listen on 127.0.0.1:{port} within {timeout} s")
 
 
-def default_mock_cmd() -> str:
-    """The real mock API when it is in the tree, else the /ping-only stub."""
+def default_mock_cmd(extra: str = "") -> str:
+    """The mock API (tests/mock-api/mock_api.py) when it is in the tree, else the /ping-only
+    stub; `extra` are further arguments for the real mock (device types, images, faults)."""
     env = os.environ.get("VM_MOCK_CMD")
     if env:
         return env
     real = os.path.join(ROOT, "tests", "mock-api", "mock_api.py")
     if os.path.exists(real):
-        return f"/usr/bin/python3 {real} --port {{port}} --log {{log}}"
-    return f"/usr/bin/python3 {os.path.join(HERE, 'stub_api.py')} --port {{port}} --log {{log}}"
+        return f"/usr/bin/python3 {real} --port {{port}} --record {{log}} --max-seconds 1800 {extra}"
+    return f"/usr/bin/python3 {os.path.join(HERE, 'stub_api.py')} --port {{port}} --record {{log}}"
 
 
 class Serial(threading.Thread):
@@ -194,8 +195,10 @@ def classify_end(text: str, timed_out: bool, rc) -> str:
 
 def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: bool = False,
            mock_cmd=None, efi: bool = False, extra_disk_mb: int = 0, payload_fs: str = "ext4",
-           reuse_disk: bool = False, accel: str = "auto", mem_mb: int = 1024,
-           append: str = "") -> dict:
+           reuse_disk: bool = False, accel: str = "", mem_mb: int = 1024,
+           append: str = "", disk: str = "") -> dict:
+    """Boots `guest`; `disk` boots that (already used) root disk instead of a fresh overlay,
+    e.g. to see whether the old OS comes back after a run."""
     gd = guest_dir(guest)
     base = os.path.join(gd, "base.qcow2")
     for f in ("base.qcow2", "vmlinuz", "initrd.img", "cmdline"):
@@ -204,8 +207,11 @@ def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: boo
                                f"run tests/vm/build-guest.sh {guest} (or make vm-guests)")
     os.makedirs(out, exist_ok=True)
     out = os.path.abspath(out)
-    root = os.path.join(out, "root.qcow2")
-    if not (reuse_disk and os.path.exists(root)):
+    root = os.path.abspath(disk) if disk else os.path.join(out, "root.qcow2")
+    if disk:
+        if not os.path.exists(root):
+            raise RuntimeError(f"root disk {root} does not exist")
+    elif not (reuse_disk and os.path.exists(root)):
         if os.path.exists(root):
             os.unlink(root)
         sh("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, root)
@@ -217,6 +223,7 @@ def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: boo
         with open(extra, "wb") as f:
             f.truncate(extra_disk_mb * MiB)
 
+    accel = accel or os.environ.get("VM_ACCEL", "auto")
     if accel == "auto":
         accel = "kvm" if kvm_usable() else "tcg"
     cmdline = open(os.path.join(gd, "cmdline")).read().strip()
@@ -253,6 +260,7 @@ def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: boo
         if os.path.exists(reqlog):
             os.unlink(reqlog)
         argv = [a.replace("{port}", str(port)).replace("{log}", reqlog) for a in shlex.split(mock_cmd)]
+        log(f"mock API: {shlex.join(argv)}")
         mock = subprocess.Popen(argv, stdout=open(os.path.join(out, "mock.log"), "wb"),
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_port(port, mock)
@@ -331,7 +339,9 @@ def main() -> int:
     ap.add_argument("--extra-disk", type=int, default=0, metavar="MIB")
     ap.add_argument("--payload-fs", choices=["ext4", "vfat"], default="ext4")
     ap.add_argument("--reuse-disk", action="store_true", help="boot RUNDIR/root.qcow2 again")
-    ap.add_argument("--accel", choices=["auto", "tcg", "kvm"], default="auto")
+    ap.add_argument("--disk", default="", help="boot this root disk (e.g. another run's root.qcow2)")
+    ap.add_argument("--accel", choices=["auto", "tcg", "kvm"], default="",
+                    help="default: VM_ACCEL, else auto (KVM only when it really works)")
     ap.add_argument("--mem", type=int, default=1024)
     ap.add_argument("--append", default="", help="extra kernel command line")
     a = ap.parse_args()
@@ -340,7 +350,7 @@ def main() -> int:
     mock = a.mock_cmd or (default_mock_cmd() if a.mock else None)
     try:
         res = run_vm(a.guest, a.payload, a.out, a.timeout, a.stream, mock, a.efi, a.extra_disk,
-                     a.payload_fs, a.reuse_disk, a.accel, a.mem, a.append)
+                     a.payload_fs, a.reuse_disk, a.accel, a.mem, a.append, a.disk)
     except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
         log(f"error: {e}")
         return 1

@@ -3,18 +3,21 @@
 
     tests/vm/scenarios.py [--binary PATH] [--only NAME ...] [--list] [--with-stage2] [--stream]
 
-Each scenario prints `PASS name (Ns)` or `FAIL name: reason`; scenarios that cannot run yet print
-`SKIP name: reason` (counted neither as passed nor as failed). The last line is
+Each scenario prints `PASS name (Ns)` or `FAIL name: reason`; scenarios that cannot run here
+print `SKIP name: reason` (counted neither as passed nor as failed). The last line is
 `N passed, M failed, K skipped`; the exit status is 1 when anything failed.
 
 Guests must be built first (tests/vm/build-guest.sh systemd|sysvinit, or `make vm-guests`).
 Run directories are kept under tests/vm/out/<scenario>/ for inspection.
 
-The migration scenarios of issue 9 are drafted with their assertions and skipped until stage 2
-exists; `--with-stage2` (or VM_STAGE2=1) runs them.
+The migration scenarios of issue 9 run by default (VM_STAGE2=0 or --without-stage2 skips them).
+failure-before-flash-restores needs a second static binary built with the cargo feature
+`fault-injection` (--fault-binary; `make e2e` builds it into target/fault-injection/).
 """
 import argparse
+import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -23,6 +26,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, HERE)
 import inspect_disk  # noqa: E402
 import run as vm  # noqa: E402
@@ -32,8 +36,10 @@ OUT = os.environ.get("VM_OUT", os.path.join(HERE, "out"))
 IMAGES = os.path.join(OUT, "images")
 MKIMAGE = os.path.join(ROOT, "tests", "tools", "mkimage.sh")
 DEFAULT_BINARY = os.path.join(ROOT, "target", "x86_64-unknown-linux-musl", "release", "takeover")
+DEFAULT_FAULT_BINARY = os.path.join(ROOT, "target", "fault-injection", "x86_64-unknown-linux-musl",
+                                    "release", "takeover")
 REAL_MOCK = os.path.join(ROOT, "tests", "mock-api", "mock_api.py")
-STAGE2_REASON = "stage 2 (the takeover itself, issue 9) is not implemented yet; assertions drafted"
+STAGE2_REASON = "migration scenarios switched off (VM_STAGE2=0 / --without-stage2)"
 
 HOSTNAMES = {"systemd": "takeover-guest", "sysvinit": "takeover-guest-sysv"}
 INIT_COMM = {"systemd": "systemd", "sysvinit": "init"}
@@ -57,6 +63,10 @@ CONFIG = {
 
 class Failed(Exception):
     pass
+
+
+class Skipped(Exception):
+    """Raised by a scenario that ran but found the feature it tests not there yet."""
 
 
 def check(cond, reason: str) -> None:
@@ -109,8 +119,18 @@ def payload(name: str, binary: str, run_sh: str, files=None) -> str:
     return d
 
 
-def mock_cmd() -> str:
-    return vm.default_mock_cmd()
+MOCK_VERSIONS = "5.1.20+rev1,5.1.20,5.0.3+rev2"
+
+
+def mock_cmd(img=None) -> str:
+    """The mock API knowing the config's key and device type (a flasher type, like x86 in
+    balena's contracts); with `img` it serves that file as balenaOS 5.1.20+rev1."""
+    dt = CONFIG["deviceType"]
+    extra = (f"--api-key {CONFIG['apiKey']} --device-type {dt} --flasher {dt} "
+             f"--versions {dt}={MOCK_VERSIONS}")
+    if img:
+        extra += f" --image {dt}@5.1.20+rev1={img}"
+    return vm.default_mock_cmd(extra)
 
 
 _BASE_FACTS: dict = {}
@@ -120,7 +140,7 @@ def base_facts(flavour: str) -> dict:
     """Partition table and first MiB of the cached base disk (what a clean guest starts from)."""
     if flavour not in _BASE_FACTS:
         with inspect_disk.Disk(os.path.join(vm.guest_dir(flavour), "base.qcow2")) as d:
-            _BASE_FACTS[flavour] = {"table": d.table(), "first_mib": d.region_digest(0, 1 << 20)}
+            _BASE_FACTS[flavour] = {"table": d.layout(), "first_mib": d.region_digest(0, 1 << 20)}
     return _BASE_FACTS[flavour]
 
 
@@ -130,7 +150,8 @@ def root_unchanged_on_disk(res: dict, flavour: str) -> None:
     compared inside the guest by lib.sh's snap.)"""
     base = base_facts(flavour)
     with inspect_disk.Disk(res["root_disk"]) as d:
-        check(d.table() == base["table"], "the root disk's partition table changed")
+        check(d.layout() == base["table"], "the root disk's partition table changed: "
+              f"{d.layout()} (base: {base['table']})")
         check(d.region_digest(0, 1 << 20) == base["first_mib"], "the root disk's first MiB changed")
 
 
@@ -144,6 +165,9 @@ def snap_unchanged(out: str) -> None:
             ex = sorted(la ^ lb)[:6]
             diffs.append(f"{f}: {len(la - lb)} gone/{len(lb - la)} new, e.g. {ex}")
     check(not diffs, "system state changed during the dry-run: " + "; ".join(diffs))
+    a = set((read(os.path.join(out, "snap-before", "modules")) or "").split())
+    b = set((read(os.path.join(out, "snap-after", "modules")) or "").split())
+    return sorted(b - a)  # informational: udev autoloads modules at any time
 
 
 def vm_ok(res: dict, end: str = "poweroff") -> None:
@@ -165,19 +189,39 @@ _RUNS: dict = {}
 
 
 def boot_run(ctx, flavour: str) -> dict:
-    """One boot of `flavour` that runs `takeover --help`, records guest facts and pings the mock
-    (shared by the boot-*, guest-facts-* and guest-network-* scenarios)."""
+    """One boot of `flavour` that runs `takeover --help`, records guest facts, pings the mock and
+    downloads an image from it with `takeover -d --version` (curl on the systemd guest, GNU wget
+    on the sysvinit one); shared by the boot-*, guest-facts-*, guest-network-* and
+    download-only-* scenarios."""
     key = ("boot", flavour)
     if key not in _RUNS:
         name = f"boot-{flavour}"
+        img, _ = image("mbr", 64)
         p = payload(name, ctx.binary, """
 facts
 ./takeover --help >"$OUT/help.txt" 2>&1; echo $? >"$OUT/help.rc"
 ping_api
 say "help exit $(cat "$OUT/help.rc"), ping exit $(cat "$OUT/ping.rc")"
-""")
+# The guest's own HTTP client fetches the image through guestfwd (the transfer path itself).
+body='{"deviceType":"genericx86-64-ext","version":"5.1.20+rev1","fileType":".gz","imageType":"raw"}'
+if command -v curl >/dev/null; then
+    curl -sS -K /payload/curlrc -o "$OUT/native.img.gz" --data-binary "$body" \
+        -H 'Content-Type: application/json' http://10.0.2.100/download
+else
+    WGETRC=/payload/wgetrc wget -q -O "$OUT/native.img.gz" --post-data="$body" \
+        --header='Content-Type: application/json' http://10.0.2.100/download
+fi
+echo $? >"$OUT/native.rc"
+say "native client download exit $(cat "$OUT/native.rc")"
+say "running: takeover -d -c config.json --version 5.1.20+rev1"
+./takeover -d -c /payload/config.json --version 5.1.20+rev1 -w /payload/out/dl \
+    --report /payload/out/dl-report.json 2>&1 | tee "$OUT/dl.log"
+echo "${PIPESTATUS[0]}" >"$OUT/dl.rc"
+say "takeover -d exited $(cat "$OUT/dl.rc")"
+""", {"curlrc": f'header = "Authorization: Bearer {CONFIG["apiKey"]}"\n'.encode(),
+      "wgetrc": f'header = Authorization: Bearer {CONFIG["apiKey"]}\n'.encode()})
         _RUNS[key] = vm.run_vm(flavour, p, os.path.join(OUT, name), timeout=ctx.timeout,
-                               stream=ctx.stream, mock_cmd=mock_cmd())
+                               stream=ctx.stream, mock_cmd=mock_cmd(img))
     return _RUNS[key]
 
 
@@ -220,10 +264,59 @@ def assert_network(ctx, flavour):
     return f"{len(reqs)} request(s) recorded by the mock"
 
 
+def assert_transfer(ctx, flavour):
+    """The guest's own client (curl / GNU wget) POSTs /download to http://10.0.2.100 and gets
+    the served image byte for byte through QEMU's guestfwd relay."""
+    if not os.path.exists(REAL_MOCK):
+        raise Skipped("needs the mock API tests/mock-api/mock_api.py")
+    res = boot_run(ctx, flavour)
+    o = res["out"]
+    rc = read(os.path.join(o, "native.rc"), "").strip()
+    check(rc == "0", f"{'curl' if flavour == 'systemd' else 'wget'} exited {rc or 'not at all'}")
+    _, man = image("mbr", 64)
+    f = os.path.join(o, "native.img.gz")
+    got = hashlib.sha256(open(f, "rb").read()).hexdigest() if os.path.exists(f) else None
+    check(got == man["gz_sha256"], "the image fetched in the guest differs from the served one")
+    return f"{os.path.getsize(f)} bytes intact"
+
+
+def assert_download(ctx, flavour):
+    """`takeover -d --version 5.1.20+rev1` in the guest fetches the image from the mock API
+    through guestfwd: the file is byte-identical, the requests are the reference's."""
+    if not os.path.exists(REAL_MOCK):
+        raise Skipped("needs the mock API tests/mock-api/mock_api.py")
+    res = boot_run(ctx, flavour)
+    o = res["out"]
+    rc = read(os.path.join(o, "dl.rc"), "").strip()
+    rep = json.loads(read(os.path.join(o, "dl-report.json")) or "null") or {}
+    if rc != "0" and "not implemented" in str(rep.get("error")):
+        raise Skipped(f"takeover -d is not wired in yet: {rep.get('error')!r}")
+    check(rc == "0", f"takeover -d exited {rc or 'not at all'}: {rep.get('error')!r}")
+    _, man = image("mbr", 64)
+    dl = os.path.join(o, "dl")
+    files = sorted(os.listdir(dl)) if os.path.isdir(dl) else []
+    imgs = [f for f in files if f.endswith(".img.gz")]
+    check(len(imgs) == 1, f"work dir holds {files}")
+    got = hashlib.sha256(open(os.path.join(dl, imgs[0]), "rb").read()).hexdigest()
+    check(got == man["gz_sha256"], "the downloaded image differs from the one the mock served")
+    reqs = [json.loads(x) for x in read(res["api_requests"], "").splitlines() if x.strip()]
+    paths = [(r.get("method"), r.get("path")) for r in reqs]
+    for want in (("GET", "/v6/release"), ("GET", "/v6/device_type"), ("POST", "/download")):
+        check(want in paths, f"the mock saw no {want[0]} {want[1]}: {paths}")
+    body = json.loads([r for r in reqs if r.get("path") == "/download"][-1].get("body") or "{}")
+    check(body.get("version") == "5.1.20+rev1" and body.get("deviceType") == CONFIG["deviceType"]
+          and body.get("imageType") == "raw", f"download request body {body}")
+    check(all(r.get("auth_ok") for r in reqs if r.get("path") != "/ping"), "a request lacked the right key")
+    check(CONFIG["apiKey"] not in read(os.path.join(o, "dl.log"), ""), "the API key appears in the log")
+    return f"{imgs[0]} ({os.path.getsize(os.path.join(dl, imgs[0]))} bytes) identical to the served image"
+
+
 for _f in ("systemd", "sysvinit"):
     scenario(f"boot-payload-{_f}")(lambda ctx, f=_f: assert_boot(ctx, f))
     scenario(f"guest-facts-{_f}")(lambda ctx, f=_f: assert_facts(ctx, f))
     scenario(f"guest-network-{_f}")(lambda ctx, f=_f: assert_network(ctx, f))
+    scenario(f"guest-transfer-{_f}")(lambda ctx, f=_f: assert_transfer(ctx, f))
+    scenario(f"download-only-mock-{_f}")(lambda ctx, f=_f: assert_download(ctx, f))
 
 
 def dry_run(ctx, flavour: str):
@@ -260,7 +353,7 @@ snap after
     for secret in (CONFIG["apiKey"],):
         check(secret not in rep and secret not in read(os.path.join(o, "dry-run.log"), ""),
               "the API key appears in the report or the log")
-    snap_unchanged(o)
+    new_modules = snap_unchanged(o)
     root_unchanged_on_disk(res, flavour)
     if rc == "0":
         # The plan must match the guest.
@@ -274,7 +367,8 @@ snap after
         verdict = "dry-run says: go ahead (exit 0), plan matches the guest"
     else:
         verdict = f"dry-run refused (exit 1): {report.get('error')!r}"
-    return f"{verdict}; nothing changed; run {res['seconds']} s"
+    mods = f" (modules loaded meanwhile: {', '.join(new_modules)})" if new_modules else ""
+    return f"{verdict}; nothing changed{mods}; boot to payload {res['boot_to_payload_seconds']} s, run {res['seconds']} s"
 
 
 scenario("dry-run-systemd")(lambda ctx: dry_run(ctx, "systemd"))
@@ -293,6 +387,83 @@ def efi_boot(ctx):
     return f"boot to payload {res['boot_to_payload_seconds']} s"
 
 
+@scenario("image-builder-and-inspector")
+def image_selftest(ctx):
+    """Host only, no VM: mkimage.sh's three variants are what the manifest says, and the drafted
+    migration assertions accept a disk configured like stage 2 will (config.json, keyfiles,
+    backup.tgz and takeover/ written with mtools/debugfs into a copy of the image) while
+    rejecting the untouched image."""
+    import tarfile
+    import tempfile
+    got = []
+    for variant in ("mbr", "gpt", "flasher"):
+        img, man = image(variant, 64)
+        with tempfile.TemporaryDirectory(prefix="vm-selftest.") as t:
+            raw = os.path.join(t, "disk.img")
+            with gzip.open(img) as src, open(raw, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            with inspect_disk.Disk(raw) as d:
+                cmp = d.compare(man)
+                check(set(cmp.values()) == {"unchanged"}, f"{variant}: image differs from its manifest: {cmp}")
+                got.append(variant)
+                lp = "flash" if variant == "flasher" else "resin"
+                names = [p["label"] for p in d.partitions() if p["fs"] != "extended"]
+                check(names == [f"{lp}-boot", f"{lp}-rootA", f"{lp}-rootB", f"{lp}-state", f"{lp}-data"],
+                      f"{variant}: labels {names}")
+                if variant == "gpt":
+                    check([p["name"] for p in d.partitions()] == names, "gpt: partition names differ")
+                if variant == "flasher":
+                    rootA = d.find("flash-rootA")
+                    check("balena-image-genericx86-64.balenaos-img" in d.ext_ls(rootA, "/opt"),
+                          "flasher: no /opt/balena-image-<machine>.balenaos-img")
+                    continue
+                boot = d.find("resin-boot")
+                dt = json.loads(d.fat_cat(boot, "device-type.json") or b"{}")
+                check(dt.get("slug") == CONFIG["deviceType"], f"{variant}: device-type.json {dt}")
+                if variant != "mbr":
+                    continue
+                # An untouched image must fail the migration assertions ...
+                fake = {"serial_log": os.path.join(t, "serial.log")}
+                open(fake["serial_log"], "w").close()
+                try:
+                    assert_migrated(fake, raw, man, "systemd")
+                    raise Failed("assert_migrated accepted an unconfigured image")
+                except Failed as e:
+                    if "accepted" in str(e):
+                        raise
+            # ... and accept one configured like stage 2 will.
+            boot_off = [p for p in man["partitions"] if p["name"] == "resin-boot"][0]["start"]
+            data_off = [p for p in man["partitions"] if p["name"] == "resin-data"][0]["start"]
+            cfg = dict(CONFIG, hostname=HOSTNAMES["systemd"])
+            os.makedirs(os.path.join(t, "sc"))
+            with open(os.path.join(t, "config.json"), "w") as f:
+                json.dump(cfg, f)
+            for i, ssid in enumerate(WIFI["systemd"]):
+                with open(os.path.join(t, "sc", f"balena-{i + 1:02d}"), "w") as f:
+                    f.write(f"[connection]\nid=balena-{i + 1:02d}\ntype=wifi\n\n[wifi]\nssid={ssid}\n")
+            fat = f"{raw}@@{boot_off}"
+            subprocess.run(["mcopy", "-o", "-i", fat, os.path.join(t, "config.json"), "::/config.json"], check=True)
+            subprocess.run(["mcopy", "-o", "-i", fat] + [os.path.join(t, "sc", x) for x in sorted(os.listdir(os.path.join(t, "sc")))]
+                           + ["::/system-connections/"], check=True)
+            bk = os.path.join(t, "backup.tgz")
+            with tarfile.open(bk, "w:gz") as tf:
+                for m in BACKUP_EXPECT:
+                    data = m.encode()
+                    ti = tarfile.TarInfo(m)
+                    ti.size = len(data)
+                    tf.addfile(ti, io.BytesIO(data))
+            subprocess.run(["debugfs", "-w", "-R", f"write {bk} backup.tgz", f"{raw}?offset={data_off}"],
+                           check=True, capture_output=True)
+            subprocess.run(["debugfs", "-w", "-R", "mkdir takeover", f"{raw}?offset={data_off}"],
+                           check=True, capture_output=True)
+            got_m = assert_migrated(fake, raw, man, "systemd")
+            with inspect_disk.Disk(raw) as d:
+                cmp = d.compare(man)
+            check(cmp["resin-boot"] == "changed" and cmp["resin-data"] == "changed", f"compare {cmp}")
+    return f"variants {', '.join(got)} match their manifests; migration assertions accept a configured disk " \
+        f"({len(got_m['ssids'])} keyfiles) and reject an unconfigured one"
+
+
 # ---------------------------------------------------------------- migration scenarios (issue 9)
 MIGRATE_RUN = """
 facts
@@ -308,11 +479,11 @@ exit 0
 """
 
 
-def migrate(ctx, name, flavour, args, files=None, env="", **kw):
+def migrate(ctx, name, flavour, args, files=None, env="", mock=None, **kw):
     p = payload(name, ctx.binary, MIGRATE_RUN.replace("{args}", args).replace("{env}", env), files)
     os.makedirs(os.path.join(p, "out", "work"), exist_ok=True)
     return vm.run_vm(flavour, p, os.path.join(OUT, name), timeout=ctx.timeout, stream=ctx.stream,
-                     mock_cmd=mock_cmd(), **kw)
+                     mock_cmd=mock or mock_cmd(), **kw)
 
 
 def keyfile_ssids(d: "inspect_disk.Disk", boot: dict) -> set:
@@ -326,7 +497,8 @@ def keyfile_ssids(d: "inspect_disk.Disk", boot: dict) -> set:
     return out
 
 
-def assert_migrated(res, disk_path, manifest, flavour, backup=True, log_on_data=True) -> dict:
+def assert_migrated(res, disk_path, manifest, flavour, backup=True, log_on_data=True,
+                    migrated=True) -> dict:
     """The disk is a verified balenaOS disk: the image's layout, untouched rootA/rootB/state,
     resin-boot configured, resin-data holding the backup and the stage 2 log."""
     text = read(res["serial_log"], "")
@@ -344,11 +516,13 @@ def assert_migrated(res, disk_path, manifest, flavour, backup=True, log_on_data=
         check(isinstance(cfg, dict), "resin-boot/config.json missing or not JSON")
         for k in ("apiKey", "applicationId", "apiEndpoint", "deviceType"):
             check(cfg.get(k) == CONFIG[k], f"config.json {k} differs from the one given")
-        check(cfg.get("hostname") == HOSTNAMES[flavour], f"config.json hostname {cfg.get('hostname')!r}")
+        if migrated:  # --write-only takes neither the hostname nor the networks of the machine
+            check(cfg.get("hostname") == HOSTNAMES[flavour], f"config.json hostname {cfg.get('hostname')!r}")
         for f in ("device-type.json", "os-release", "image-version-info"):
             check(d.fat_cat(boot, f) is not None, f"resin-boot lost {f}")
         ssids = keyfile_ssids(d, boot)
-        check(set(WIFI[flavour]) <= ssids, f"wifi keyfiles {sorted(ssids)} lack some of {WIFI[flavour]}")
+        if migrated:
+            check(set(WIFI[flavour]) <= ssids, f"wifi keyfiles {sorted(ssids)} lack some of {WIFI[flavour]}")
         data = d.find("resin-data")
         check(data is not None, "no resin-data partition")
         top = d.ext_ls(data, "/")
@@ -360,19 +534,47 @@ def assert_migrated(res, disk_path, manifest, flavour, backup=True, log_on_data=
             tops = {n.split("/")[0] for n in names if n}
             check(tops <= {"app-data", "app-config", ""}, f"backup.tgz top level {sorted(tops)} "
                   "must be volume directories only (supervisor contract)")
+        s2log = None
         if log_on_data:
             check("takeover" in top, f"no takeover/ folder (stage 2 log, report) in resin-data: {top}")
-        return {"resin-data": top, "ssids": sorted(ssids)}
+            s2log = (d.ext_cat(data, "/takeover/stage2.log") or b"").decode("utf-8", "replace")
+            check("wrote and verified" in s2log, "resin-data/takeover/stage2.log lacks the flash record")
+            check(CONFIG["apiKey"] not in s2log, "the API key appears in the stage 2 log")
+        return {"resin-data": top, "ssids": sorted(ssids), "stage2_log": s2log}
+
+
+def serial_evidence(res) -> str:
+    """The stage 2 milestones from the serial log, for the PASS line."""
+    text = read(res["serial_log"], "")
+    keys = ("wrote and verified", "filesystems unmounted", "stage 2 finished")
+    got = []
+    for line in text.splitlines():
+        for k in keys:
+            if k in line:
+                got.append(line.split("  ", 1)[-1].strip()[:90])
+    return "; ".join(got)
+
+
+def systemd_migration(ctx) -> dict:
+    """One migration of the systemd guest from a local image with a backup, shared by
+    migrate-systemd-local-image, wifi-keyfiles-land and backup-lands."""
+    key = ("migrate", "systemd")
+    if key not in _RUNS:
+        img, _ = image("mbr", 64)
+        _RUNS[key] = migrate(ctx, "migrate-systemd-local-image", "systemd",
+                             "-i /payload/image.img.gz --backup-cfg /srv/app/backup.yml",
+                             {"image.img.gz": img})
+    return _RUNS[key]
 
 
 @scenario("migrate-systemd-local-image", needs="stage2")
 def m_systemd(ctx):
-    img, man = image("mbr", 64)
-    res = migrate(ctx, "migrate-systemd-local-image", "systemd",
-                  "-i /payload/image.img.gz --backup-cfg /srv/app/backup.yml", {"image.img.gz": img})
+    _, man = image("mbr", 64)
+    res = systemd_migration(ctx)
     vm_ok(res, "reboot")
+    check(read(os.path.join(res["out"], "takeover.rc"), "").strip() == "0", "stage 1 did not exit 0")
     assert_migrated(res, res["root_disk"], man, "systemd")
-    return f"run {res['seconds']} s"
+    return f"run {res['seconds']} s; {serial_evidence(res)}"
 
 
 @scenario("migrate-sysvinit", needs="stage2")
@@ -381,16 +583,18 @@ def m_sysvinit(ctx):
     res = migrate(ctx, "migrate-sysvinit", "sysvinit",
                   "-i /payload/image.img.gz --backup-cfg /srv/app/backup.yml", {"image.img.gz": img})
     vm_ok(res, "reboot")
+    check("telinit u" in read(res["serial_log"], ""), "stage 1 did not hand over with telinit u")
     assert_migrated(res, res["root_disk"], man, "sysvinit")
-    return f"run {res['seconds']} s"
+    return f"run {res['seconds']} s; {serial_evidence(res)}"
 
 
 @scenario("migrate-download-mock-version", needs="stage2+mock")
 def m_download(ctx):
     """The image comes from the mock API (`--version 5.1.20+rev1`); the mock must serve
     tests/vm/out/images/mbr-64.img.gz for genericx86-64-ext (its CLI is wired in mock_cmd)."""
-    _, man = image("mbr", 64)
-    res = migrate(ctx, "migrate-download-mock-version", "systemd", "--version 5.1.20+rev1")
+    img, man = image("mbr", 64)
+    res = migrate(ctx, "migrate-download-mock-version", "systemd", "--version 5.1.20+rev1",
+                  mock=mock_cmd(img))
     vm_ok(res, "reboot")
     reqs = [json.loads(x) for x in read(res["api_requests"], "").splitlines() if x.strip()]
     paths = [(r.get("method"), r.get("path", "").split("?")[0]) for r in reqs]
@@ -401,25 +605,33 @@ def m_download(ctx):
     check(body.get("version") == "5.1.20+rev1" and body.get("deviceType") == "genericx86-64-ext",
           f"download request {body}")
     assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
-    return f"run {res['seconds']} s"
+    return f"run {res['seconds']} s; {serial_evidence(res)}"
 
 
 @scenario("wifi-keyfiles-land", needs="stage2")
 def m_wifi(ctx):
-    """Every Wi-Fi network of each source (NM keyfiles and wpa_supplicant.conf) becomes a keyfile."""
-    img, man = image("mbr", 64)
-    res = migrate(ctx, "wifi-keyfiles-land", "systemd", "-i /payload/image.img.gz", {"image.img.gz": img})
+    """Every Wi-Fi network of each source (NM keyfiles and wpa_supplicant.conf) becomes a keyfile
+    (on the disk of the systemd migration), with its PSK and hidden flag."""
+    _, man = image("mbr", 64)
+    res = systemd_migration(ctx)
     vm_ok(res, "reboot")
-    got = assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
+    got = assert_migrated(res, res["root_disk"], man, "systemd")
+    with inspect_disk.Disk(res["root_disk"]) as d:
+        boot = d.find("resin-boot")
+        texts = {f: (d.fat_cat(boot, f) or b"").decode("utf-8", "replace")
+                 for f in d.fat_tree(boot) if f.startswith("system-connections/")}
+    home = [t for t in texts.values() if "ssid=HomeNet" in t]
+    check(home and "psk=" in home[0], "the HomeNet keyfile has no psk")
+    office = [t for t in texts.values() if "ssid=Office 5G" in t]
+    check(office and "hidden=true" in office[0], "the hidden Office 5G network lost its hidden flag")
     return f"keyfiles for {got['ssids']}"
 
 
 @scenario("backup-lands", needs="stage2")
 def m_backup(ctx):
     """backup.tgz in resin-data holds exactly the files of /srv/app/data (listed in the guest)."""
-    img, man = image("mbr", 64)
-    res = migrate(ctx, "backup-lands", "systemd",
-                  "-i /payload/image.img.gz --backup-cfg /srv/app/backup.yml", {"image.img.gz": img})
+    _, man = image("mbr", 64)
+    res = systemd_migration(ctx)
     vm_ok(res, "reboot")
     assert_migrated(res, res["root_disk"], man, "systemd")
     src = [ln.split(" ", 1)[1][len("data/"):] for ln in read(os.path.join(res["out"], "appdata"), "").splitlines()
@@ -431,19 +643,29 @@ def m_backup(ctx):
     return f"{len(src)} files"
 
 
-@scenario("log-to-payload-disk", needs="stage2")
-def m_log_to(ctx):
-    """--log-to /dev/vdb1 (the ext4 payload partition) keeps the stage 2 log there."""
+def log_to(ctx, fs):
+    """--log-to /dev/vdb1 (the payload partition; ext4 goes through the kernel, vfat through
+    the project's FAT writer) keeps the stage 2 log there."""
+    name = f"log-to-payload-{fs}"
     img, man = image("mbr", 64)
-    res = migrate(ctx, "log-to-payload-disk", "systemd", "-i /payload/image.img.gz --log-to /dev/vdb1",
-                  {"image.img.gz": img})
+    res = migrate(ctx, name, "systemd", "-i /payload/image.img.gz --log-to /dev/vdb1",
+                  {"image.img.gz": img}, payload_fs=fs)
     vm_ok(res, "reboot")
     assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
     with inspect_disk.Disk(res["payload_disk"]) as d:
         p = d.partitions()[0]
-        files = d.ext_ls(p, "/")
-    check(any("takeover" in f or f.endswith(".log") for f in files), f"no stage 2 log on the payload disk: {files}")
-    return "stage 2 log on /dev/vdb1"
+        files = d.ext_ls(p, "/") if fs == "ext4" else d.fat_tree(p)
+    check("takeover-stage2.log" in [f.lstrip("/") for f in files], f"no takeover-stage2.log on the payload disk: {files}")
+    with inspect_disk.Disk(res["payload_disk"]) as d:
+        p = d.partitions()[0]
+        raw = d.ext_cat(p, "/takeover-stage2.log") if fs == "ext4" else d.fat_cat(p, "takeover-stage2.log")
+    text = (raw or b"").decode("utf-8", "replace")
+    check("wrote and verified" in text and "saving the log on" in text, "the log on the payload disk is incomplete")
+    return f"stage 2 log ({len(text)} bytes) on /dev/vdb1 ({fs}); run {res['seconds']} s"
+
+
+scenario("log-to-payload-ext4", needs="stage2")(lambda ctx: log_to(ctx, "ext4"))
+scenario("log-to-payload-vfat", needs="stage2")(lambda ctx: log_to(ctx, "vfat"))
 
 
 @scenario("pretend-keeps-old-os", needs="stage2")
@@ -454,33 +676,45 @@ def m_pretend(ctx):
                   {"image.img.gz": img})
     vm_ok(res, "reboot")
     root_unchanged_on_disk(res, "systemd")
-    p = payload("pretend-keeps-old-os-2", ctx.binary, "facts\n")
-    res2 = vm.run_vm("systemd", p, os.path.join(OUT, "pretend-keeps-old-os"), timeout=ctx.timeout,
-                     stream=ctx.stream, reuse_disk=True)
+    check("--pretend: not writing" in read(res["serial_log"], ""), "stage 2 did not run in pretend mode")
+    p = payload("pretend-keeps-old-os-reboot", ctx.binary, "facts\nls /var/log >\"$OUT/varlog\"\n")
+    res2 = vm.run_vm("systemd", p, os.path.join(OUT, "pretend-keeps-old-os-reboot"),
+                     timeout=ctx.timeout, stream=ctx.stream, disk=res["root_disk"])
     vm_ok(res2)
     check(read(os.path.join(res2["out"], "hostname"), "").strip() == HOSTNAMES["systemd"], "old OS not back")
     check("file with spaces.txt" in read(os.path.join(res2["out"], "appdata"), ""), "app data lost")
-    return "old OS booted again"
+    logs = [x for x in read(os.path.join(res2["out"], "varlog"), "").split() if x.startswith("takeover-pretend-")]
+    check(logs, "no /var/log/takeover-pretend-*.log on the old OS")
+    return f"old OS booted again with /var/log/{logs[0]}; runs {res['seconds']} s + {res2['seconds']} s"
 
 
 @scenario("failure-before-flash-restores", needs="stage2+fault-injection")
 def m_fault(ctx):
     """An injected stage 2 failure before the first block brings the old OS back with
-    /var/log/takeover-failed-<time>.log. The switch name must match the takeover's test-only
-    fault injection (TAKEOVER_TEST_FAULT=before-flash here)."""
+    /var/log/takeover-failed-<time>.log. Uses the binary built with the cargo feature
+    `fault-injection` (TAKEOVER_FAULT=before-flash; ignored by release builds)."""
+    if not os.path.isfile(ctx.fault_binary):
+        raise Failed(f"no fault-injection binary {ctx.fault_binary} (cargo build --release --target "
+                     "x86_64-unknown-linux-musl --features fault-injection --target-dir target/fault-injection)")
     img, _ = image("mbr", 64)
-    res = migrate(ctx, "failure-before-flash-restores", "systemd",
+    fctx = Ctx()
+    fctx.binary, fctx.stream, fctx.timeout = ctx.fault_binary, ctx.stream, ctx.timeout
+    res = migrate(fctx, "failure-before-flash-restores", "systemd",
                   "-i /payload/image.img.gz", {"image.img.gz": img},
-                  env="TAKEOVER_TEST_FAULT=before-flash ")
+                  env="TAKEOVER_FAULT=before-flash ")
     vm_ok(res, "reboot")
+    text = read(res["serial_log"], "")
+    check("injected failure" in text and "nothing was written" in text, "stage 2 did not report the injected failure")
     root_unchanged_on_disk(res, "systemd")
-    p = payload("failure-before-flash-restores-2", ctx.binary, "facts\nls /var/log >\"$OUT/varlog\"\n")
-    res2 = vm.run_vm("systemd", p, os.path.join(OUT, "failure-before-flash-restores"),
-                     timeout=ctx.timeout, stream=ctx.stream, reuse_disk=True)
+    p = payload("failure-before-flash-restores-reboot", ctx.binary,
+                "facts\nls /var/log >\"$OUT/varlog\"\n")
+    res2 = vm.run_vm("systemd", p, os.path.join(OUT, "failure-before-flash-restores-reboot"),
+                     timeout=ctx.timeout, stream=ctx.stream, disk=res["root_disk"])
     vm_ok(res2)
-    check(any(x.startswith("takeover-failed-") for x in read(os.path.join(res2["out"], "varlog"), "").split()),
-          "no /var/log/takeover-failed-*.log")
-    return "old OS back with the failure log"
+    logs = [x for x in read(os.path.join(res2["out"], "varlog"), "").split() if x.startswith("takeover-failed-")]
+    check(logs, "no /var/log/takeover-failed-*.log")
+    check(read(os.path.join(res2["out"], "hostname"), "").strip() == HOSTNAMES["systemd"], "old OS not back")
+    return f"old OS back with /var/log/{logs[0]}; runs {res['seconds']} s + {res2['seconds']} s"
 
 
 @scenario("corrupt-image-refused", needs="stage2")
@@ -506,9 +740,10 @@ def m_efi(ctx):
     vm_ok(res, "reboot")
     assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
     vars_fd = open(os.path.join(OUT, "efi-boot-entry", "OVMF_VARS.fd"), "rb").read()
-    check("balenaOS".encode("utf-16-le") in vars_fd or "balena".encode("utf-16-le") in vars_fd,
-          "no balenaOS Boot#### entry in the OVMF variable store")
-    return "boot entry present"
+    check("balenaOS".encode("utf-16-le") in vars_fd, "no balenaOS Boot#### entry in the OVMF variable store")
+    line = [x for x in read(res["serial_log"], "").splitlines() if "EFI boot entry Boot" in x]
+    check(line, "stage 2 did not log the EFI boot entry")
+    return f"{line[0].split('INFO', 1)[-1].strip()}; in OVMF_VARS.fd; run {res['seconds']} s"
 
 
 @scenario("write-only-second-disk", needs="stage2")
@@ -521,11 +756,12 @@ facts
     -w /payload/out/work --report /payload/out/report.json 2>&1 | tee "$OUT/write-only.log"
 echo "${PIPESTATUS[0]}" >"$OUT/write-only.rc"
 """, {"image.img.gz": img})
+    os.makedirs(os.path.join(p, "out", "work"), exist_ok=True)
     res = vm.run_vm("systemd", p, os.path.join(OUT, "write-only-second-disk"), timeout=ctx.timeout,
                     stream=ctx.stream, extra_disk_mb=256)
     vm_ok(res)
     check(read(os.path.join(res["out"], "write-only.rc"), "").strip() == "0", "--write-only failed")
-    assert_migrated(res, res["extra_disk"], man, "systemd", backup=False, log_on_data=False)
+    assert_migrated(res, res["extra_disk"], man, "systemd", backup=False, log_on_data=False, migrated=False)
     root_unchanged_on_disk(res, "systemd")
     return "image written and configured on vdc"
 
@@ -540,7 +776,9 @@ def main() -> int:
     ap.add_argument("--binary", default=DEFAULT_BINARY)
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--list", action="store_true")
-    ap.add_argument("--with-stage2", action="store_true", default=os.environ.get("VM_STAGE2") == "1")
+    ap.add_argument("--fault-binary", default=DEFAULT_FAULT_BINARY)
+    ap.add_argument("--without-stage2", dest="with_stage2", action="store_false",
+                    default=os.environ.get("VM_STAGE2", "1") != "0")
     ap.add_argument("--stream", action="store_true", help="echo every guest's serial console")
     ap.add_argument("--timeout", type=float, default=float(os.environ.get("VM_TIMEOUT", "420")))
     a = ap.parse_args()
@@ -550,6 +788,7 @@ def main() -> int:
         return 0
     ctx = Ctx()
     ctx.binary, ctx.stream, ctx.timeout = a.binary, a.stream, a.timeout
+    ctx.fault_binary = a.fault_binary
     if not os.path.isfile(a.binary):
         print(f"FAIL setup: takeover binary {a.binary} not found (cargo build --release "
               "--target x86_64-unknown-linux-musl)")
@@ -573,6 +812,9 @@ def main() -> int:
             detail = fn(ctx)
             print(f"PASS {name} ({time.time() - t0:.0f}s): {detail}", flush=True)
             passed.append(name)
+        except Skipped as e:
+            print(f"SKIP {name}: {e}", flush=True)
+            skipped.append(name)
         except Failed as e:
             print(f"FAIL {name} ({time.time() - t0:.0f}s): {e}", flush=True)
             failed.append(name)

@@ -3,7 +3,7 @@
 (the real mock, with release lists, downloads and fault injection) is not in the tree.
 
 Answers GET /ping with "OK" and anything else with 404; records every request as one JSON line.
-    stub_api.py --port PORT --log FILE
+    stub_api.py --port PORT --record FILE
 """
 import argparse
 import json
@@ -14,14 +14,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--log", required=True)
-    args = ap.parse_args()
+    ap.add_argument("--record", required=True)
+    args, _ = ap.parse_known_args()
 
     class H(BaseHTTPRequestHandler):
         def _handle(self) -> None:
             n = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(n) if n else b""
-            with open(args.log, "a") as f:
+            with open(args.record, "a") as f:
                 f.write(json.dumps({"time": time.time(), "method": self.command, "path": self.path,
                                     "body": body.decode("utf-8", "replace")}) + "\n")
             code, out = (200, b"OK") if self.path.split("?")[0] == "/ping" else (404, b"not found")

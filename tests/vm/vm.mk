@@ -3,15 +3,20 @@
 # Targets (as root, on a Debian 12 machine with network access to the Debian mirror):
 #   make vm-deps   install the Debian packages the test bed needs (idempotent)
 #   make e2e       static binary + both guests (cached) + every scenario; E2E_ARGS="--only NAME"
-#   make demo      one run on the systemd guest with the serial console streaming
+#   make demo      a real migration of the systemd guest, serial console streaming, then what
+#                  landed on resin-boot/resin-data (DEMO_MODE=dry-run: the dry-run instead)
 #   make vm-clean  remove run directories and built guests (keeps downloaded .debs and trees;
 #                  VM_CLEAN_ALL=1 removes the whole cache)
 VM_DIR      := tests/vm
 VM_TARGET   := x86_64-unknown-linux-musl
 VM_BINARY   := target/$(VM_TARGET)/release/takeover
+# Test-only build with the cargo feature fault-injection (TAKEOVER_FAULT=...), kept apart so
+# that the release binary never carries it.
+VM_FAULT_DIR    := target/fault-injection
+VM_FAULT_BINARY := $(VM_FAULT_DIR)/$(VM_TARGET)/release/takeover
 VM_PYTHON   := /usr/bin/python3
 
-.PHONY: vm-deps vm-binary vm-guests vm-images e2e demo vm-clean
+.PHONY: vm-deps vm-binary vm-fault-binary vm-guests vm-images e2e demo vm-clean
 
 vm-deps:
 	$(VM_DIR)/deps.sh
@@ -21,12 +26,15 @@ vm-binary:
 		rustup target add $(VM_TARGET); fi
 	cargo build --release --target $(VM_TARGET)
 
+vm-fault-binary: vm-binary
+	cargo build --release --target $(VM_TARGET) --features fault-injection --target-dir $(VM_FAULT_DIR)
+
 vm-guests: vm-deps
 	$(VM_DIR)/build-guest.sh systemd
 	$(VM_DIR)/build-guest.sh sysvinit
 
-e2e: vm-deps vm-binary vm-guests
-	$(VM_PYTHON) $(VM_DIR)/scenarios.py --binary $(VM_BINARY) $(E2E_ARGS)
+e2e: vm-deps vm-binary vm-fault-binary vm-guests
+	$(VM_PYTHON) $(VM_DIR)/scenarios.py --binary $(VM_BINARY) --fault-binary $(VM_FAULT_BINARY) $(E2E_ARGS)
 
 demo: vm-deps vm-binary
 	$(VM_DIR)/build-guest.sh systemd

@@ -41,7 +41,8 @@ snap() {
     cut -d' ' -f1 /proc/modules | sort >"$d/modules"
     find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp \
         -o -path /var/log -o -path /var/tmp -o -path /var/cache -o -path /var/lib/systemd \
-        -o -path /var/lib/NetworkManager -o -path /var/lib/dhcp -o -path /etc/resolv.conf \
+        -o -path /var/lib/NetworkManager -o -path /var/lib/dhcp -o -path /var/backups \
+        -o -path /etc/resolv.conf \
         -o -path /payload \) -prune -o -printf '%p %y %s %T@ %m %u %g\n' | sort >"$d/tree"
     find /etc /boot /srv /root /usr/local /swapfile -xdev -type f ! -path /etc/resolv.conf \
         -print0 2>/dev/null | sort -z | xargs -0 sha256sum >"$d/digests" 2>/dev/null
