@@ -578,6 +578,14 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
         .target
         .as_ref()
         .ok_or_else(|| Error::new("taking over", "target", "no target disk"))?;
+    // Resolved before anything is changed.
+    let log_to = match &opts.log_to {
+        Some(dev) => Some(resolve_log_to(
+            dev,
+            p.probe.mounts.as_deref().unwrap_or(&[]),
+        )?),
+        None => None,
+    };
     handover::load_modules();
     let swaps: Vec<PathBuf> = p
         .probe
@@ -610,13 +618,7 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
         payload: PathBuf::from("/").join(s2plan::PAYLOAD_DIR),
         old_root_device: root_mount.map(|m| PathBuf::from(&m.source)),
         old_root_fs_type: root_mount.map(|m| m.fs_type.clone()),
-        log_to: match &opts.log_to {
-            Some(dev) => Some(resolve_log_to(
-                dev,
-                p.probe.mounts.as_deref().unwrap_or(&[]),
-            )?),
-            None => None,
-        },
+        log_to,
         log_level: opts.stage2_level().as_str().to_ascii_lowercase(),
         pretend: opts.pretend,
         efi_setup: !opts.no_efi_setup,

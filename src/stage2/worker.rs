@@ -175,7 +175,8 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
             limit: Some(limit),
             ..Default::default()
         };
-        if plan.fault("flash") && attempt == 1 {
+        // "flash": the first attempt fails (the retry succeeds); "flash-always": both fail.
+        if (plan.fault("flash") && attempt == 1) || plan.fault("flash-always") {
             last_err = Some(Error::new(
                 "fault injection",
                 "flash",

@@ -360,7 +360,7 @@ snap after
         check((report.get("target") or {}).get("device") == "/dev/vda", f"target {report.get('target')}")
         check((report.get("init") or {}).get("kind") == flavour, f"init {report.get('init')}")
         check(report.get("hostname") == HOSTNAMES[flavour], f"hostname {report.get('hostname')!r}")
-        ssids = {n.get("ssid") for n in report.get("network") or []}
+        ssids = {n.get("ssid") for n in report.get("network") or [] if n.get("ssid")}
         check(set(WIFI[flavour]) <= ssids, f"networks {sorted(ssids)} lack some of {WIFI[flavour]}")
         dr = os.path.join(o, "work", "takeover-dry-run")
         check(os.path.isfile(os.path.join(dr, "boot", "config.json")), "no takeover-dry-run/boot/config.json")
@@ -455,6 +455,11 @@ def image_selftest(ctx):
             subprocess.run(["debugfs", "-w", "-R", f"write {bk} backup.tgz", f"{raw}?offset={data_off}"],
                            check=True, capture_output=True)
             subprocess.run(["debugfs", "-w", "-R", "mkdir takeover", f"{raw}?offset={data_off}"],
+                           check=True, capture_output=True)
+            s2log = os.path.join(t, "stage2.log")
+            with open(s2log, "w") as f:
+                f.write("INFO  wrote and verified 67108864 bytes\n")
+            subprocess.run(["debugfs", "-w", "-R", f"write {s2log} takeover/stage2.log", f"{raw}?offset={data_off}"],
                            check=True, capture_output=True)
             got_m = assert_migrated(fake, raw, man, "systemd")
             with inspect_disk.Disk(raw) as d:
@@ -717,6 +722,60 @@ def m_fault(ctx):
     return f"old OS back with /var/log/{logs[0]}; runs {res['seconds']} s + {res2['seconds']} s"
 
 
+def fault_migration(ctx, name, fault, args=""):
+    if not os.path.isfile(ctx.fault_binary):
+        raise Failed(f"no fault-injection binary {ctx.fault_binary}")
+    img, man = image("mbr", 64)
+    fctx = Ctx()
+    fctx.binary, fctx.stream, fctx.timeout = ctx.fault_binary, ctx.stream, ctx.timeout
+    res = migrate(fctx, name, "systemd", "-i /payload/image.img.gz " + args, {"image.img.gz": img},
+                  env=f"TAKEOVER_FAULT={fault} ")
+    return res, man
+
+
+def payload_log(res) -> str:
+    with inspect_disk.Disk(res["payload_disk"]) as d:
+        raw = d.ext_cat(d.partitions()[0], "/takeover-stage2.log")
+    return (raw or b"").decode("utf-8", "replace")
+
+
+@scenario("failure-during-flash-invalidates", needs="stage2+fault-injection")
+def m_flash_fault(ctx):
+    """Both write attempts fail (TAKEOVER_FAULT=flash-always): stage 2 makes the partition
+    table invalid rather than leave a half image, keeps its log on --log-to, and reboots."""
+    res, _ = fault_migration(ctx, "failure-during-flash-invalidates", "flash-always",
+                             "--log-to /dev/vdb1")
+    vm_ok(res, "reboot")
+    text = read(res["serial_log"], "")
+    check("(attempt 2)" in text, "no second write attempt")
+    check("invalidating the partition table" in text, "stage 2 did not invalidate the partition table")
+    check("stage 2 worker ended with status" in text, "stage 2 did not report the failure")
+    with inspect_disk.Disk(res["root_disk"]) as d:
+        check(d.region_digest(0, 1 << 20) == hashlib.sha256(bytes(1 << 20)).hexdigest()
+              or not d.partitions(), "the root disk still has a partition table")
+    log = payload_log(res)
+    check("invalidating the partition table" in log, "the --log-to log lacks the failure")
+    return f"2 attempts failed, table invalidated, log on /dev/vdb1; run {res['seconds']} s"
+
+
+@scenario("failure-after-flash-reported", needs="stage2+fault-injection")
+def m_after_fault(ctx):
+    """A failure after the image is written (TAKEOVER_FAULT=after-flash) is reported as a
+    failure, never as success, with the log on --log-to."""
+    res, man = fault_migration(ctx, "failure-after-flash-reported", "after-flash", "--log-to /dev/vdb1")
+    vm_ok(res, "reboot")
+    text = read(res["serial_log"], "")
+    check("wrote and verified" in text, "the image was not written")
+    check("stage 2 complete" not in text and "stage 2 worker ended with status" in text,
+          "an after-flash failure was reported as success")
+    log = payload_log(res)
+    check("not fully configured" in log, "the --log-to log lacks the failure")
+    with inspect_disk.Disk(res["root_disk"]) as d:
+        cmp = d.compare(man)
+    check(cmp.get("resin-rootA") == "unchanged", f"rootA {cmp.get('resin-rootA')}")
+    return f"reported as failure, log on /dev/vdb1; run {res['seconds']} s"
+
+
 @scenario("corrupt-image-refused", needs="stage2")
 def m_corrupt(ctx):
     """A corrupted image.gz is refused in stage 1 (exit 1) and nothing changes."""
@@ -818,8 +877,8 @@ def main() -> int:
         except Failed as e:
             print(f"FAIL {name} ({time.time() - t0:.0f}s): {e}", flush=True)
             failed.append(name)
-        except (RuntimeError, OSError, subprocess.CalledProcessError, ValueError, KeyError) as e:
-            print(f"FAIL {name} ({time.time() - t0:.0f}s): test bed error: {e}", flush=True)
+        except Exception as e:  # noqa: BLE001 - a broken scenario is a FAIL, not the end of the run
+            print(f"FAIL {name} ({time.time() - t0:.0f}s): test bed error: {type(e).__name__}: {e}", flush=True)
             failed.append(name)
     if skipped:
         print(f"skipped: {', '.join(skipped)}")
