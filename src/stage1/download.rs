@@ -57,14 +57,39 @@ pub fn download_with(opts: &Options, report: &mut Report, http: &Http) -> Result
         .len();
     report.image = Some(Image {
         path: Some(path.display().to_string()),
-        version: Some(version),
+        version: Some(version.clone()),
         compressed_bytes: Some(size),
         layout: "unknown".into(),
         ..Default::default()
     });
-    // verification: see image::verify — the image module proves the file good (format, CRC,
-    // layout, device type, --image-sha256) and fills the rest of report.image; wired in by the
-    // lead. Until then this function only guarantees a complete download (HTTP status and
-    // length checked), not a good image.
+    // Prove the file good before anyone uses it: full decode (CRC/ISIZE), layout, the device
+    // type it was built for, --image-sha256. A flasher image has its inner image extracted.
+    let vo = crate::image::verify::VerifyOptions {
+        target_size: None,
+        expected_sha256: opts.image_sha256.clone(),
+        expected_device_type: (!opts.no_dt_check).then(|| slug.to_string()),
+        work_dir: work_dir.clone(),
+    };
+    let prepared = crate::image::verify::prepare(&path, &vo, 6).map_err(|e| {
+        e.hint(format!(
+            "the download of {} is not a good image; delete it and try again",
+            path.display()
+        ))
+    })?;
+    let mut ri = prepared.verified.to_report(&prepared.image);
+    ri.version = Some(version.clone());
+    report.image = Some(ri);
+    crate::info!(
+        "{} verified: {} MiB decoded, layout {}, built for {}",
+        prepared.image.display(),
+        prepared.verified.uncompressed_bytes >> 20,
+        prepared.verified.layout.as_str(),
+        prepared
+            .verified
+            .device_type
+            .as_deref()
+            .unwrap_or("an unknown device type")
+    );
+    let path = prepared.image;
     Ok(path)
 }

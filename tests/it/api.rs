@@ -540,6 +540,19 @@ fn patch_bodies_and_busybox_refusal() {
 #[test]
 fn download_only_end_to_end() {
     let dir = TempDir::new("api-donly");
+    // -d verifies what it downloaded: the mock serves a real (fake) balenaOS image.
+    let prefix = dir.join("real");
+    let o = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/mkimage.sh"))
+        .args(["--size", "64", "--device-type", SLUG])
+        .arg(&prefix)
+        .output()
+        .expect("running tests/tools/mkimage.sh");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::copy(dir.join("real.img.gz"), dir.join("mock-image.img.gz")).unwrap();
+    let served = std::fs::metadata(dir.join("mock-image.img.gz"))
+        .unwrap()
+        .len();
     let Some(mock) = Mock::start(&dir, &[]) else {
         return;
     };
@@ -570,8 +583,11 @@ fn download_only_end_to_end() {
     );
     let img = report.image.as_ref().unwrap();
     assert_eq!(img.version.as_deref(), Some("5.1.20+rev1"));
-    assert_eq!(img.compressed_bytes, Some(IMAGE_SIZE as u64));
+    assert_eq!(img.compressed_bytes, Some(served));
     assert_eq!(img.path.as_deref(), Some(p.to_str().unwrap()));
+    assert_eq!(img.layout, "balena");
+    assert!(img.verified);
+    assert_eq!(img.device_type.as_deref(), Some(SLUG));
     assert!(!report.to_json().contains(KEY));
     let paths: Vec<String> = mock
         .requests()
@@ -758,4 +774,41 @@ fn not_enough_space_for_announced_length() {
     }
     // Refused at once, never retried: one request per tool.
     assert_eq!(mock.requests_to("/download").len(), clients().len());
+}
+
+#[test]
+fn download_only_refuses_a_download_that_is_not_an_image() {
+    let dir = TempDir::new("api-notimg");
+    let Some(mock) = Mock::start(&dir, &[]) else {
+        return;
+    };
+    let Some(http) = client(ToolKind::Curl).or_else(|| clients().into_iter().next()) else {
+        return;
+    };
+    let cfg = dir.join("config.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"applicationId":1,"deviceType":"{SLUG}","apiEndpoint":"{}","apiKey":"{KEY}"}}"#,
+            mock.base
+        ),
+    )
+    .unwrap();
+    let opts = takeover::cli::Options {
+        config: Some(cfg),
+        work_dir: Some(dir.join("work")),
+        download_only: true,
+        ..Default::default()
+    };
+    let mut report = takeover::report::Report::new("download-only");
+    // The mock serves random bytes: complete as a download, but no image.
+    let e = takeover::stage1::download::download_with(&opts, &mut report, &http)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("balena-cloud-raspberrypi4-64-5.1.20+rev1.img.gz"),
+        "{e}"
+    );
+    assert!(e.contains("not a good image"), "{e}");
+    assert!(!e.contains(KEY));
 }
