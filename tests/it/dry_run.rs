@@ -7,49 +7,15 @@
 //! the library tests in src/probe/fixture_tests.rs, which pass those sizes in directly.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
 use crate::util::*;
 
-/// A 64 MiB fake balenaOS image (raw), built once per test run with tests/tools/mkimage.sh.
-fn base_image() -> &'static Path {
-    static IMG: OnceLock<PathBuf> = OnceLock::new();
-    IMG.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dry-run-images");
-        std::fs::create_dir_all(&dir).unwrap();
-        let prefix = dir.join("base");
-        let raw = dir.join("base.img");
-        if !raw.exists() {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/mkimage.sh");
-            let o = Command::new("bash")
-                .arg(&script)
-                .args([
-                    "--size",
-                    "64",
-                    "--no-gz",
-                    "--device-type",
-                    "raspberrypi4-64",
-                ])
-                .arg(&prefix)
-                .output()
-                .expect("running mkimage.sh (needs sfdisk, mkfs.vfat, mtools, mkfs.ext4)");
-            assert!(
-                o.status.success(),
-                "mkimage.sh failed: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-        }
-        raw
-    })
-}
-
 /// The base image with resin-boot's device-type.json rewritten for `slug` (our FAT writer).
 fn image_for(slug: &str, dir: &Path) -> PathBuf {
     let out = dir.join(format!("{slug}.img"));
-    std::fs::copy(base_image(), &out).unwrap();
+    std::fs::copy(fake_image(), &out).unwrap();
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

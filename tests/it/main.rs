@@ -2,4 +2,5 @@
 mod api;
 mod cli;
 mod dry_run;
+mod payload;
 mod util;

@@ -76,3 +76,32 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join("tests/fixtures")
         .join(rel)
 }
+
+/// A 64 MiB fake balenaOS image (raw, MBR, device type raspberrypi4-64), built once per test
+/// run with tests/tools/mkimage.sh and shared by every test.
+pub fn fake_image() -> &'static Path {
+    static IMG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    IMG.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fake-images");
+        std::fs::create_dir_all(&dir).unwrap();
+        let raw = dir.join("pi4.img");
+        let o = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/mkimage.sh"))
+            .args([
+                "--size",
+                "64",
+                "--no-gz",
+                "--device-type",
+                "raspberrypi4-64",
+            ])
+            .arg(dir.join("pi4"))
+            .output()
+            .expect("running tests/tools/mkimage.sh (needs sfdisk, mkfs.vfat, mtools, mkfs.ext4)");
+        assert!(
+            o.status.success(),
+            "mkimage.sh failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        raw
+    })
+}
