@@ -15,7 +15,7 @@ use crate::error::{Context, Error, Result};
 use crate::image::partition::{Partition, Table};
 
 /// EFI_GLOBAL_VARIABLE, as efivarfs spells it in file names.
-pub const GLOBAL_GUID: &str = "8be4df61-93ca-11d0-aa4d-00a0c904a8ec";
+pub const GLOBAL_GUID: &str = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
 /// NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS.
 const ATTRS: u32 = 0x7;
 const LOAD_OPTION_ACTIVE: u32 = 0x1;
@@ -231,6 +231,12 @@ mod tests {
             name: None,
             bootable: true,
         }
+    }
+
+    #[test]
+    fn global_variable_guid_is_the_specs() {
+        // EFI_GLOBAL_VARIABLE {0x8BE4DF61,0x93CA,0x11d2,{0xAA,0x0D,0x00,0xE0,0x98,0x03,0x2B,0x8C}}
+        assert_eq!(GLOBAL_GUID, "8be4df61-93ca-11d2-aa0d-00e098032b8c");
     }
 
     #[test]

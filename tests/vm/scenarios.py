@@ -791,6 +791,34 @@ def m_corrupt(ctx):
     return "refused, disk intact"
 
 
+EFI_GLOBAL = bytes.fromhex("61dfe48bca93d211aa0d00e098032b8c")  # 8be4df61-93ca-11d2-aa0d-00e098032b8c
+
+
+def ovmf_variables(fd: bytes) -> dict:
+    """Live variables of an OVMF variable store: {(vendor guid bytes, name): data}.
+    Records are AUTHENTICATED_VARIABLE_HEADERs (60 bytes) + name + data, 4-byte aligned;
+    state 0x3f is VAR_ADDED (later records of a name replace earlier ones)."""
+    out = {}
+    i = fd.find(b"\xaa\x55")
+    while 0 <= i < len(fd) - 60:
+        if fd[i:i + 2] != b"\xaa\x55":
+            i = fd.find(b"\xaa\x55", i + 1)
+            continue
+        state = fd[i + 2]
+        name_size = int.from_bytes(fd[i + 36:i + 40], "little")
+        data_size = int.from_bytes(fd[i + 40:i + 44], "little")
+        if name_size == 0 or name_size > 1024 or data_size > 65536:
+            i = fd.find(b"\xaa\x55", i + 1)
+            continue
+        guid = fd[i + 44:i + 60]
+        name = fd[i + 60:i + 60 + name_size].decode("utf-16-le", "replace").rstrip("\0")
+        data = fd[i + 60 + name_size:i + 60 + name_size + data_size]
+        if state == 0x3f:
+            out[(guid, name)] = data
+        i = (i + 60 + name_size + data_size + 3) // 4 * 4
+    return out
+
+
 @scenario("efi-boot-entry", needs="stage2")
 def m_efi(ctx):
     """OVMF guest: after the migration the EFI variable store holds a balenaOS boot entry."""
@@ -799,7 +827,15 @@ def m_efi(ctx):
     vm_ok(res, "reboot")
     assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
     vars_fd = open(os.path.join(OUT, "efi-boot-entry", "OVMF_VARS.fd"), "rb").read()
-    check("balenaOS".encode("utf-16-le") in vars_fd, "no balenaOS Boot#### entry in the OVMF variable store")
+    live = ovmf_variables(vars_fd)
+    boot = {n: d for (g, n), d in live.items() if g == EFI_GLOBAL and n.startswith("Boot")
+            and len(n) == 8 and "balenaOS".encode("utf-16-le") + b"\0\0" in d[:64]}
+    check(boot, f"no balenaOS Boot#### under the EFI global GUID in OVMF_VARS.fd: {sorted(n for _, n in live)}")
+    num = int(next(iter(boot))[4:], 16)
+    order = live.get((EFI_GLOBAL, "BootOrder"), b"")
+    check(order[:2] == num.to_bytes(2, "little"), f"BootOrder {order.hex()} does not start with Boot{num:04X}")
+    others = [n for (g, n) in live if g == EFI_GLOBAL and n.startswith("Boot0") and n not in boot]
+    check(others, "the firmware's own boot entries are gone")
     line = [x for x in read(res["serial_log"], "").splitlines() if "EFI boot entry Boot" in x]
     check(line, "stage 2 did not log the EFI boot entry")
     return f"{line[0].split('INFO', 1)[-1].strip()}; in OVMF_VARS.fd; run {res['seconds']} s"
