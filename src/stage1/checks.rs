@@ -82,7 +82,7 @@ pub struct CheckInputs<'a> {
     pub network_bytes: u64,
     /// Bytes stage 1 still has to write into the work directory.
     pub work_dir_needed: u64,
-    /// Free bytes of the filesystem holding a path (`crate::sys::statvfs::statvfs_free`).
+    /// Free bytes of the filesystem holding a path (`crate::sys::fs::statvfs`).
     pub free_space: &'a dyn Fn(&Path) -> io::Result<u64>,
 }
 

@@ -258,7 +258,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         let http = crate::api::http::Http::detect()?;
         crate::api::balena::Api::new(&http, ep, None).ping()
     };
-    let free = |p: &Path| crate::sys::statvfs::statvfs_free(p);
+    let free = |p: &Path| crate::sys::fs::statvfs(p).map(|s| s.avail_bytes);
     let cfg_ok: std::result::Result<&ConfigJson, &Error> = Ok(&config);
     let inputs = CheckInputs {
         probe: &probe,

@@ -14,7 +14,6 @@ pub mod loopdev;
 pub mod mount;
 pub mod power;
 pub mod process;
-pub mod statvfs;
 pub mod uname;
 
 use std::ffi::CString;
