@@ -141,16 +141,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         STAGING_DIR
     });
     fresh_dir(&staging)?;
-    let expected_dt = if opts.no_dt_check {
-        None
-    } else {
-        Some(
-            opts.change_dt_to
-                .clone()
-                .map(Ok)
-                .unwrap_or_else(|| config.device_type().map(str::to_string))?,
-        )
-    };
+    let expected_dt = super::image_device_type(opts, &config)?;
     let vo = VerifyOptions {
         target_size: None,
         expected_sha256: opts.image_sha256.clone(),

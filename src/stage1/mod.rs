@@ -51,3 +51,18 @@ fn not_yet(opts: &Options) -> Result<()> {
     }
     Ok(())
 }
+
+/// The device type the image must have been built for: `--change-dt-to`, else config.json's
+/// `deviceType`; `None` with `--no-dt-check`.
+pub fn image_device_type(
+    opts: &Options,
+    config: &crate::config::ConfigJson,
+) -> Result<Option<String>> {
+    if opts.no_dt_check {
+        return Ok(None);
+    }
+    match &opts.change_dt_to {
+        Some(dt) => Ok(Some(dt.clone())),
+        None => config.device_type().map(|d| Some(d.to_string())),
+    }
+}

@@ -42,16 +42,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         ));
     }
 
-    let expected_dt = if opts.no_dt_check {
-        None
-    } else {
-        Some(
-            opts.change_dt_to
-                .clone()
-                .map(Ok)
-                .unwrap_or_else(|| config.device_type().map(str::to_string))?,
-        )
-    };
+    let expected_dt = super::image_device_type(opts, &config)?;
     let target_size = if is_block {
         Some(flash::target_size(target)?)
     } else {
