@@ -2,8 +2,11 @@
 //! (`make bench` uses it). Same decoder as `--write-only`: `image::source::open_image`.
 //!
 //!   decode IMAGE [BUFFER_BYTES]
+//!   decode IMAGE --flash-to FILE   the flash step alone (`flash::flash`, verified) onto an
+//!                                  existing regular FILE the caller created (never a device)
 //!
-//! Prints one line: `decoded <bytes> bytes in <secs> s: <MB/s> MB/s` (MB = 10^6 bytes).
+//! Prints one line: `decoded <bytes> bytes in <secs> s: <MB/s> MB/s` (MB = 10^6 bytes), or for
+//! --flash-to `flashed <bytes> bytes in <secs> s: write <MB/s> MB/s, read-back <secs> s`.
 #![forbid(unsafe_code)]
 
 use std::io::Read;
@@ -17,7 +20,15 @@ fn main() -> ExitCode {
         eprintln!("usage: decode IMAGE [BUFFER_BYTES]");
         return ExitCode::from(2);
     };
-    let buf_size = match args.next().map(|a| a.to_string_lossy().parse::<usize>()) {
+    let arg = args.next();
+    if arg.as_deref() == Some(std::ffi::OsStr::new("--flash-to")) {
+        let Some(to) = args.next().map(PathBuf::from) else {
+            eprintln!("usage: decode IMAGE --flash-to FILE");
+            return ExitCode::from(2);
+        };
+        return flash_to(&path, &to);
+    }
+    let buf_size = match arg.map(|a| a.to_string_lossy().parse::<usize>()) {
         None => 1 << 20,
         Some(Ok(n)) if n > 0 => n,
         Some(_) => {
@@ -51,4 +62,32 @@ fn main() -> ExitCode {
         total as f64 / 1e6 / secs.max(1e-9)
     );
     ExitCode::SUCCESS
+}
+
+fn flash_to(path: &std::path::Path, to: &std::path::Path) -> ExitCode {
+    if !std::fs::metadata(to).map(|m| m.is_file()).unwrap_or(false) {
+        eprintln!("decode: --flash-to needs an existing regular file");
+        return ExitCode::from(2);
+    }
+    let start = Instant::now();
+    let run = || -> takeover::error::Result<takeover::flash::FlashStats> {
+        let reader = takeover::image::source::open_image(path)?;
+        takeover::flash::flash(reader, to, &Default::default(), &mut |_| {})
+    };
+    match run() {
+        Ok(st) => {
+            println!(
+                "flashed {} bytes in {:.3} s: write {:.0} MB/s, read-back {:.3} s",
+                st.bytes,
+                start.elapsed().as_secs_f64(),
+                st.write_mb_per_s(),
+                st.verify_secs.unwrap_or(0.0)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("decode: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

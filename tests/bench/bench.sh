@@ -213,6 +213,9 @@ Image: $RAW_BYTES bytes decoded, $GZ_BYTES bytes as .gz ($(awk -v g="$GZ_BYTES" 
 | (b) \`gzip -dc \| dd oflag=direct conv=fsync\` + \`gzip -dc \| cmp - T\` | $b_wall | $(mbs "$b_wall") | write $b_write s, cmp $b_cmp s |
 | (c) decode to nowhere (examples/decode) | $c_wall | $c_mbs | peak RSS $(awk -v k="$c_rss" 'BEGIN { printf "%.1f", k / 1024 }') MiB |
 
+Single runs: (a) wall ${A_WALL[*]} s, write ${A_WRITE_MBS[*]} MB/s, read-back ${A_READBACK[*]} s;
+(b) ${B_WALL[*]} s; (c) ${C_MBS[*]} MB/s.
+
 | target | measured | result |
 |---|---|---|
 | verified write ≥ 3× gzip\|dd + cmp: whole \`--write-only\` | $r_total× | $(pf "$r_total" 3 ">=") |
