@@ -4,4 +4,5 @@ mod bad_input;
 mod cli;
 mod dry_run;
 mod payload;
+mod secrets;
 mod util;
