@@ -10,7 +10,10 @@ fuzz_target!(|data: &[u8]| {
             if ino.is_file() {
                 if let Ok(mut r) = fs.open_file(&ino) {
                     let mut out = Vec::new();
-                    let _ = std::io::Read::read_to_end(&mut std::io::Read::take(&mut r, 1 << 20), &mut out);
+                    let _ = std::io::Read::read_to_end(
+                        &mut std::io::Read::take(&mut r, 1 << 20),
+                        &mut out,
+                    );
                 }
             }
         }
