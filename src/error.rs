@@ -66,6 +66,7 @@ impl Error {
         let mut e = Error::new(step, object, err.to_string());
         e.io = Some(err.kind());
         e.errno = err.raw_os_error();
+        e.hint = generic_io_hint(&err).map(str::to_string);
         e
     }
 
@@ -118,6 +119,23 @@ impl Error {
     /// True when the underlying OS error is `errno`.
     pub fn is_errno(&self, errno: i32) -> bool {
         self.errno == Some(errno)
+    }
+}
+
+/// A default hint for common OS errors, so that even a bare I/O error tells the operator what
+/// to do; callers with a better hint replace it with [`Error::hint`].
+fn generic_io_hint(err: &io::Error) -> Option<&'static str> {
+    match err.raw_os_error() {
+        Some(libc::ENOENT) => Some("check the path: it does not exist"),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+            Some("free some space there, or choose another place (-w for the work directory)")
+        }
+        Some(libc::EROFS) => Some("that filesystem is read-only: choose a writable place"),
+        Some(libc::EACCES) | Some(libc::EPERM) => {
+            Some("run takeover as root (sudo), or fix the permissions")
+        }
+        Some(libc::EISDIR) => Some("name a file, not a directory"),
+        _ => None,
     }
 }
 

@@ -97,6 +97,8 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         )
         .hint("create it, or pass an existing directory with -w"));
     }
+    // One run at a time (see stage1::lock); held until this function returns.
+    let _lock = super::lock::acquire(opts)?;
 
     // 1. probe
     let probe = probe::probe(&root);

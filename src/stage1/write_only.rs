@@ -28,6 +28,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         ));
     };
     let work_dir = opts.work_dir();
+    let _lock = super::lock::acquire(opts)?;
     let mut config = ConfigJson::load(cfg_path)?;
     let is_block = std::fs::metadata(target)
         .map(|m| m.file_type().is_block_device())
@@ -63,6 +64,8 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     if staging.exists() {
         std::fs::remove_dir_all(&staging).ctx_path("cleaning", &staging)?;
     }
+    // A failure from here on leaves no staging dir (it holds config.json) behind.
+    let _staged = (!opts.no_cleanup).then(|| super::lock::StagingGuard::new(&staging));
     let boot = staging.join("boot");
     let data = staging.join("data");
     crate::files::create_private_dir(&boot)?;

@@ -10,6 +10,7 @@
 pub mod block;
 pub mod direct;
 pub mod fs;
+pub mod lock;
 pub mod loopdev;
 pub mod mount;
 pub mod power;

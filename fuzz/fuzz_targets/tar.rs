@@ -1,0 +1,15 @@
+#![no_main]
+//! Fuzz target: tar reader (backup/tar.rs)
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut r = takeover::backup::tar::Reader::new(data);
+    for _ in 0..256 {
+        match r.next() {
+            Some(Ok(_)) => {
+                let _ = r.read_data(&mut std::io::sink());
+            }
+            _ => break,
+        }
+    }
+});
