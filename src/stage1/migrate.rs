@@ -192,8 +192,8 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         balena_os: probe.balena_os(),
     };
     let collected = crate::net::collect(&root, &net_opts)?;
+    // The network module already logged a warning for each of these.
     for (name, why) in &collected.unmigratable {
-        crate::warn!("network '{name}' is not migrated: {why}");
         report
             .warnings
             .push(format!("network '{name}' not migrated: {why}"));
