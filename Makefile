@@ -20,6 +20,10 @@ help:
 	@echo "  make demo       one whole migration in a QEMU VM, console streaming (root)"
 	@echo "  make e2e        all VM scenarios (root)"
 	@echo "  make release    static binaries for every board into dist/"
+	@echo "  make test-cross tests for aarch64, armv7, armv6 under qemu-user"
+	@echo "  make size       binary sizes and largest contributors"
+	@echo "  make bench      flash throughput and memory -> docs/PERFORMANCE.md (root)"
+	@echo "  make fuzz       every fuzz target, SECONDS=N each (nightly, cargo-fuzz)"
 	@echo "  make vendor     refresh vendor/ from Cargo.lock"
 	@echo "  make deps       install the Debian packages and rustup targets the tests need (root)"
 
