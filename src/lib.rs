@@ -11,7 +11,7 @@
 //! | stage 1: networks, hostname, backup | [`net`], [`backup`] |
 //! | stage 1: checks, plan, report, RAM root, hand-over of PID 1 | [`stage1`], [`report`] |
 //! | stage 2: PID 1 in RAM, stop, unmount, flash, configure, reboot | [`stage2`], [`flash`], [`fat`] |
-//! | the only `unsafe`: system calls | [`sys`] |
+//! | raw system calls (the one module allowed to call libc directly) | [`sys`] |
 #![deny(unsafe_code)]
 
 pub mod api;

@@ -61,10 +61,9 @@ pub const BLKGETSIZE64: IoctlReq = ior(0x12, 114, size_of::<usize>()) as IoctlRe
 /// Fails with `ENOTTY` when `fd` is not a block device.
 pub fn block_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
     let mut size: u64 = 0;
-    // SAFETY: `fd` is an open descriptor for the duration of the borrow. BLKGETSIZE64 writes
-    // exactly one u64 through its argument on every architecture (the request's size field says
-    // sizeof(size_t), but the kernel's put_user is on a u64), and `size` is a live, aligned,
-    // writable u64 for the whole call.
+    // The request's size field says sizeof(size_t), but the kernel's put_user is on a u64.
+    // SAFETY: `fd` is open for the whole borrow; BLKGETSIZE64 writes exactly one u64 through
+    // its argument on every architecture, and `size` is a live, aligned, writable u64.
     cvt(unsafe { libc::ioctl(fd.as_raw_fd(), BLKGETSIZE64, &mut size as *mut u64) })?;
     Ok(size)
 }
