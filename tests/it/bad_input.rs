@@ -502,7 +502,7 @@ fn write_only_onto_a_mounted_a_too_small_or_a_missing_disk() {
         return;
     }
     let c = Case::new("bad-wo-dev");
-    let Some(small) = Loop::new(c.dir.path(), "small.img", 8) else {
+    let Some(_small) = Loop::new(c.dir.path(), "small.img", 8) else {
         eprintln!("SKIP: no loop devices here");
         return;
     };
