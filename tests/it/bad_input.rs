@@ -6,7 +6,6 @@
 //! Every run is `--dry-run --sysroot <fixture>`, `-d` against the local mock API, or
 //! `--write-only` onto a file this test created.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -577,31 +576,27 @@ fn mock(dir: &Path, faults: &[&str]) -> Option<Mock> {
             image.display()
         ));
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mock-api/mock_api.py");
-    let mut cmd = Command::new("python3");
-    cmd.arg(script)
-        .args(["--port", "0", "--api-key", KEY, "--max-seconds", "120"])
-        .arg("--versions")
-        .arg(format!("{SLUG}=5.1.20+rev1"))
-        .arg("--image")
-        .arg(format!("{SLUG}={}", image.display()));
+    let mut args: Vec<String> = [
+        "--port",
+        "0",
+        "--api-key",
+        KEY,
+        "--max-seconds",
+        "120",
+        "--versions",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.push(format!("{SLUG}=5.1.20+rev1"));
+    args.push("--image".into());
+    args.push(format!("{SLUG}={}", image.display()));
     for f in faults {
-        cmd.arg("--fault").arg(f);
+        args.push("--fault".into());
+        args.push(f.to_string());
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().parse().expect("mock prints its port");
-    Some(Mock {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    })
+    let (child, base) = start_mock_api("python3", &args);
+    Some(Mock { child, base })
 }
 
 #[test]

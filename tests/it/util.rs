@@ -105,3 +105,26 @@ pub fn fake_image() -> &'static Path {
         raw
     })
 }
+
+/// Starts the mock balena API (`tests/mock-api/mock_api.py`) with the interpreter `python` and
+/// `args`, and returns the child and its base URL (the mock listens on the port it prints).
+pub fn start_mock_api<S: AsRef<std::ffi::OsStr>>(
+    python: &str,
+    args: &[S],
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mock-api/mock_api.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().expect("the mock API prints its port");
+    (child, format!("http://127.0.0.1:{port}"))
+}
