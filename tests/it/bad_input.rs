@@ -43,24 +43,10 @@ impl Case {
     }
 
     /// `--dry-run --sysroot <sysroot> -c <cfg> -i <img>` with this case's work dir and `extra`.
-    fn dry_run(&self, sysroot: &Path, cfg: &Path, img: &Path, extra: &[&str]) -> Output {
-        let mut args: Vec<String> = vec![
-            "--dry-run".into(),
-            "--sysroot".into(),
-            sysroot.display().to_string(),
-            "--no-api-check".into(),
-            "--no-vpn-check".into(),
-            "--no-nwmgr-check".into(),
-            "-w".into(),
-            self.work.display().to_string(),
-            "-c".into(),
-            cfg.display().to_string(),
-            "-i".into(),
-            img.display().to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(&argv)
+    fn dry_run(&self, sysroot: &Path, cfg: &Path, img: &Path, extra_args: &[&str]) -> Output {
+        let mut extra = vec!["--no-nwmgr-check"];
+        extra.extend_from_slice(extra_args);
+        run_args(&dry_run_args(sysroot, cfg, img, &self.work, None, &extra))
     }
 }
 

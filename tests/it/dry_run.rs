@@ -83,32 +83,16 @@ fn every_fixture_sysroot_gives_the_expected_report() {
             let img = image_for(image_slug, tmp.path());
             let cfg = config_for(slug, tmp.path());
             let report = tmp.join("r.json");
-            let mut args: Vec<String> = vec![
-                "--dry-run".into(),
-                "--sysroot".into(),
-                fx.display().to_string(),
-                "-c".into(),
-                cfg.display().to_string(),
-                "-i".into(),
-                img.display().to_string(),
-                "--no-api-check".into(),
-                "--no-vpn-check".into(),
-                "--no-nwmgr-check".into(),
-                "--report".into(),
-                report.display().to_string(),
-                "-w".into(),
-                tmp.path().display().to_string(),
-            ];
-            args.extend(
-                run["args"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|a| a.as_str().unwrap().to_string()),
-            );
-            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            let extra: Vec<&str> = run["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .chain(["--no-nwmgr-check"])
+                .collect();
+            let args = dry_run_args(fx, &cfg, &img, tmp.path(), Some(&report), &extra);
             let before = std::fs::read(&img).unwrap();
-            let o = crate::util::run(&argv);
+            let o = run_args(&args);
             let r: Value = serde_json::from_slice(
                 &std::fs::read(&report)
                     .unwrap_or_else(|e| panic!("{ctx}: no report ({e}); stderr: {}", stderr(&o))),
@@ -217,29 +201,14 @@ fn leftovers_of_an_interrupted_run_are_reported() {
     let img = image_for("genericx86-64-ext", tmp.path());
     let cfg = config_for("genericx86-64-ext", tmp.path());
     let report = tmp.join("r.json");
-    let (s, c, i, r, w) = (
-        sysroot.display().to_string(),
-        cfg.display().to_string(),
-        img.display().to_string(),
-        report.display().to_string(),
-        tmp.path().display().to_string(),
-    );
-    let o = crate::util::run(&[
-        "--dry-run",
-        "--sysroot",
-        &s,
-        "-c",
-        &c,
-        "-i",
-        &i,
-        "--no-api-check",
-        "--no-vpn-check",
-        "--no-nwmgr-check",
-        "--report",
-        &r,
-        "-w",
-        &w,
-    ]);
+    let o = run_args(&dry_run_args(
+        &sysroot,
+        &cfg,
+        &img,
+        tmp.path(),
+        Some(&report),
+        &["--no-nwmgr-check"],
+    ));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let warnings = v["warnings"].to_string();

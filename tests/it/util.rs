@@ -128,3 +128,39 @@ pub fn start_mock_api<S: AsRef<std::ffi::OsStr>>(
     let port: u16 = line.trim().parse().expect("the mock API prints its port");
     (child, format!("http://127.0.0.1:{port}"))
 }
+
+/// The argv of a dry run: `--dry-run --sysroot S -c CFG -i IMG --no-api-check --no-vpn-check
+/// -w WORK`, then `--report R` when given, then `extra`.
+pub fn dry_run_args(
+    sysroot: &Path,
+    cfg: &Path,
+    img: &Path,
+    work: &Path,
+    report: Option<&Path>,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args: Vec<String> = vec!["--dry-run".into(), "--sysroot".into()];
+    args.push(sysroot.display().to_string());
+    args.push("-c".into());
+    args.push(cfg.display().to_string());
+    args.push("-i".into());
+    args.push(img.display().to_string());
+    args.extend([
+        "--no-api-check".into(),
+        "--no-vpn-check".into(),
+        "-w".into(),
+    ]);
+    args.push(work.display().to_string());
+    if let Some(r) = report {
+        args.push("--report".into());
+        args.push(r.display().to_string());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// [`run`] with owned arguments.
+pub fn run_args(args: &[String]) -> Output {
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&argv)
+}
