@@ -185,6 +185,21 @@ pub fn flash<R: Read + Send>(
     o: &FlashOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<FlashStats> {
+    flash_with(src, target, o, progress, &mut |_| Ok(()))
+}
+
+/// [`flash`] with a last word: when the stream has ended without error, everything but the
+/// held-back head is written, synced and (with `o.verify`) read back and proven, `commit` is
+/// called with the head (the first buffer, which holds the partition table). Only when it
+/// returns `Ok` is the head written. On any error the head is never written, so the target
+/// holds no partition table (its first MiB was zeroed first).
+pub fn flash_with<R: Read + Send>(
+    src: R,
+    target: &Path,
+    o: &FlashOptions,
+    progress: &mut dyn FnMut(u64),
+    commit: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<FlashStats> {
     let buffer_size = o.buffer_size.max(HEAD).div_ceil(ALIGN) * ALIGN;
     let name = target.display().to_string();
     let limit = match o.limit {
@@ -283,10 +298,6 @@ pub fn flash<R: Read + Send>(
         }
     });
     let (hasher, head, offset) = result?;
-
-    if let Some(h) = &head {
-        t.write_at(h.data(), 0)?;
-    }
     t.sync()?;
     let mut stats = FlashStats {
         bytes: offset,
@@ -295,44 +306,154 @@ pub fn flash<R: Read + Send>(
         verify_secs: None,
         direct: t.direct.is_some(),
     };
-    drop(t);
+    let head: &[u8] = head.as_ref().map(|h| h.data()).unwrap_or(&[]);
+    let mismatch = || {
+        Error::new(
+            "verifying",
+            &name,
+            "what was read back differs from what was written",
+        )
+        .hint("the disk may be failing; try again or use another disk")
+    };
+    // Everything after the head, read back after the last write (a disk that maps two
+    // addresses to one cell shows only then), hashed after the head as held in memory.
+    let v = Instant::now();
     if o.verify {
-        let v = Instant::now();
-        let got = hash_range(target, stats.bytes, buffer_size)?;
-        if got != stats.hash {
-            return Err(Error::new(
-                "verifying",
-                &name,
-                "what was read back differs from what was written",
-            )
-            .hint("the disk may be failing; try again or use another disk"));
+        let mut h = Xxh64::new(0);
+        h.update(head);
+        hash_range_into(target, head.len() as u64, stats.bytes, buffer_size, &mut h)?;
+        if h.finish() != stats.hash {
+            return Err(mismatch());
         }
-        stats.verify_secs = Some(v.elapsed().as_secs_f64());
     }
+    let mut verify_secs = v.elapsed().as_secs_f64();
+    commit(head)?;
+    let v = Instant::now();
+    let written = t.write_at(head, 0).and_then(|()| t.sync());
+    drop(t);
+    let proven = written.and_then(|()| {
+        if o.verify {
+            let mut h = Xxh64::new(0);
+            hash_range_into(target, 0, head.len() as u64, buffer_size, &mut h)?;
+            if h.finish() != xxh64::xxh64(head, 0) {
+                return Err(mismatch());
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = proven {
+        if let Err(e2) = invalidate_table(target) {
+            crate::warn!("{name}: could not zero the partition table after a failed write: {e2}");
+        }
+        return Err(e);
+    }
+    verify_secs += v.elapsed().as_secs_f64();
+    stats.verify_secs = o.verify.then_some(verify_secs);
     Ok(stats)
+}
+
+/// A read-only view of the target as it will be once the held-back head is written: reads
+/// below `head.len()` come from `head`, the rest from the target. For checks that read the
+/// image back (the boot partition's files) before the partition table is committed.
+pub struct Staged<'a> {
+    file: File,
+    head: &'a [u8],
+    pos: u64,
+}
+
+impl<'a> Staged<'a> {
+    pub fn open(target: &Path, head: &'a [u8]) -> Result<Staged<'a>> {
+        let file = File::open(target).ctx_path("reading back", target)?;
+        Ok(Staged { file, head, pos: 0 })
+    }
+}
+
+impl Read for Staged<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let h = self.head.len() as u64;
+        let n = if self.pos < h {
+            let s = self.pos as usize;
+            let n = buf.len().min(self.head.len() - s);
+            buf[..n].copy_from_slice(&self.head[s..s + n]);
+            n
+        } else {
+            self.file.read_at(buf, self.pos)?
+        };
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Staged<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let end = || self.file.metadata().map(|m| m.len());
+        let base = match to {
+            SeekFrom::Start(n) => {
+                self.pos = n;
+                return Ok(n);
+            }
+            SeekFrom::Current(d) => (self.pos, d),
+            SeekFrom::End(d) => {
+                // A block device reports length 0 in its metadata: seek the file instead.
+                let len = match end()? {
+                    0 => (&self.file).seek(SeekFrom::End(0))?,
+                    n => n,
+                };
+                (len, d)
+            }
+        };
+        self.pos = base
+            .0
+            .checked_add_signed(base.1)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.pos)
+    }
 }
 
 /// XXH64 of the first `len` bytes of `path`, read with O_DIRECT where possible.
 pub fn hash_range(path: &Path, len: u64, buffer_size: usize) -> Result<u64> {
+    let mut h = Xxh64::new(0);
+    hash_range_into(path, 0, len, buffer_size, &mut h)?;
+    Ok(h.finish())
+}
+
+/// Feeds bytes `from..to` of `path` to `h`, read with O_DIRECT where possible (`from` must be
+/// a multiple of [`ALIGN`] for that).
+fn hash_range_into(
+    path: &Path,
+    from: u64,
+    to: u64,
+    buffer_size: usize,
+    h: &mut Xxh64,
+) -> Result<()> {
     let name = path.display().to_string();
-    let mut f = match direct::open_direct_read(path) {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            File::open(path).ctx("reading back", &name)?
+    let buffered = |at: u64| -> Result<File> {
+        let mut f = File::open(path).ctx("reading back", &name)?;
+        f.seek(SeekFrom::Start(at)).ctx("reading back", &name)?;
+        Ok(f)
+    };
+    let mut f = if from % ALIGN as u64 != 0 {
+        buffered(from)?
+    } else {
+        match direct::open_direct_read(path) {
+            Ok(mut f) => {
+                f.seek(SeekFrom::Start(from)).ctx("reading back", &name)?;
+                f
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => buffered(from)?,
+            Err(e) => return Err(Error::io("reading back", &name, e)),
         }
-        Err(e) => return Err(Error::io("reading back", &name, e)),
     };
     let mut buf = AlignedBuf::new(buffer_size);
-    let mut h = Xxh64::new(0);
-    let mut done: u64 = 0;
-    while done < len {
+    let mut done = from;
+    while done < to {
         let spare = buf.spare();
         let n = match f.read(spare) {
             Ok(0) => {
                 return Err(Error::new(
                     "reading back",
                     &name,
-                    format!("the target ends at byte {done}, before the {len} bytes written"),
+                    format!("the target ends at byte {done}, before the {to} bytes written"),
                 ))
             }
             Ok(n) => n,
@@ -345,16 +466,15 @@ pub fn hash_range(path: &Path, len: u64, buffer_size: usize) -> Result<u64> {
                 ))
             }
         };
-        let use_n = (n as u64).min(len - done) as usize;
+        let use_n = (n as u64).min(to - done) as usize;
         h.update(&spare[..use_n]);
         done += use_n as u64;
-        if n % ALIGN != 0 && done < len {
+        if n % ALIGN != 0 && done < to {
             // A short unaligned read from an O_DIRECT handle: continue from here buffered.
-            f = File::open(path).ctx("reading back", &name)?;
-            f.seek(SeekFrom::Start(done)).ctx("reading back", &name)?;
+            f = buffered(done)?;
         }
     }
-    Ok(h.finish())
+    Ok(())
 }
 
 #[cfg(test)]
