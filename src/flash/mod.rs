@@ -6,11 +6,13 @@
 //!
 //! Order of writes, so that an interruption never leaves a disk that boots half an image:
 //! 1. the first and last MiB of the target are zeroed (no partition table, primary or backup);
-//! 2. everything after the first MiB of the image is written;
-//! 3. only when the reader reached its end without error (for gzip: CRC-32 and ISIZE proven)
-//!    is the first MiB — the partition table — written, then everything is synced;
-//! 4. the written range is read back (O_DIRECT) and its XXH64 compared with the one computed
-//!    while writing.
+//! 2. everything after the first MiB of the image is written and synced;
+//! 3. when the reader reached its end without error (for gzip: CRC-32 and ISIZE proven), that
+//!    range is read back (O_DIRECT) and its XXH64 compared with the one computed while writing;
+//! 4. the caller's `commit` check runs ([`flash_with`]; `--write-only` checks the image there,
+//!    reading its boot partition back through [`Staged`]);
+//! 5. only then is the first MiB — the partition table — written, synced and read back. On a
+//!    failure there it is zeroed again.
 #![forbid(unsafe_code)]
 
 pub mod xxh64;
@@ -560,6 +562,52 @@ mod tests {
         };
         let e = flash(&img[..], &p, &o, &mut |_| {}).unwrap_err();
         assert!(e.to_string().contains("larger than the target"), "{e}");
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn a_refused_commit_never_writes_the_head_and_sees_the_rest_written() {
+        let p = tmp("d");
+        std::fs::write(&p, vec![0xEE; 6 << 20]).unwrap();
+        let img = pattern(3 * HEAD + 777);
+        let mut seen = Vec::new();
+        let e = flash_with(
+            &img[..],
+            &p,
+            &FlashOptions::default(),
+            &mut |_| {},
+            &mut |head| {
+                // The view of the target with the head overlaid is the whole image.
+                let mut v = Staged::open(&p, head)?;
+                v.seek(SeekFrom::Start(HEAD as u64 - 10)).unwrap();
+                let mut buf = vec![0u8; 20];
+                v.read_exact(&mut buf).unwrap();
+                seen = buf;
+                let end = v.seek(SeekFrom::End(0)).unwrap();
+                assert_eq!(end, 6 << 20);
+                Err(Error::new("checking", "image", "refused"))
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("refused"), "{e}");
+        assert_eq!(&seen[..], &img[HEAD - 10..HEAD + 10]);
+        let got = std::fs::read(&p).unwrap();
+        assert!(
+            got[..HEAD].iter().all(|&b| b == 0),
+            "head must not be written"
+        );
+        assert_eq!(&got[HEAD..img.len()], &img[HEAD..]);
+        // Accepted: the head lands and the whole image reads back.
+        let st = flash_with(
+            &img[..],
+            &p,
+            &FlashOptions::default(),
+            &mut |_| {},
+            &mut |_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(st.bytes, img.len() as u64);
+        assert_eq!(&std::fs::read(&p).unwrap()[..img.len()], &img[..]);
         std::fs::remove_file(&p).unwrap();
     }
 }

@@ -125,7 +125,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         limit: target_size,
         ..Default::default()
     };
-    let (st, verified, written) = match pass.write(target, &o, &vo)? {
+    let (st, verified, written) = match pass.write(target, created.is_some(), &o, &vo)? {
         Some((st, v)) => (st, v, image_path.clone()),
         None => {
             // A flasher image: prove it and extract its inner image (two passes), then write
@@ -139,7 +139,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
                 expected_sha256: None,
                 ..vo.clone()
             };
-            match Pass::open(&image.image, &inner)?.write(target, &o, &inner)? {
+            match Pass::open(&image.image, &inner)?.write(target, created.is_some(), &o, &inner)? {
                 Some((st, v)) => (st, v, image.image),
                 None => {
                     return Err(Error::new(
@@ -339,11 +339,12 @@ impl Pass {
         })
     }
 
-    /// Writes the image onto `target`; `None` when it turned out to be a flasher image (the
-    /// target then holds no partition table).
+    /// Writes the image onto `target` (`created`: by this run, removed if it fails); `None`
+    /// when it turned out to be a flasher image (the target then holds no partition table).
     fn write(
         self,
         target: &Path,
+        created: bool,
         o: &FlashOptions,
         vo: &VerifyOptions,
     ) -> Result<Option<(FlashStats, Verified)>> {
@@ -397,10 +398,14 @@ impl Pass {
                 let mut e = s.failed.take().unwrap_or(e);
                 // The hint of an image error says "nothing was changed": true of the image,
                 // not of the target, whose first MiB was zeroed and the rest partly written.
-                let note = format!(
-                    "{} holds no partition table now (partly written)",
-                    target.display()
-                );
+                let note = if created {
+                    format!("{} (created by this run) was removed", target.display())
+                } else {
+                    format!(
+                        "{} holds no partition table now (partly written)",
+                        target.display()
+                    )
+                };
                 e.hint = Some(match e.hint.take() {
                     Some(h) => format!("{}; {note}", h.trim_end_matches("; nothing was changed")),
                     None => note,
