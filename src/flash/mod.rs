@@ -18,7 +18,7 @@
 pub mod xxh64;
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::mpsc;
@@ -30,6 +30,8 @@ use xxh64::Xxh64;
 
 /// Size of the region at the start of the disk held back until the image is proven complete.
 pub const HEAD: usize = 1024 * 1024;
+/// Smallest read size of the read-back.
+const READBACK_BUF: usize = 4 << 20;
 
 #[derive(Debug, Clone)]
 pub struct FlashOptions {
@@ -136,6 +138,50 @@ impl Target {
                     "writing image to",
                     format!("{} at byte {}", self.name, offset + aligned as u64),
                 )?;
+        }
+        Ok(())
+    }
+
+    /// Writes `bufs` back to back from `offset`: one vectored O_DIRECT write when all are whole
+    /// blocks, else one [`Target::write_at`] each.
+    fn write_bufs(&self, bufs: &[AlignedBuf], offset: u64) -> Result<()> {
+        let whole = bufs.iter().all(|b| b.len() % ALIGN == 0);
+        let direct = self.direct.as_ref();
+        match direct.filter(|_| bufs.len() > 1 && whole && offset % ALIGN as u64 == 0) {
+            Some(d) => self.write_vectored_at(d, bufs, offset),
+            None => {
+                let mut at = offset;
+                for b in bufs {
+                    self.write_at(b.data(), at)?;
+                    at += b.len() as u64;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn write_vectored_at(&self, mut d: &File, bufs: &[AlignedBuf], offset: u64) -> Result<()> {
+        let at_byte = format!("{} at byte {offset}", self.name);
+        d.seek(SeekFrom::Start(offset))
+            .ctx("writing image to", &at_byte)?;
+        let slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b.data())).collect();
+        let n = loop {
+            match d.write_vectored(&slices) {
+                Ok(n) => break n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("writing image to", &at_byte, e)),
+            }
+        };
+        // A short write (a signal, a full disk): the rest one buffer at a time, which retries
+        // or reports the error with its offset.
+        let mut at = offset;
+        for b in bufs {
+            let len = b.len() as u64;
+            let skip = (offset + n).saturating_sub(at).min(len);
+            if skip < len {
+                self.write_at(&b.data()[skip as usize..], at + skip)?;
+            }
+            at += len;
         }
         Ok(())
     }
@@ -261,42 +307,69 @@ pub fn flash_with<R: Read + Send>(
             }
         });
 
+        let nbuf = o.buffers.max(2);
+        let mut batch: Vec<AlignedBuf> = Vec::with_capacity(nbuf);
+        let mut pending: Option<Msg> = None;
         loop {
-            let msg = full_rx.recv().map_err(|_| {
-                Error::new(
-                    "reading image",
-                    name,
-                    "the decoder stopped without a result",
-                )
-            })?;
-            match msg {
-                Msg::Data(buf) => {
-                    let len = buf.len() as u64;
-                    if let Some(l) = limit {
-                        if offset + len > l {
-                            return Err(Error::new(
-                                "writing image to",
-                                name,
-                                format!("the image is larger than the target ({l} bytes)"),
-                            )
-                            .hint("use a larger disk or the image for this device"));
-                        }
-                    }
-                    hasher.update(buf.data());
-                    if offset == 0 {
-                        // Hold the partition table back until the whole image is proven.
-                        head = Some(buf);
-                        let _ = free_tx.send(AlignedBuf::new(buffer_size));
-                    } else {
-                        t.write_at(buf.data(), offset)?;
-                        let _ = free_tx.send(buf);
-                    }
-                    offset += len;
-                    progress(offset);
-                }
+            let msg = match pending.take() {
+                Some(m) => m,
+                None => full_rx.recv().map_err(|_| {
+                    Error::new(
+                        "reading image",
+                        name,
+                        "the decoder stopped without a result",
+                    )
+                })?,
+            };
+            let buf = match msg {
+                Msg::Data(buf) => buf,
                 Msg::End => return Ok((hasher, head, offset)),
                 Msg::Failed(e) => return Err(e),
+            };
+            // This buffer and whatever else is queued go out in one system call: on a busy
+            // machine every wake-up of this thread (one per write) waits for a CPU, so fewer,
+            // larger writes keep the decoder from stalling on a full ring.
+            // At most half the ring, so the decoder has buffers to fill while these are written.
+            batch.push(buf);
+            while batch.len() < nbuf / 2 {
+                match full_rx.try_recv() {
+                    Ok(Msg::Data(b)) => batch.push(b),
+                    Ok(m) => {
+                        pending = Some(m);
+                        break;
+                    }
+                    Err(_) => break,
+                }
             }
+            let mut end = offset;
+            for buf in &batch {
+                end += buf.len() as u64;
+                if let Some(l) = limit {
+                    if end > l {
+                        return Err(Error::new(
+                            "writing image to",
+                            name,
+                            format!("the image is larger than the target ({l} bytes)"),
+                        )
+                        .hint("use a larger disk or the image for this device"));
+                    }
+                }
+                hasher.update(buf.data());
+            }
+            let mut from = offset;
+            if offset == 0 {
+                // Hold the partition table back until the whole image is proven.
+                let h = batch.remove(0);
+                from = h.len() as u64;
+                head = Some(h);
+                let _ = free_tx.send(AlignedBuf::new(buffer_size));
+            }
+            t.write_bufs(&batch, from)?;
+            for buf in batch.drain(..) {
+                let _ = free_tx.send(buf);
+            }
+            offset = end;
+            progress(offset);
         }
     });
     let (hasher, head, offset) = result?;
@@ -446,7 +519,9 @@ fn hash_range_into(
             Err(e) => return Err(Error::io("reading back", &name, e)),
         }
     };
-    let mut buf = AlignedBuf::new(buffer_size);
+    // The ring is gone by now: a larger buffer does not raise the peak (4 MiB reads: 1.4 GB/s
+    // against 1.0 GB/s with 1 MiB on the bench machine, `dd iflag=direct`).
+    let mut buf = AlignedBuf::new(buffer_size.max(READBACK_BUF));
     let mut done = from;
     while done < to {
         let spare = buf.spare();
