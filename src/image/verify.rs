@@ -6,6 +6,10 @@
 //! partition (at most [`MAX_BOOT_CAPTURE`]) into a temporary file in the work dir, from which
 //! `device-type.json` and `os-release` are read with the FAT reader. The SHA-256 of the file as
 //! given runs at the same time on a second thread that reads the file itself.
+//!
+//! [`StreamCheck`] is that pass fed chunk by chunk: [`scan`] drives it over a whole image;
+//! `--write-only` drives it from the flash pipeline (one decode for checks and write), and
+//! reads the boot partition back from the target instead of copying it.
 //! Memory: the decoder's buffers, the first MiB of the image and a few KiB per partition.
 #![forbid(unsafe_code)]
 

@@ -455,3 +455,117 @@ fn refuse_if_in_use(target: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// A directory with fake balenaOS images from tests/tools/mkimage.sh (64 MiB, gzip).
+    fn images(tag: &str, variants: &[&str]) -> Option<PathBuf> {
+        let dir = std::env::temp_dir().join(format!("takeover-wo-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/mkimage.sh");
+        for v in variants {
+            let ok = Command::new("bash")
+                .arg(&script)
+                .args(["--size", "64", "--variant", v])
+                .arg(dir.join(v))
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if !ok {
+                eprintln!("SKIP: tests/tools/mkimage.sh failed (mkfs.vfat, mkfs.ext4, sfdisk?)");
+                return None;
+            }
+        }
+        Some(dir)
+    }
+
+    fn vo(dir: &Path, dt: &str) -> VerifyOptions {
+        VerifyOptions {
+            expected_device_type: Some(dt.into()),
+            ..VerifyOptions::new(dir)
+        }
+    }
+
+    fn has_table(p: &Path) -> bool {
+        let b = std::fs::read(p).unwrap();
+        b.len() >= 512 && b[510] == 0x55 && b[511] == 0xaa
+    }
+
+    fn write(img: &Path, t: &Path, vo: &VerifyOptions) -> Result<Option<(FlashStats, Verified)>> {
+        let o = FlashOptions {
+            limit: vo.target_size,
+            ..Default::default()
+        };
+        Pass::open(img, vo)?.write(t, false, &o, vo)
+    }
+
+    #[test]
+    fn one_pass_writes_a_good_image_and_never_commits_a_bad_one() {
+        let Some(d) = images("pass", &["mbr", "flasher"]) else {
+            return;
+        };
+        let dt = "genericx86-64-ext";
+        let good = d.join("mbr.img.gz");
+        let t = d.join("target.img");
+        std::fs::write(&t, vec![0xEE; 8 << 20]).unwrap();
+
+        // Good: written, table committed, the device type read back from the target.
+        let (st, v) = write(&good, &t, &vo(&d, dt)).unwrap().unwrap();
+        assert_eq!(st.bytes, 64 << 20);
+        assert_eq!(v.device_type.as_deref(), Some(dt));
+        assert_eq!(v.layout, verify::Layout::Balena);
+        assert!(v.sha256.is_empty(), "no checksum asked for, none computed");
+        assert!(has_table(&t));
+        let raw = std::fs::read(d.join("mbr.img")).unwrap();
+        assert!(std::fs::read(&t).unwrap() == raw);
+
+        // Wrong device type: refused after the write, no partition table left.
+        let e = write(&good, &t, &vo(&d, "intel-nuc")).unwrap_err();
+        assert!(e.to_string().contains("intel-nuc"), "{e}");
+        assert!(e.to_string().contains("mbr.img.gz"), "{e}");
+        assert!(!has_table(&t));
+
+        // Wrong checksum: the same.
+        let mut o = vo(&d, dt);
+        o.expected_sha256 = Some("00".repeat(32));
+        let e = write(&good, &t, &o).unwrap_err();
+        assert!(e.to_string().contains("SHA-256"), "{e}");
+        assert!(!has_table(&t));
+
+        // Corrupt data: the decoder's CRC check, no table.
+        let mut gz = std::fs::read(&good).unwrap();
+        let mid = gz.len() / 2;
+        gz[mid] ^= 0xff;
+        let bad = d.join("corrupt.img.gz");
+        std::fs::write(&bad, &gz).unwrap();
+        let e = write(&bad, &t, &vo(&d, dt)).unwrap_err();
+        assert!(e.to_string().contains("corrupt.img.gz"), "{e}");
+        assert!(
+            e.hint
+                .as_deref()
+                .unwrap_or("")
+                .contains("no partition table"),
+            "{e}"
+        );
+        assert!(!has_table(&t));
+
+        // Too large for the target: refused before anything is written.
+        std::fs::write(&t, vec![0xEE; 8 << 20]).unwrap();
+        let mut o = vo(&d, dt);
+        o.target_size = Some(32 << 20);
+        let e = write(&good, &t, &o).unwrap_err();
+        assert!(e.to_string().contains("the target disk has"), "{e}");
+        assert!(std::fs::read(&t).unwrap().iter().all(|&b| b == 0xEE));
+
+        // A flasher image stops the pass (the caller extracts its inner image).
+        assert!(write(&d.join("flasher.img.gz"), &t, &vo(&d, dt))
+            .unwrap()
+            .is_none());
+        assert!(!has_table(&t));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
