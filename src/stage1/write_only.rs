@@ -396,6 +396,12 @@ impl Pass {
             (Err(_), _) if s.flasher => Ok(None),
             (Err(e), _) => {
                 let mut e = s.failed.take().unwrap_or(e);
+                // The first MiB was never written; zero the last MiB again too: a GPT image's
+                // backup header was written at the image's end, which is the end of a target
+                // file grown to the image's size.
+                if let Err(z) = flash::invalidate_table(target) {
+                    crate::warn!("{}: could not zero its ends again: {z}", target.display());
+                }
                 // The hint of an image error says "nothing was changed": true of the image,
                 // not of the target, whose first MiB was zeroed and the rest partly written.
                 let note = if created {
@@ -505,7 +511,7 @@ mod tests {
 
     #[test]
     fn one_pass_writes_a_good_image_and_never_commits_a_bad_one() {
-        let Some(d) = images("pass", &["mbr", "flasher"]) else {
+        let Some(d) = images("pass", &["mbr", "gpt", "flasher"]) else {
             return;
         };
         let dt = "genericx86-64-ext";
@@ -560,6 +566,23 @@ mod tests {
         let e = write(&good, &t, &o).unwrap_err();
         assert!(e.to_string().contains("the target disk has"), "{e}");
         assert!(std::fs::read(&t).unwrap().iter().all(|&b| b == 0xEE));
+
+        // GPT, refused, onto a target of the image's size: neither header is left.
+        std::fs::write(&t, vec![0xEE; 64 << 20]).unwrap();
+        let e = write(&d.join("gpt.img.gz"), &t, &vo(&d, "intel-nuc")).unwrap_err();
+        assert!(e.to_string().contains("intel-nuc"), "{e}");
+        let b = std::fs::read(&t).unwrap();
+        assert!(!has_table(&t));
+        assert!(!b[512..].starts_with(b"EFI PART"));
+        assert!(
+            !b[b.len() - 512..].starts_with(b"EFI PART"),
+            "backup GPT left"
+        );
+        let (_, v) = write(&d.join("gpt.img.gz"), &t, &vo(&d, dt))
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.table, "gpt");
+        assert!(std::fs::read(&t).unwrap()[512..].starts_with(b"EFI PART"));
 
         // A flasher image stops the pass (the caller extracts its inner image).
         assert!(write(&d.join("flasher.img.gz"), &t, &vo(&d, dt))
