@@ -2,8 +2,11 @@
 //! (`make bench` uses it). Same decoder as `--write-only`: `image::source::open_image`.
 //!
 //!   decode IMAGE [BUFFER_BYTES]
-//!   decode IMAGE --flash-to FILE   the flash step alone (`flash::flash`, verified) onto an
-//!                                  existing regular FILE the caller created (never a device)
+//!   decode IMAGE --flash-to FILE [BUFFERS [BUFFER_BYTES]]
+//!                                  the flash step alone (`flash::flash`, verified) onto an
+//!                                  existing regular FILE the caller created (never a device),
+//!                                  with a ring of BUFFERS buffers of BUFFER_BYTES (default:
+//!                                  `FlashOptions::default()`)
 //!
 //! Prints one line: `decoded <bytes> bytes in <secs> s: <MB/s> MB/s` (MB = 10^6 bytes), or for
 //! --flash-to `flashed <bytes> bytes in <secs> s: write <MB/s> MB/s, read-back <secs> s`.
@@ -26,7 +29,18 @@ fn main() -> ExitCode {
             eprintln!("usage: decode IMAGE --flash-to FILE");
             return ExitCode::from(2);
         };
-        return flash_to(&path, &to);
+        let mut o = takeover::flash::FlashOptions::default();
+        let nums: Vec<Option<usize>> = args.map(|a| a.to_string_lossy().parse().ok()).collect();
+        match nums.as_slice() {
+            [] => {}
+            [Some(n)] => o.buffers = *n,
+            [Some(n), Some(b)] => (o.buffers, o.buffer_size) = (*n, *b),
+            _ => {
+                eprintln!("usage: decode IMAGE --flash-to FILE [BUFFERS [BUFFER_BYTES]]");
+                return ExitCode::from(2);
+            }
+        }
+        return flash_to(&path, &to, &o);
     }
     let buf_size = match arg.map(|a| a.to_string_lossy().parse::<usize>()) {
         None => 1 << 20,
@@ -64,7 +78,11 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn flash_to(path: &std::path::Path, to: &std::path::Path) -> ExitCode {
+fn flash_to(
+    path: &std::path::Path,
+    to: &std::path::Path,
+    o: &takeover::flash::FlashOptions,
+) -> ExitCode {
     if !std::fs::metadata(to).map(|m| m.is_file()).unwrap_or(false) {
         eprintln!("decode: --flash-to needs an existing regular file");
         return ExitCode::from(2);
@@ -72,7 +90,7 @@ fn flash_to(path: &std::path::Path, to: &std::path::Path) -> ExitCode {
     let start = Instant::now();
     let run = || -> takeover::error::Result<takeover::flash::FlashStats> {
         let reader = takeover::image::source::open_image(path)?;
-        takeover::flash::flash(reader, to, &Default::default(), &mut |_| {})
+        takeover::flash::flash(reader, to, o, &mut |_| {})
     };
     match run() {
         Ok(st) => {

@@ -6,11 +6,15 @@
 //! partition (at most [`MAX_BOOT_CAPTURE`]) into a temporary file in the work dir, from which
 //! `device-type.json` and `os-release` are read with the FAT reader. The SHA-256 of the file as
 //! given runs at the same time on a second thread that reads the file itself.
+//!
+//! [`StreamCheck`] is that pass fed chunk by chunk: [`scan`] drives it over a whole image;
+//! `--write-only` drives it from the flash pipeline (one decode for checks and write), and
+//! reads the boot partition back from the target instead of copying it.
 //! Memory: the decoder's buffers, the first MiB of the image and a few KiB per partition.
 #![forbid(unsafe_code)]
 
 use std::fs::{self, File};
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,7 +24,7 @@ use std::time::Instant;
 use super::fslabel::{self, PROBE_BYTES};
 use super::partition::{is_extended, Kind, Partition, PartitionTable, TableScan};
 use super::sha256::{hex, parse_hex_digest, Sha256};
-use super::source::{open_image, HINT_REDOWNLOAD};
+use super::source::{open_image, ImageReader, HINT_REDOWNLOAD};
 use crate::error::{Context, Error, Result};
 
 /// Largest boot partition copied out for reading `device-type.json`.
@@ -107,7 +111,8 @@ pub struct Verified {
     pub format: &'static str,
     pub compressed_bytes: u64,
     pub uncompressed_bytes: u64,
-    /// SHA-256 of the file as given.
+    /// SHA-256 of the file as given; empty when the pass did not compute it (a single pass
+    /// without an expected checksum, see [`StreamCheck::new`]).
     pub sha256: String,
     /// "mbr" or "gpt".
     pub table: String,
@@ -133,7 +138,7 @@ impl Verified {
             version: self.boot_version.clone(),
             compressed_bytes: Some(self.compressed_bytes),
             uncompressed_bytes: Some(self.uncompressed_bytes),
-            sha256: Some(self.sha256.clone()),
+            sha256: (!self.sha256.is_empty()).then(|| self.sha256.clone()),
             layout: self.layout.as_str().into(),
             device_type: self.device_type.clone(),
             format: Some(self.format.into()),
@@ -308,12 +313,7 @@ pub fn check(path: &Path, v: &Verified, o: &VerifyOptions) -> Result<()> {
     if let Some(size) = o.target_size {
         let need = v.required_bytes();
         if need > size {
-            return Err(Error::new(
-                "checking the image size",
-                &obj,
-                format!("the image needs {need} bytes, the target disk has {size} bytes"),
-            )
-            .hint("use a larger disk (-f) or an image for this device"));
+            return Err(too_big(&obj, need, size));
         }
     }
     if let Some(want) = &o.expected_device_type {
@@ -341,6 +341,18 @@ pub fn check(path: &Path, v: &Verified, o: &VerifyOptions) -> Result<()> {
         }
     }
     Ok(())
+}
+
+const HINT_LARGER_DISK: &str = "use a larger disk (-f) or an image for this device";
+
+/// The image's partitions need `need` bytes, more than the target's `size`.
+fn too_big(obj: impl std::fmt::Display, need: u64, size: u64) -> Error {
+    Error::new(
+        "checking the image size",
+        obj,
+        format!("the image needs {need} bytes, the target disk has {size} bytes"),
+    )
+    .hint(HINT_LARGER_DISK)
 }
 
 /// A byte range of the decoded image to be collected as it streams by.
@@ -456,9 +468,13 @@ impl Drop for StopOnDrop {
 
 /// What the pass learns from the bytes going by: the partition table, filesystem probes and
 /// the boot partition copy.
-struct Collector<'a> {
-    obj: &'a str,
-    work_dir: &'a Path,
+struct Collector {
+    obj: String,
+    work_dir: PathBuf,
+    /// Copy the boot partition into the work dir (else only remember where it is).
+    capture_boot: bool,
+    /// The boot partition when it is not copied.
+    boot_part: Option<Partition>,
     head: Vec<u8>,
     scan: Option<TableScan>,
     region: Option<Region>,
@@ -469,9 +485,9 @@ struct Collector<'a> {
     boot_note: Option<String>,
 }
 
-impl<'a> Collector<'a> {
+impl Collector {
     fn table_err(&self, msg: String) -> Error {
-        Error::new("reading the image partition table", self.obj, msg)
+        Error::new("reading the image partition table", &self.obj, msg)
             .hint("download the image again; if it keeps failing, the file is not a balenaOS image")
     }
 
@@ -506,8 +522,14 @@ impl<'a> Collector<'a> {
             let info = (fs.fstype, fs.label);
             let boot = is_boot_label(&p.part, &info);
             p.info = Some(info);
-            if boot && self.capture.is_none() && self.captured.is_none() {
-                self.start_capture(i, pos)?;
+            let free =
+                self.capture.is_none() && self.captured.is_none() && self.boot_part.is_none();
+            if boot && free {
+                if self.capture_boot {
+                    self.start_capture(i, pos)?;
+                } else {
+                    self.boot_part = Some(self.probes[i].part.clone());
+                }
             }
         }
         if let Some(c) = self.capture.as_mut() {
@@ -625,11 +647,13 @@ impl<'a> Collector<'a> {
                 )));
             }
         }
-        if let Some(c) = self.capture.take() {
+        let cut = self.capture.take().map(|c| c.part);
+        let cut = cut.or_else(|| self.boot_part.take_if(|p| p.end() > pos));
+        if let Some(p) = cut {
             self.boot_note = Some(format!(
                 "the boot partition (p{}) ends at byte {}, after the end of the image ({pos})",
-                c.part.index,
-                c.part.end()
+                p.index,
+                p.end()
             ));
         }
         self.table
@@ -638,166 +662,292 @@ impl<'a> Collector<'a> {
     }
 }
 
-/// The streaming pass: decodes everything, refuses corrupt data, gathers what [`check`] needs.
-/// A decode error (CRC, truncation) wins over a partition-table error found earlier in the
-/// same stream, since corrupt data explains a broken table.
-pub fn scan(path: &Path, o: &VerifyOptions) -> Result<Verified> {
-    let t0 = Instant::now();
-    let obj = path.display().to_string();
-    let mut img = open_image(path)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let _stop_guard = StopOnDrop(stop.clone());
-    let sha = spawn_sha(path, stop.clone());
+/// What the boot partition says: device type, version, and why either is missing.
+type BootInfo = (Option<String>, Option<String>, Option<String>);
 
-    if let (Some(t), Some(size)) = (o.target_size, img.expected_size) {
-        if size > t {
-            return Err(Error::new(
-                "checking the image size",
-                &obj,
-                format!("the image is {size} bytes, the target disk has {t} bytes"),
-            )
-            .hint("use a larger disk (-f) or an image for this device"));
-        }
-    }
-    let mut c = Collector {
-        obj: &obj,
-        work_dir: &o.work_dir,
-        head: Vec::with_capacity(HEAD_BYTES),
-        scan: Some(TableScan::new()),
-        region: None,
-        table: None,
-        probes: Vec::new(),
-        capture: None,
-        captured: None,
-        boot_note: None,
-    };
-    let mut deferred: Option<Error> = None;
-    let mut pos: u64 = 0;
-    let mut last_log = Instant::now();
-    crate::info!(
-        "verifying image {obj} ({} bytes, {})",
-        img.compressed_bytes,
-        img.format.as_str()
-    );
-    loop {
-        if last_log.elapsed().as_secs() >= PROGRESS_SECS {
-            last_log = Instant::now();
-            let rate = pos as f64 / t0.elapsed().as_secs_f64().max(1e-9) / 1e6;
-            let total = img.compressed_bytes.max(1);
-            crate::info!(
-                "verifying image: {}% ({pos} bytes decoded, {rate:.0} MB/s)",
-                img.file_bytes_read().min(total) * 100 / total
-            );
-        }
-        let chunk = match img.fill_buf() {
-            Ok(ch) => ch,
-            Err(e) => {
-                let mut err = Error::io("decoding the image", &obj, e).hint(HINT_REDOWNLOAD);
-                err.cause
-                    .push_str(&format!(" ({pos} bytes decoded before the error)"));
-                return Err(err);
-            }
-        };
-        if chunk.is_empty() {
-            break;
-        }
-        let n = chunk.len();
-        if deferred.is_none() {
-            if let Err(e) = c.chunk(pos, chunk) {
-                // Keep decoding: the data may be corrupt, which is the better explanation.
-                c.capture = None;
-                deferred = Some(e);
-            }
-        }
-        if let Some(t) = o.target_size {
-            if pos + n as u64 > t {
+/// The checks of one streaming pass, fed with the decoded image chunk by chunk: the partition
+/// table, filesystem probes, the boot partition (copied to the work dir, or only located so
+/// that the caller reads it back from where it wrote the image), the decoded size against the
+/// target, and the SHA-256 of the file on a second thread. [`scan`] drives it over a whole
+/// image; `--write-only` drives it from the flash pipeline, so the image is decoded once.
+pub struct StreamCheck {
+    c: Collector,
+    t0: Instant,
+    format: &'static str,
+    compressed_bytes: u64,
+    target_size: Option<u64>,
+    pos: u64,
+    /// A partition-table error: kept while decoding goes on, since a decode error found later
+    /// (corrupt data) is the better explanation.
+    deferred: Option<Error>,
+    sha: Option<(thread::JoinHandle<std::io::Result<String>>, StopOnDrop)>,
+}
+
+impl StreamCheck {
+    /// Starts the checks of the image `img` (opened, nothing read yet). `capture_boot`: copy
+    /// the boot partition into `o.work_dir` (else see [`StreamCheck::finish_reading_boot`]).
+    /// `hash_file`: compute the SHA-256 of the file (it is always computed when
+    /// `o.expected_sha256` is set). Refuses at once an image whose size, known in advance (zip,
+    /// raw), exceeds `o.target_size`.
+    pub fn new(
+        img: &ImageReader,
+        o: &VerifyOptions,
+        capture_boot: bool,
+        hash_file: bool,
+    ) -> Result<StreamCheck> {
+        let obj = img.path.display().to_string();
+        if let (Some(t), Some(size)) = (o.target_size, img.expected_size) {
+            if size > t {
                 return Err(Error::new(
                     "checking the image size",
                     &obj,
-                    format!(
-                        "the image is larger than the target disk: more than {} bytes decoded, the disk has {t} bytes",
-                        pos + n as u64
-                    ),
+                    format!("the image is {size} bytes, the target disk has {t} bytes"),
                 )
-                .hint("use a larger disk (-f) or an image for this device"));
+                .hint(HINT_LARGER_DISK));
             }
         }
-        pos += n as u64;
-        img.consume(n);
+        let sha = (hash_file || o.expected_sha256.is_some()).then(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            (spawn_sha(&img.path, stop.clone()), StopOnDrop(stop))
+        });
+        Ok(StreamCheck {
+            c: Collector {
+                obj,
+                work_dir: o.work_dir.clone(),
+                capture_boot,
+                boot_part: None,
+                head: Vec::with_capacity(HEAD_BYTES),
+                scan: Some(TableScan::new()),
+                region: None,
+                table: None,
+                probes: Vec::new(),
+                capture: None,
+                captured: None,
+                boot_note: None,
+            },
+            t0: Instant::now(),
+            format: img.format.as_str(),
+            compressed_bytes: img.compressed_bytes,
+            target_size: o.target_size,
+            pos: 0,
+            deferred: None,
+            sha,
+        })
     }
-    if let Some(e) = deferred {
-        return Err(e);
+
+    /// Decoded bytes seen so far.
+    pub fn pos(&self) -> u64 {
+        self.pos
     }
-    let table = c.end(pos)?;
-    let partitions: Vec<PartInfo> = table
-        .partitions
-        .iter()
-        .map(|p| {
-            let info = c
-                .probes
+
+    /// Takes the next decoded bytes. An error is final (the image is larger than the target);
+    /// a partition-table error is kept for [`StreamCheck::table_error`] and the end.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<()> {
+        let (pos, n) = (self.pos, chunk.len() as u64);
+        if self.deferred.is_none() {
+            if let Err(e) = self.c.chunk(pos, chunk) {
+                // Keep decoding: the data may be corrupt, which is the better explanation.
+                self.c.capture = None;
+                self.deferred = Some(e);
+            }
+        }
+        if let Some(t) = self.target_size {
+            if pos + n > t {
+                return Err(Error::new(
+                    "checking the image size",
+                    &self.c.obj,
+                    format!(
+                        "the image is larger than the target disk: more than {} bytes decoded, the disk has {t} bytes",
+                        pos + n
+                    ),
+                )
+                .hint(HINT_LARGER_DISK));
+            }
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    /// The error for a failed decode (CRC, truncation): it wins over a table error.
+    pub fn decode_error(&self, e: std::io::Error) -> Error {
+        let mut err = Error::io("decoding the image", &self.c.obj, e).hint(HINT_REDOWNLOAD);
+        err.cause
+            .push_str(&format!(" ({} bytes decoded before the error)", self.pos));
+        err
+    }
+
+    /// Takes the partition-table error found so far, if any (a pass that stops early reports
+    /// it, unless decoding the rest of the image fails: see [`StreamCheck::decode_error`]).
+    pub fn take_table_error(&mut self) -> Option<Error> {
+        self.deferred.take()
+    }
+
+    /// True once a partition labelled like a flasher image's (flash-boot, flash-rootA) is seen.
+    pub fn looks_like_flasher(&self) -> bool {
+        self.c.probes.iter().any(|p| {
+            let label = p.info.as_ref().and_then(|i| i.1.as_deref());
+            [label, p.part.name.as_deref()]
                 .iter()
-                .find(|q| q.part.index == p.index)
-                .and_then(|q| {
-                    q.info.clone().or_else(|| {
-                        // Cut short by the end of the image.
-                        (!q.region.data.is_empty()).then(|| {
-                            let f = fslabel::probe(&q.region.data);
-                            (f.fstype, f.label)
+                .any(|l| l.is_some_and(|l| FLASHER_LABELS.contains(&l)))
+        })
+    }
+
+    /// The size check on the partitions known so far (all primaries once the first MiB is
+    /// through): refuses a table that does not fit the target before anything is written.
+    pub fn check_known_fit(&self) -> Result<()> {
+        let known = match (&self.c.table, &self.c.scan) {
+            (Some(t), _) => t.partitions.as_slice(),
+            (None, Some(s)) => s.partitions(),
+            (None, None) => &[],
+        };
+        let need = known.iter().map(|p| p.end()).max().unwrap_or(0);
+        match self.target_size {
+            Some(size) if need > size => Err(too_big(&self.c.obj, need, size)),
+            _ => Ok(()),
+        }
+    }
+
+    /// End of a [`scan`]: the boot partition is read from its copy in the work dir.
+    pub fn finish(self) -> Result<Verified> {
+        self.finish_with(|c| match &c.captured {
+            Some((part, tmp, _guard)) => {
+                let f = File::open(tmp).ctx_path("opening", tmp)?;
+                read_boot(f, 0, part.size, &tmp.display().to_string()).map(Some)
+            }
+            None => Ok(None),
+        })
+    }
+
+    /// End of a pass that wrote the image: the boot partition is read from `dev`, a view of
+    /// the decoded image (the target, with whatever was held back overlaid), named `name`.
+    pub fn finish_reading_boot<D: Read + Seek>(self, dev: D, name: &str) -> Result<Verified> {
+        self.finish_with(|c| match &c.boot_part {
+            Some(p) => read_boot(dev, p.start, p.size, name).map(Some),
+            None => Ok(None),
+        })
+    }
+
+    fn finish_with(
+        mut self,
+        read: impl FnOnce(&Collector) -> Result<Option<BootInfo>>,
+    ) -> Result<Verified> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
+        let pos = self.pos;
+        let c = &mut self.c;
+        let table = c.end(pos)?;
+        let partitions: Vec<PartInfo> = table
+            .partitions
+            .iter()
+            .map(|p| {
+                let info = c
+                    .probes
+                    .iter()
+                    .find(|q| q.part.index == p.index)
+                    .and_then(|q| {
+                        q.info.clone().or_else(|| {
+                            // Cut short by the end of the image.
+                            (!q.region.data.is_empty()).then(|| {
+                                let f = fslabel::probe(&q.region.data);
+                                (f.fstype, f.label)
+                            })
                         })
                     })
-                })
-                .unwrap_or(("unknown", None));
-            PartInfo {
-                part: p.clone(),
-                fstype: info.0,
-                label: info.1,
-            }
-        })
-        .collect();
-    let layout = layout_of(&partitions);
+                    .unwrap_or(("unknown", None));
+                PartInfo {
+                    part: p.clone(),
+                    fstype: info.0,
+                    label: info.1,
+                }
+            })
+            .collect();
+        let layout = layout_of(&partitions);
 
-    let (mut device_type, mut boot_version, mut boot_note) = (None, None, c.boot_note.take());
-    if let Some((part, tmp, _guard)) = &c.captured {
-        match read_boot(tmp, part.size) {
-            Ok((dt, ver, note)) => {
+        let (mut device_type, mut boot_version, mut boot_note) = (None, None, c.boot_note.take());
+        match read(c) {
+            Ok(Some((dt, ver, note))) => {
                 device_type = dt;
                 boot_version = ver;
                 if note.is_some() {
                     boot_note = note;
                 }
             }
+            Ok(None) if boot_note.is_none() => {
+                boot_note = Some("no resin-boot (vfat) partition found".into())
+            }
+            Ok(None) => {}
             Err(e) => boot_note = Some(e.message()),
         }
-    } else if boot_note.is_none() {
-        boot_note = Some("no resin-boot (vfat) partition found".into());
-    }
 
-    let sha256 = match sha.join() {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => return Err(Error::io("hashing the image", &obj, e)),
-        Err(_) => {
-            return Err(Error::new(
-                "hashing the image",
-                &obj,
-                "the hashing thread failed",
-            ))
+        let sha256 = match self.sha.take() {
+            None => String::new(),
+            Some((h, _stop)) => match h.join() {
+                Ok(Ok(h)) => h,
+                Ok(Err(e)) => return Err(Error::io("hashing the image", &self.c.obj, e)),
+                Err(_) => {
+                    return Err(Error::new(
+                        "hashing the image",
+                        &self.c.obj,
+                        "the hashing thread failed",
+                    ))
+                }
+            },
+        };
+        let secs = self.t0.elapsed().as_secs_f64().max(1e-9);
+        Ok(Verified {
+            format: self.format,
+            compressed_bytes: self.compressed_bytes,
+            uncompressed_bytes: pos,
+            sha256,
+            table: table.table.as_str().into(),
+            partitions,
+            table_end: table.end,
+            layout,
+            device_type,
+            boot_version,
+            mb_per_s: pos as f64 / secs / 1e6,
+            boot_note,
+        })
+    }
+}
+
+/// The streaming pass: decodes everything, refuses corrupt data, gathers what [`check`] needs.
+/// A decode error (CRC, truncation) wins over a partition-table error found earlier in the
+/// same stream, since corrupt data explains a broken table.
+pub fn scan(path: &Path, o: &VerifyOptions) -> Result<Verified> {
+    let mut img = open_image(path)?;
+    let mut sc = StreamCheck::new(&img, o, true, true)?;
+    let mut last_log = Instant::now();
+    crate::info!(
+        "verifying image {} ({} bytes, {})",
+        path.display(),
+        img.compressed_bytes,
+        img.format.as_str()
+    );
+    loop {
+        if last_log.elapsed().as_secs() >= PROGRESS_SECS {
+            last_log = Instant::now();
+            let rate = sc.pos() as f64 / sc.t0.elapsed().as_secs_f64().max(1e-9) / 1e6;
+            let total = img.compressed_bytes.max(1);
+            crate::info!(
+                "verifying image: {}% ({} bytes decoded, {rate:.0} MB/s)",
+                img.file_bytes_read().min(total) * 100 / total,
+                sc.pos()
+            );
         }
-    };
-    let secs = t0.elapsed().as_secs_f64().max(1e-9);
-    Ok(Verified {
-        format: img.format.as_str(),
-        compressed_bytes: img.compressed_bytes,
-        uncompressed_bytes: pos,
-        sha256,
-        table: table.table.as_str().into(),
-        partitions,
-        table_end: table.end,
-        layout,
-        device_type,
-        boot_version,
-        mb_per_s: pos as f64 / secs / 1e6,
-        boot_note,
-    })
+        let chunk = match img.fill_buf() {
+            Ok(ch) => ch,
+            Err(e) => return Err(sc.decode_error(e)),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        let n = chunk.len();
+        sc.feed(chunk)?;
+        img.consume(n);
+    }
+    sc.finish()
 }
 
 /// `slug` of a device-type.json.
@@ -823,10 +973,10 @@ pub fn parse_os_release_version(text: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Reads device type and version from the copied boot partition.
-fn read_boot(tmp: &Path, len: u64) -> Result<(Option<String>, Option<String>, Option<String>)> {
-    let f = File::open(tmp).ctx_path("opening", tmp)?;
-    let slice = crate::fat::Slice::new(f, 0, len).ctx_path("opening", tmp)?;
+/// Reads device type and version from the boot partition at `offset` (`len` bytes) of `dev`.
+fn read_boot<D: Read + Seek>(dev: D, offset: u64, len: u64, name: &str) -> Result<BootInfo> {
+    let slice =
+        crate::fat::Slice::new(dev, offset, len).ctx("opening the boot partition in", name)?;
     let mut fat = crate::fat::Fat::open(slice)?;
     let mut note = None;
     let dt = if fat.exists("/device-type.json")? {

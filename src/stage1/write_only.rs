@@ -3,17 +3,31 @@
 //!
 //! Networks come only from `--nwmgr-cfg` (this machine's own wifi networks are not the
 //! device's); the hostname only from config.json; the backup from `--backup-cfg`.
+//!
+//! The image is decoded once: the checks of `image::verify` ([`StreamCheck`]) see every
+//! decoded byte on its way to the target. The first MiB (partition table) is read and checked
+//! (table, size against the target) before anything is written and held back by the flash
+//! step; the rest is written and read back; then the decoder's CRC-32/ISIZE, the file's
+//! SHA-256 (with `--image-sha256`), the layout and the device type (read from the boot
+//! partition as written, the held-back head overlaid) must all hold before the first MiB is
+//! written. On any failure the target holds no partition table. A flasher image (seen by its
+//! partition labels) falls back to the two passes of `verify::prepare`, which extract its
+//! inner image, and that one is written the same way.
 #![forbid(unsafe_code)]
 
 use std::fs::OpenOptions;
+use std::io::{self, Read};
 use std::os::unix::fs::FileTypeExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::cli::Options;
 use crate::config::ConfigJson;
 use crate::error::{Context, Error, Result};
-use crate::flash::{self, FlashOptions};
-use crate::image::verify::{self, VerifyOptions};
+use crate::flash::{self, FlashOptions, FlashStats, HEAD};
+use crate::image::source::{open_image, ImageReader};
+use crate::image::verify::{self, StreamCheck, Verified, VerifyOptions};
 use crate::probe::{self, Root};
 use crate::report::{Report, Target};
 use crate::stage2::configure;
@@ -61,9 +75,9 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         expected_device_type: expected_dt,
         work_dir: work_dir.clone(),
     };
-    crate::info!("verifying {}", image_path.display());
-    let image = verify::prepare(image_path, &vo, 6)?;
-    report.image = Some(image.verified.to_report(&image.image));
+    // Up front, before anything is changed: the image opens and its first MiB holds a
+    // partition table that fits the target.
+    let pass = Pass::open(image_path, &vo)?;
 
     // Stage the payload exactly as for a migration.
     let staging = work_dir.join(super::migrate::STAGING_DIR);
@@ -103,8 +117,9 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         report.backup = Some(b.to_report());
     }
 
-    // Write.
-    if !is_block && !target.exists() {
+    // Write, checking as the image goes by.
+    let created = (!is_block && !target.exists()).then(|| RemoveOnDrop(target.clone()));
+    if created.is_some() {
         OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -112,22 +127,37 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             .open(target)
             .ctx_path("creating", target)?;
     }
-    let reader = crate::image::source::open_image(&image.image)?;
-    let total = image.verified.uncompressed_bytes.max(1);
-    let mut next = 10;
-    let mut progress = |n: u64| {
-        let pct = n * 100 / total;
-        if pct >= next {
-            crate::info!("written {pct}% ({} of {} MiB)", n >> 20, total >> 20);
-            next = pct - pct % 10 + 10;
-        }
-    };
     let o = FlashOptions {
         limit: target_size,
         ..Default::default()
     };
-    crate::info!("writing {} to {}", image.image.display(), target.display());
-    let st = flash::flash(reader, target, &o, &mut progress)?;
+    let (st, verified, written) = match pass.write(target, created.is_some(), &o, &vo)? {
+        Some((st, v)) => (st, v, image_path.clone()),
+        None => {
+            // A flasher image: prove it and extract its inner image (two passes), then write
+            // that in one pass. The SHA-256 was of the file given, checked by `prepare`.
+            crate::info!(
+                "{} is a flasher image: verifying it and extracting its inner image",
+                image_path.display()
+            );
+            let image = verify::prepare(image_path, &vo, 6)?;
+            let inner = VerifyOptions {
+                expected_sha256: None,
+                ..vo.clone()
+            };
+            match Pass::open(&image.image, &inner)?.write(target, created.is_some(), &o, &inner)? {
+                Some((st, v)) => (st, v, image.image),
+                None => {
+                    return Err(Error::new(
+                        "checking the image layout",
+                        image.image.display(),
+                        "the flasher image's inner image is itself a flasher image",
+                    ))
+                }
+            }
+        }
+    };
+    report.image = Some(verified.to_report(&written));
     crate::info!(
         "wrote and verified {} MiB at {:.0} MB/s (read-back {:.1} s)",
         st.bytes >> 20,
@@ -160,11 +190,242 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     }
     report.staged_files = staged;
     std::fs::remove_dir_all(&staging).ctx_path("cleaning", &staging)?;
+    if let Some(c) = created {
+        std::mem::forget(c);
+    }
     crate::info!(
         "{} is ready: balenaOS written, verified and configured",
         target.display()
     );
     Ok(())
+}
+
+/// Removes a target file this run created, unless the run succeeded (then forgotten).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// What the decoder thread and the caller share about the pass.
+struct Shared {
+    check: Option<StreamCheck>,
+    /// Why the pass stopped: the image is bad (names the image and the check).
+    failed: Option<Error>,
+    /// The image is a flasher image: stopped so that the caller extracts the inner one.
+    flasher: bool,
+}
+
+fn lock(s: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // A poisoned lock needs a panic while it is held; with panic=abort there is none, and
+    // the data stays consistent either way (plain fields).
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The decoded image on its way to the flash step: every byte read passes the checks first.
+/// A failed check ends the stream with an error; the reason is kept in [`Shared`].
+struct Tee {
+    img: ImageReader,
+    shared: Arc<Mutex<Shared>>,
+    /// Compressed bytes read from the file so far (progress).
+    file_read: Arc<AtomicU64>,
+}
+
+impl Tee {
+    fn stop(&self, why: &str) -> io::Error {
+        io::Error::other(format!("image check: {why}"))
+    }
+}
+
+impl Read for Tee {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let got = self.img.read(buf);
+        self.file_read
+            .store(self.img.file_bytes_read(), Ordering::Relaxed);
+        let shared = self.shared.clone();
+        let mut g = lock(&shared);
+        let s = &mut *g;
+        let Some(check) = s.check.as_mut() else {
+            return Err(self.stop("stopped"));
+        };
+        let n = match got {
+            Ok(n) => n,
+            Err(e) => {
+                s.failed = Some(check.decode_error(e));
+                return Err(self.stop("decode failed"));
+            }
+        };
+        if let Err(e) = check.feed(&buf[..n]) {
+            s.failed = Some(e);
+            return Err(self.stop("failed"));
+        }
+        if let Some(e) = check.take_table_error() {
+            // Decode the rest (nothing more is written): corrupt data is the better
+            // explanation of a broken table, as in `verify::scan`.
+            loop {
+                match self.img.read(buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(d) if d.kind() == io::ErrorKind::Interrupted => {}
+                    Err(d) => {
+                        s.failed = Some(check.decode_error(d));
+                        return Err(self.stop("decode failed"));
+                    }
+                }
+            }
+            s.failed = Some(e);
+            return Err(self.stop("bad partition table"));
+        }
+        if check.looks_like_flasher() {
+            s.flasher = true;
+            return Err(self.stop("flasher image"));
+        }
+        Ok(n)
+    }
+}
+
+/// One pass over an image: opened, its first MiB read and checked, ready to be written.
+struct Pass {
+    path: PathBuf,
+    tee: Tee,
+    head: Vec<u8>,
+    compressed: u64,
+}
+
+impl Pass {
+    /// Opens `path` and reads its first MiB through the checks: a broken partition table or
+    /// one that does not fit `vo.target_size` is refused here, before anything is written.
+    fn open(path: &Path, vo: &VerifyOptions) -> Result<Pass> {
+        let img = open_image(path)?;
+        crate::info!(
+            "writing and verifying image {} ({} bytes, {})",
+            path.display(),
+            img.compressed_bytes,
+            img.format.as_str()
+        );
+        let compressed = img.compressed_bytes;
+        let check = StreamCheck::new(&img, vo, false, false)?;
+        let shared = Arc::new(Mutex::new(Shared {
+            check: Some(check),
+            failed: None,
+            flasher: false,
+        }));
+        let mut tee = Tee {
+            img,
+            shared,
+            file_read: Arc::new(AtomicU64::new(0)),
+        };
+        let mut head = vec![0u8; HEAD];
+        let mut got = 0;
+        while got < HEAD {
+            match tee.read(&mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let mut s = lock(&tee.shared);
+                    return Err(s
+                        .failed
+                        .take()
+                        .unwrap_or_else(|| Error::io("reading image", path.display(), e)));
+                }
+            }
+        }
+        head.truncate(got);
+        if let Some(c) = lock(&tee.shared).check.as_ref() {
+            c.check_known_fit()?;
+        }
+        Ok(Pass {
+            path: path.to_path_buf(),
+            tee,
+            head,
+            compressed,
+        })
+    }
+
+    /// Writes the image onto `target` (`created`: by this run, removed if it fails); `None`
+    /// when it turned out to be a flasher image (the target then holds no partition table).
+    fn write(
+        self,
+        target: &Path,
+        created: bool,
+        o: &FlashOptions,
+        vo: &VerifyOptions,
+    ) -> Result<Option<(FlashStats, Verified)>> {
+        let Pass {
+            path,
+            tee,
+            head,
+            compressed,
+        } = self;
+        let shared = tee.shared.clone();
+        let file_read = tee.file_read.clone();
+        let total = compressed.max(1);
+        let mut next = 10;
+        let mut progress = |n: u64| {
+            let pct = file_read.load(Ordering::Relaxed).min(total) * 100 / total;
+            if pct >= next {
+                crate::info!("written {} MiB ({pct}% of the image file read)", n >> 20);
+                next = pct - pct % 10 + 10;
+            }
+        };
+        let target_name = target.display().to_string();
+        let mut verified = None;
+        let mut commit = |head: &[u8]| -> Result<()> {
+            let check = lock(&shared).check.take();
+            let Some(check) = check else {
+                return Err(Error::new(
+                    "verifying",
+                    path.display(),
+                    "the checks ended early",
+                ));
+            };
+            let staged = flash::Staged::open(target, head)?;
+            let v = check.finish_reading_boot(staged, &target_name)?;
+            verify::check(&path, &v, vo)?;
+            verified = Some(v);
+            Ok(())
+        };
+        crate::info!("writing {} to {}", path.display(), target.display());
+        let src = io::Cursor::new(head).chain(tee);
+        let result = flash::flash_with(src, target, o, &mut progress, &mut commit);
+        let mut s = lock(&shared);
+        match (result, verified) {
+            (Ok(st), Some(v)) => Ok(Some((st, v))),
+            (Ok(_), None) => Err(Error::new(
+                "verifying",
+                path.display(),
+                "the image was written without being checked",
+            )),
+            (Err(_), _) if s.flasher => Ok(None),
+            (Err(e), _) => {
+                let mut e = s.failed.take().unwrap_or(e);
+                // The first MiB was never written; zero the last MiB again too: a GPT image's
+                // backup header was written at the image's end, which is the end of a target
+                // file grown to the image's size.
+                if let Err(z) = flash::invalidate_table(target) {
+                    crate::warn!("{}: could not zero its ends again: {z}", target.display());
+                }
+                // The hint of an image error says "nothing was changed": true of the image,
+                // not of the target, whose first MiB was zeroed and the rest partly written.
+                let note = if created {
+                    format!("{} (created by this run) was removed", target.display())
+                } else {
+                    format!(
+                        "{} holds no partition table now (partly written)",
+                        target.display()
+                    )
+                };
+                e.hint = Some(match e.hint.take() {
+                    Some(h) => format!("{}; {note}", h.trim_end_matches("; nothing was changed")),
+                    None => note,
+                });
+                Err(e)
+            }
+        }
+    }
 }
 
 /// Refuses a block device that holds a mounted filesystem (this system's own disk, say).
@@ -205,4 +466,135 @@ fn refuse_if_in_use(target: &Path) -> Result<()> {
         .hint("unmount it first; --write-only never writes a disk that is in use"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// A directory with fake balenaOS images from tests/tools/mkimage.sh (64 MiB, gzip).
+    fn images(tag: &str, variants: &[&str]) -> Option<PathBuf> {
+        let dir = std::env::temp_dir().join(format!("takeover-wo-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/mkimage.sh");
+        for v in variants {
+            let ok = Command::new("bash")
+                .arg(&script)
+                .args(["--size", "64", "--variant", v])
+                .arg(dir.join(v))
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if !ok {
+                eprintln!("SKIP: tests/tools/mkimage.sh failed (mkfs.vfat, mkfs.ext4, sfdisk?)");
+                return None;
+            }
+        }
+        Some(dir)
+    }
+
+    fn vo(dir: &Path, dt: &str) -> VerifyOptions {
+        VerifyOptions {
+            expected_device_type: Some(dt.into()),
+            ..VerifyOptions::new(dir)
+        }
+    }
+
+    fn has_table(p: &Path) -> bool {
+        let b = std::fs::read(p).unwrap();
+        b.len() >= 512 && b[510] == 0x55 && b[511] == 0xaa
+    }
+
+    fn write(img: &Path, t: &Path, vo: &VerifyOptions) -> Result<Option<(FlashStats, Verified)>> {
+        let o = FlashOptions {
+            limit: vo.target_size,
+            ..Default::default()
+        };
+        Pass::open(img, vo)?.write(t, false, &o, vo)
+    }
+
+    #[test]
+    fn one_pass_writes_a_good_image_and_never_commits_a_bad_one() {
+        let Some(d) = images("pass", &["mbr", "gpt", "flasher"]) else {
+            return;
+        };
+        let dt = "genericx86-64-ext";
+        let good = d.join("mbr.img.gz");
+        let t = d.join("target.img");
+        std::fs::write(&t, vec![0xEE; 8 << 20]).unwrap();
+
+        // Good: written, table committed, the device type read back from the target.
+        let (st, v) = write(&good, &t, &vo(&d, dt)).unwrap().unwrap();
+        assert_eq!(st.bytes, 64 << 20);
+        assert_eq!(v.device_type.as_deref(), Some(dt));
+        assert_eq!(v.layout, verify::Layout::Balena);
+        assert!(v.sha256.is_empty(), "no checksum asked for, none computed");
+        assert!(has_table(&t));
+        let raw = std::fs::read(d.join("mbr.img")).unwrap();
+        assert!(std::fs::read(&t).unwrap() == raw);
+
+        // Wrong device type: refused after the write, no partition table left.
+        let e = write(&good, &t, &vo(&d, "intel-nuc")).unwrap_err();
+        assert!(e.to_string().contains("intel-nuc"), "{e}");
+        assert!(e.to_string().contains("mbr.img.gz"), "{e}");
+        assert!(!has_table(&t));
+
+        // Wrong checksum: the same.
+        let mut o = vo(&d, dt);
+        o.expected_sha256 = Some("00".repeat(32));
+        let e = write(&good, &t, &o).unwrap_err();
+        assert!(e.to_string().contains("SHA-256"), "{e}");
+        assert!(!has_table(&t));
+
+        // Corrupt data: the decoder's CRC check, no table.
+        let mut gz = std::fs::read(&good).unwrap();
+        let mid = gz.len() / 2;
+        gz[mid] ^= 0xff;
+        let bad = d.join("corrupt.img.gz");
+        std::fs::write(&bad, &gz).unwrap();
+        let e = write(&bad, &t, &vo(&d, dt)).unwrap_err();
+        assert!(e.to_string().contains("corrupt.img.gz"), "{e}");
+        assert!(
+            e.hint
+                .as_deref()
+                .unwrap_or("")
+                .contains("no partition table"),
+            "{e}"
+        );
+        assert!(!has_table(&t));
+
+        // Too large for the target: refused before anything is written.
+        std::fs::write(&t, vec![0xEE; 8 << 20]).unwrap();
+        let mut o = vo(&d, dt);
+        o.target_size = Some(32 << 20);
+        let e = write(&good, &t, &o).unwrap_err();
+        assert!(e.to_string().contains("the target disk has"), "{e}");
+        assert!(std::fs::read(&t).unwrap().iter().all(|&b| b == 0xEE));
+
+        // GPT, refused, onto a target of the image's size: neither header is left.
+        std::fs::write(&t, vec![0xEE; 64 << 20]).unwrap();
+        let e = write(&d.join("gpt.img.gz"), &t, &vo(&d, "intel-nuc")).unwrap_err();
+        assert!(e.to_string().contains("intel-nuc"), "{e}");
+        let b = std::fs::read(&t).unwrap();
+        assert!(!has_table(&t));
+        assert!(!b[512..].starts_with(b"EFI PART"));
+        assert!(
+            !b[b.len() - 512..].starts_with(b"EFI PART"),
+            "backup GPT left"
+        );
+        let (_, v) = write(&d.join("gpt.img.gz"), &t, &vo(&d, dt))
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.table, "gpt");
+        assert!(std::fs::read(&t).unwrap()[512..].starts_with(b"EFI PART"));
+
+        // A flasher image stops the pass (the caller extracts its inner image).
+        assert!(write(&d.join("flasher.img.gz"), &t, &vo(&d, dt))
+            .unwrap()
+            .is_none());
+        assert!(!has_table(&t));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

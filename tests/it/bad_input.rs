@@ -439,10 +439,21 @@ fn write_only_onto_read_only_and_full_places() {
         &full.0,
     );
     assert!(!full.0.join("out.img").exists());
-    // A full work dir, the target elsewhere: the target is not created.
+    // A full work dir, the target elsewhere: the target is not created. Filled to the last
+    // byte (the filler next to the work dir): --write-only decodes the image once, checking it
+    // on its way to the target, and needs the work dir only for the staged files (the old
+    // verification pass copied the boot partition there first, so a 1 MiB work dir with room
+    // left was refused before).
+    let work = full.0.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(full.0.join("filler")).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+    }
     let target = c.dir.join("target.img");
-    let o = write_only(&c, &target, &full.0);
-    assert_refused("full work dir", &o, "full", &["no space"], &full.0);
+    let o = write_only(&c, &target, &work);
+    assert_refused("full work dir", &o, "full", &["no space"], &work);
     assert!(!target.exists(), "target created although the run failed");
     assert_eq!(snapshot(&[&c.img, &c.cfg]), before);
     drop(full);
