@@ -665,7 +665,8 @@ fn wrong_device_type_unknown_layout_size_and_checksum_are_refused() {
     let e = err_of(&f.balena, &o);
     assert!(
         e.contains(&format!(
-            "the image is {size} bytes, the target disk has {} bytes",
+            "the target disk is too small: the image needs {size} bytes ({} MiB), the disk has {} bytes",
+            size >> 20,
             size - MIB
         )),
         "{e}"

@@ -343,16 +343,21 @@ pub fn check(path: &Path, v: &Verified, o: &VerifyOptions) -> Result<()> {
     Ok(())
 }
 
-const HINT_LARGER_DISK: &str = "use a larger disk (-f) or an image for this device";
+/// The step of the size check (callers that know the target's name add it to the hint).
+pub const SIZE_STEP: &str = "checking the image size";
 
-/// The image's partitions need `need` bytes, more than the target's `size`.
+/// The image (or its partitions) need `need` bytes, more than the target's `size`.
 fn too_big(obj: impl std::fmt::Display, need: u64, size: u64) -> Error {
     Error::new(
-        "checking the image size",
+        SIZE_STEP,
         obj,
-        format!("the image needs {need} bytes, the target disk has {size} bytes"),
+        format!(
+            "the target disk is too small: the image needs {need} bytes ({} MiB), the disk has {size} bytes ({} MiB)",
+            need.div_ceil(1 << 20),
+            size >> 20
+        ),
     )
-    .hint(HINT_LARGER_DISK)
+    .hint("use a larger disk (-f) or an image for this device")
 }
 
 /// A byte range of the decoded image to be collected as it streams by.
@@ -698,12 +703,7 @@ impl StreamCheck {
         let obj = img.path.display().to_string();
         if let (Some(t), Some(size)) = (o.target_size, img.expected_size) {
             if size > t {
-                return Err(Error::new(
-                    "checking the image size",
-                    &obj,
-                    format!("the image is {size} bytes, the target disk has {t} bytes"),
-                )
-                .hint(HINT_LARGER_DISK));
+                return Err(too_big(&obj, size, t));
             }
         }
         let sha = (hash_file || o.expected_sha256.is_some()).then(|| {
@@ -754,14 +754,14 @@ impl StreamCheck {
         if let Some(t) = self.target_size {
             if pos + n > t {
                 return Err(Error::new(
-                    "checking the image size",
+                    SIZE_STEP,
                     &self.c.obj,
                     format!(
-                        "the image is larger than the target disk: more than {} bytes decoded, the disk has {t} bytes",
+                        "the target disk is too small: the image is larger than the target disk, more than {} bytes decoded, the disk has {t} bytes",
                         pos + n
                     ),
                 )
-                .hint(HINT_LARGER_DISK));
+                .hint("use a larger disk (-f) or an image for this device"));
             }
         }
         self.pos += n;

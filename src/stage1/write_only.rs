@@ -77,7 +77,17 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     };
     // Up front, before anything is changed: the image opens and its first MiB holds a
     // partition table that fits the target.
-    let pass = Pass::open(image_path, &vo)?;
+    let pass = Pass::open(image_path, &vo).map_err(|e| {
+        if e.step == verify::SIZE_STEP {
+            let hint = format!(
+                "{} is too small for it: use a larger disk (-f) or an image for this device",
+                target.display()
+            );
+            e.hint(hint)
+        } else {
+            e
+        }
+    })?;
 
     // Stage the payload exactly as for a migration.
     let staging = work_dir.join(super::migrate::STAGING_DIR);
@@ -570,7 +580,10 @@ mod tests {
         let mut o = vo(&d, dt);
         o.target_size = Some(32 << 20);
         let e = write(&good, &t, &o).unwrap_err();
-        assert!(e.to_string().contains("the target disk has"), "{e}");
+        assert!(
+            e.to_string().contains("the target disk is too small"),
+            "{e}"
+        );
         assert!(std::fs::read(&t).unwrap().iter().all(|&b| b == 0xEE));
 
         // GPT, refused, onto a target of the image's size: neither header is left.

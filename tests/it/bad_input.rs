@@ -498,7 +498,7 @@ fn write_only_onto_a_mounted_a_too_small_or_a_missing_disk() {
         return;
     }
     let c = Case::new("bad-wo-dev");
-    let Some(_small) = Loop::new(c.dir.path(), "small.img", 8) else {
+    let Some(small) = Loop::new(c.dir.path(), "small.img", 8) else {
         eprintln!("SKIP: no loop devices here");
         return;
     };
@@ -523,7 +523,7 @@ fn write_only_onto_a_mounted_a_too_small_or_a_missing_disk() {
     // A mistyped device name: not created as a file in /dev.
     let typo = format!("{}9", used.dev);
     let cases: Vec<(&str, Vec<&str>)> = vec![
-        // TODO(after speed merge): (small.dev.as_str(), vec!["too small"]),
+        (small.dev.as_str(), vec!["too small"]),
         (typo.as_str(), vec!["no such device", "lsblk"]),
         (
             used.dev.as_str(),
