@@ -257,8 +257,9 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     }
     let network_bytes = tree_size(&boot);
 
-    // 4b. stage 2's API calls: their HTTP client must be made whole in the RAM root; refused
-    // here, before anything changes, when it cannot be.
+    // 4b. stage 2's API calls: their HTTP client must be made whole in the RAM root. The
+    // outcome is the check "stage2-http-client" (recorded after the others): a client that
+    // cannot be made whole fails it, naming the missing file, before anything changes.
     let client = if super::http_client::stage2_api_needed(
         opts.report_hup_progress,
         opts.change_dt_to.as_deref(),
@@ -266,15 +267,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     )? {
         let https = config.api_endpoint()?.starts_with("https://");
         let forced = std::env::var("TAKEOVER_HTTP_TOOL").ok();
-        let b = super::http_client::resolve(&root, https, forced.as_deref())?;
-        crate::info!(
-            "stage 2 calls the API through {} ({}, {} libraries, {} KiB)",
-            b.kind_name(),
-            b.program.display(),
-            b.libs.len(),
-            b.bytes >> 10
-        );
-        Some(b)
+        Some(super::http_client::resolve(&root, https, forced.as_deref()))
     } else {
         None
     };
@@ -283,7 +276,10 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let binary_bytes = std::env::current_exe()
         .map(|p| file_size(&p))
         .unwrap_or(1 << 20)
-        + client.as_ref().map_or(0, |c| c.bytes);
+        + match &client {
+            Some(Ok(c)) => c.bytes,
+            _ => 0,
+        };
     let staged_image = file_size(&image.image);
     let ping = |ep: &str| -> Result<()> {
         let http = crate::api::http::Http::detect()?;
@@ -307,6 +303,31 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         free_space: &free,
     };
     let target = checks::run_checks(&inputs, opts, report);
+    let client = match client {
+        Some(Ok(b)) => {
+            let d = format!(
+                "stage 2 calls the API through {} ({}, {} libraries, {} KiB{})",
+                b.kind_name(),
+                b.program.display(),
+                b.libs.len(),
+                b.bytes >> 10,
+                if b.ca_bundle.is_some() {
+                    ", CA bundle"
+                } else {
+                    ""
+                }
+            );
+            crate::info!("{d}");
+            report.check("stage2-http-client", Status::Pass, d);
+            Some(b)
+        }
+        Some(Err(e)) => {
+            crate::error!("{e}");
+            report.check("stage2-http-client", Status::Fail, e.message());
+            None
+        }
+        None => None,
+    };
     report.staged_files = staged_list(&staging);
     print_plan(report, &staging, mode);
 
