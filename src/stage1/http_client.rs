@@ -470,7 +470,9 @@ pub fn resolve(root: &Root, https: bool, forced: Option<&str>) -> Result<ClientB
             .collect(),
         _ => PATH_DIRS.iter().map(PathBuf::from).collect(),
     };
-    let (kind, program) = find_program(root, &path_dirs, forced)?;
+    let (kind, found) = find_program(root, &path_dirs, forced)?;
+    // The program goes to its real path, so that its `$ORIGIN` is the same in the RAM root.
+    let program = resolve_links(root, &found)?;
     let (_, prog_bytes) = read_elf(root, &program)?;
     let (libs, lib_bytes) = closure(root, &program)?;
     let mut lib_dirs: Vec<PathBuf> = Vec::new();

@@ -258,7 +258,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let network_bytes = tree_size(&boot);
 
     // 4b. stage 2's API calls: their HTTP client must be made whole in the RAM root. The
-    // outcome is the check "stage2-http-client" (recorded after the others): a client that
+    // outcome is the check "stage2-client" (recorded after the others): a client that
     // cannot be made whole fails it, naming the missing file, before anything changes.
     let client = if super::http_client::stage2_api_needed(
         opts.report_hup_progress,
@@ -318,12 +318,12 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
                 }
             );
             crate::info!("{d}");
-            report.check("stage2-http-client", Status::Pass, d);
+            report.check("stage2-client", Status::Pass, d);
             Some(b)
         }
         Some(Err(e)) => {
             crate::error!("{e}");
-            report.check("stage2-http-client", Status::Fail, e.message());
+            report.check("stage2-client", Status::Fail, e.message());
             None
         }
         None => None,

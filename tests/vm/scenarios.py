@@ -987,6 +987,31 @@ def m_api_calls_wget(ctx):
     return f"PATCH progress + is_of__device_type={slugs.index(new_dt) + 1} through GNU wget; run {res['seconds']} s"
 
 
+@scenario("api-calls-failure-reported", needs="stage2+mock+fault-injection")
+def m_api_calls_failure(ctx):
+    """A failure after the image is written (TAKEOVER_FAULT=after-flash) is reported to the API
+    as "OS update failed", and the device type is not changed."""
+    if not os.path.isfile(ctx.fault_binary):
+        raise Failed(f"no fault-injection binary {ctx.fault_binary}")
+    img, _ = image("mbr", 64)
+    fctx = Ctx()
+    fctx.binary, fctx.stream, fctx.timeout = ctx.fault_binary, ctx.stream, ctx.timeout
+    cfg = dict(CONFIG, uuid=REGISTERED_UUID)
+    mock = vm.default_mock_cmd(f"--api-key {CONFIG['apiKey']} --device-type {CONFIG['deviceType']}")
+    res = migrate(fctx, "api-calls-failure-reported", "systemd",
+                  f"-i /payload/image.img.gz --report-hup-progress --change-dt-to {CONFIG['deviceType']}",
+                  {"image.img.gz": img, "config.json": json.dumps(cfg).encode()},
+                  env="TAKEOVER_FAULT=after-flash ", mock=mock)
+    vm_ok(res, "reboot")
+    reqs = [json.loads(x) for x in read(res["api_requests"], "").splitlines() if x.strip()]
+    patches = [json.loads(r.get("body") or "null") for r in reqs if r.get("method") == "PATCH"]
+    want = {"provisioning_progress": "100", "provisioning_state": "OS update failed", "status": "configuring"}
+    check(patches == [want], f"PATCH bodies {patches} (want only the failure report)")
+    leaks = key_leaks(res)
+    check(not leaks, f"the API key appears in {leaks}")
+    return f"'OS update failed' reported, no device-type change; run {res['seconds']} s"
+
+
 # ------------------------------------------------------------------------------------ driver
 class Ctx:
     pass
