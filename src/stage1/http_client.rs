@@ -807,6 +807,30 @@ mod tests {
     }
 
     #[test]
+    fn which_options_need_the_client() {
+        let cfg = |extra: &str| {
+            let t = format!(
+                "{{\"apiEndpoint\":\"https://api.example\",\"apiKey\":\"k-secret-1\"{extra}}}"
+            );
+            crate::config::ConfigJson::parse(t.as_bytes(), Path::new("config.json")).unwrap()
+        };
+        let fleet = cfg("");
+        let dev = cfg(",\"uuid\":\"0123abcd\"");
+        // Unregistered: --change-dt-to needs no call; --report-hup-progress is refused.
+        assert!(!stage2_api_needed(false, Some("generic-amd64"), &fleet).unwrap());
+        let e = stage2_api_needed(true, None, &fleet)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("uuid"), "{e}");
+        assert!(stage2_api_needed(true, None, &dev).unwrap());
+        assert!(stage2_api_needed(false, Some("generic-amd64"), &dev).unwrap());
+        assert!(!stage2_api_needed(false, None, &dev).unwrap());
+        assert!(stage2_api_needed(false, Some("Intel NUC"), &dev).is_err());
+        let bad = cfg(",\"uuid\":\"not/hex\"");
+        assert!(stage2_api_needed(true, None, &bad).is_err());
+    }
+
+    #[test]
     fn helpers() {
         assert!(wildcard(b"*.conf", b"x86_64-linux-gnu.conf"));
         assert!(!wildcard(b"*.conf", b"a.txt"));
