@@ -456,7 +456,8 @@ Target and logs:
                                  file name of the fallback log [default: fallback.log]
       --fallback-log-dir <DIR>   folder of the fallback log on the data partition [default: fallback_log]
       --report <FILE>            write a JSON report of the run to FILE (also on failure)
-      --report-hup-progress      report the result of the migration to the balena API
+      --report-hup-progress      report the result of the migration to the balena API (needs the
+                                 uuid of a registered device in config.json)
 
 Modes:
       --dry-run                  run every check and prepare every file stage 2 would write (into

@@ -57,7 +57,8 @@ pub fn check_slug(slug: &str) -> Result<&str> {
     }
 }
 
-fn check_uuid(uuid: &str) -> Result<&str> {
+/// A device uuid as balena makes them (hexadecimal).
+pub fn check_uuid(uuid: &str) -> Result<&str> {
     if !uuid.is_empty() && uuid.len() <= 64 && uuid.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(uuid)
     } else {

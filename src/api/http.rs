@@ -218,6 +218,9 @@ pub struct Http {
     pub stall_timeout: Duration,
     /// Where the private per-call directories are made.
     pub tmp_dir: PathBuf,
+    /// Extra environment for the tool (stage 2: `LD_LIBRARY_PATH`, `CURL_CA_BUNDLE`); never
+    /// a secret.
+    pub env: Vec<(OsString, OsString)>,
 }
 
 static KEY_WARNED: AtomicBool = AtomicBool::new(false);
@@ -233,6 +236,7 @@ impl Http {
             connect_timeout: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(60),
             tmp_dir: std::env::temp_dir(),
+            env: Vec::new(),
         }
     }
 
@@ -495,6 +499,7 @@ impl Http {
         let stderr = File::create(&stderr_path).ctx_path("creating", &stderr_path)?;
         let mut cmd = Command::new(&plan.argv[0]);
         cmd.args(&plan.argv[1..])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .envs(plan.env.iter().map(|(k, v)| (k, v)))
             .stderr(stderr)
             .stdin(if plan.stdin.is_some() {

@@ -39,6 +39,8 @@ pub struct Prepared1 {
     pub target: Option<TargetDisk>,
     pub network_bytes: u64,
     pub backup_bytes: u64,
+    /// The HTTP client stage 2 needs for its API calls (none needed: `None`).
+    pub client: Option<super::http_client::ClientBundle>,
 }
 
 fn file_size(p: &Path) -> u64 {
@@ -255,10 +257,29 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     }
     let network_bytes = tree_size(&boot);
 
+    // 4b. stage 2's API calls: their HTTP client must be made whole in the RAM root. The
+    // outcome is the check "stage2-client" (recorded after the others): a client that
+    // cannot be made whole fails it, naming the missing file, before anything changes.
+    let client = if super::http_client::stage2_api_needed(
+        opts.report_hup_progress,
+        opts.change_dt_to.as_deref(),
+        &config,
+    )? {
+        let https = config.api_endpoint()?.starts_with("https://");
+        let forced = std::env::var("TAKEOVER_HTTP_TOOL").ok();
+        Some(super::http_client::resolve(&root, https, forced.as_deref()))
+    } else {
+        None
+    };
+
     // 5. checks
     let binary_bytes = std::env::current_exe()
         .map(|p| file_size(&p))
-        .unwrap_or(1 << 20);
+        .unwrap_or(1 << 20)
+        + match &client {
+            Some(Ok(c)) => c.bytes,
+            _ => 0,
+        };
     let staged_image = file_size(&image.image);
     let ping = |ep: &str| -> Result<()> {
         let http = crate::api::http::Http::detect()?;
@@ -282,6 +303,31 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         free_space: &free,
     };
     let target = checks::run_checks(&inputs, opts, report);
+    let client = match client {
+        Some(Ok(b)) => {
+            let d = format!(
+                "stage 2 calls the API through {} ({}, {} libraries, {} KiB{})",
+                b.kind_name(),
+                b.program.display(),
+                b.libs.len(),
+                b.bytes >> 10,
+                if b.ca_bundle.is_some() {
+                    ", CA bundle"
+                } else {
+                    ""
+                }
+            );
+            crate::info!("{d}");
+            report.check("stage2-client", Status::Pass, d);
+            Some(b)
+        }
+        Some(Err(e)) => {
+            crate::error!("{e}");
+            report.check("stage2-client", Status::Fail, e.message());
+            None
+        }
+        None => None,
+    };
     report.staged_files = staged_list(&staging);
     print_plan(report, &staging, mode);
 
@@ -321,6 +367,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         target: Some(target),
         network_bytes,
         backup_bytes,
+        client,
     };
     if !opts.no_ack && !confirm(&p1, opts)? {
         return Err(Error::new(
@@ -611,12 +658,31 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
     handover::swaps_off(undo, &swaps)?;
     let image_bytes = file_size(&p.image.image);
     let exe = std::env::current_exe().ctx("finding", "this binary")?;
-    let size = image_bytes + tree_size(&p.staging) + file_size(&exe) + checks::RAM_HEADROOM;
+    let client_bytes = p.client.as_ref().map_or(0, |c| c.bytes);
+    let size =
+        image_bytes + tree_size(&p.staging) + file_size(&exe) + client_bytes + checks::RAM_HEADROOM;
     let ram = handover::mount_ram_root(undo, size)?;
     handover::copy_in(&exe, &ram.join(s2plan::BINARY), 0o700)?;
     crate::info!("copying the image into RAM ({} MiB)", image_bytes >> 20);
     handover::copy_in(&p.image.image, &ram.join(s2plan::IMAGE_FILE), 0o600)?;
     handover::copy_tree(&p.staging, &ram.join(s2plan::PAYLOAD_DIR))?;
+    let http_client = match &p.client {
+        Some(c) => {
+            let root = opts
+                .sysroot
+                .clone()
+                .map(Root::new)
+                .unwrap_or_else(Root::system);
+            super::http_client::install(&root, c, &ram)?;
+            Some(s2plan::HttpClient {
+                kind: c.kind_name().to_string(),
+                program: c.program.clone(),
+                lib_dirs: c.lib_dirs.clone(),
+                ca_bundle: c.ca_bundle.clone(),
+            })
+        }
+        None => None,
+    };
     let root_mount = p
         .probe
         .mounts
@@ -649,6 +715,13 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
             .ok()
             .filter(|_| cfg!(feature = "fault-injection")),
         stage1_pid: Some(std::process::id()),
+        http_client,
+        jetson: p
+            .probe
+            .board
+            .map(|b| b.id)
+            .filter(|id| crate::stage2::jetson::BOARDS.contains(id))
+            .map(str::to_string),
     };
     handover::write_plan(&ram, &plan)?;
     let init_exe = p

@@ -7,7 +7,9 @@
 
 pub mod checks;
 pub mod download;
+pub mod elf;
 pub mod handover;
+pub mod http_client;
 pub mod leftovers;
 pub mod lock;
 pub mod migrate;
@@ -19,7 +21,6 @@ use crate::report::Report;
 
 /// Runs the mode the options ask for, filling `report` as it goes.
 pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
-    not_yet(opts).inspect_err(|e| report.error = Some(e.message()))?;
     match opts.mode() {
         Mode::DryRun | Mode::Pretend | Mode::Migrate => migrate::run(opts, report),
         Mode::DownloadOnly => download::download_only(opts, report).map(|_| ()),
@@ -27,31 +28,6 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         Mode::Stage2Worker => crate::stage2::worker::run(),
     }
     .inspect_err(|e| report.error = Some(e.message()))
-}
-
-/// Features that parse but are not built yet: refused up front, before anything is done.
-fn not_yet(opts: &Options) -> Result<()> {
-    let takes_over = matches!(opts.mode(), Mode::Migrate | Mode::Pretend);
-    if opts.report_hup_progress && takes_over {
-        return Err(crate::error::Error::not_implemented(
-            "--report-hup-progress",
-            "reporting progress to the balena API from stage 2",
-        ));
-    }
-    if let (Some(_), Some(path), true) = (&opts.change_dt_to, &opts.config, takes_over) {
-        let cfg = crate::config::ConfigJson::load(path)?;
-        if cfg.uuid()?.is_some_and(|u| !u.is_empty()) {
-            return Err(crate::error::Error::not_implemented(
-                "--change-dt-to",
-                "changing the device type of an already registered device (config.json has a uuid) in the API",
-            )
-            .hint(
-                "use the fleet's config.json without a uuid (the device registers with the new type), \
-                 or change the device type in the dashboard after the migration",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The device type the image must have been built for: `--change-dt-to`, else config.json's

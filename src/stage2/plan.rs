@@ -76,6 +76,26 @@ pub struct Stage2Plan {
     /// report and log are complete (the pivot changes the root of every process).
     #[serde(default)]
     pub stage1_pid: Option<u32>,
+    /// The HTTP client for stage 2's API calls (`--report-hup-progress`, `--change-dt-to`),
+    /// copied into the RAM root by stage 1; `None` when no call is needed.
+    #[serde(default)]
+    pub http_client: Option<HttpClient>,
+    /// `jetson-xavier` or `jetson-xavier-nx`: the new image's boot blob is written to the
+    /// board's boot flash after the flash (reference-behaviour §13.1).
+    #[serde(default)]
+    pub jetson: Option<String>,
+}
+
+/// Where the HTTP client is inside the RAM root (the same paths as on the old system).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpClient {
+    /// "curl" | "wget"
+    pub kind: String,
+    pub program: PathBuf,
+    /// Its libraries' directories: `LD_LIBRARY_PATH` (the RAM root has no ld.so.cache).
+    pub lib_dirs: Vec<PathBuf>,
+    /// The CA bundle (https endpoints only).
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl Stage2Plan {
@@ -146,6 +166,13 @@ mod tests {
             deadline_secs: 3600,
             fault: Some("before-flash".into()),
             stage1_pid: Some(4242),
+            http_client: Some(HttpClient {
+                kind: "curl".into(),
+                program: "/usr/bin/curl".into(),
+                lib_dirs: vec!["/lib/x86_64-linux-gnu".into()],
+                ca_bundle: None,
+            }),
+            jetson: None,
         }
     }
 

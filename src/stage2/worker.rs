@@ -84,6 +84,7 @@ pub fn run() -> Result<()> {
             crate::error!("balenaOS was written but not fully configured; see the log");
         }
     }
+    super::api_calls::run(&plan, result.is_ok());
     // --log-to: the log lands there whatever the outcome.
     save_log_to_device(&plan);
     result
@@ -221,6 +222,7 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
     let payload = PathBuf::from(&plan.payload);
     let boot_files = configure::write_boot(&plan.flash_device, &layout, &payload.join("boot"))?;
     crate::info!("resin-boot configured: {}", boot_files.join(", "));
+    super::jetson::after_flash(plan)?;
     if plan.fault("after-flash") {
         return Err(Error::new(
             "fault injection",

@@ -13,6 +13,7 @@ pub mod fs;
 pub mod lock;
 pub mod loopdev;
 pub mod mount;
+pub mod mtd;
 pub mod power;
 pub mod process;
 pub mod uname;

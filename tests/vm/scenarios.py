@@ -861,6 +861,157 @@ echo "${PIPESTATUS[0]}" >"$OUT/write-only.rc"
     return "image written and configured on vdc"
 
 
+# ------------------------------------------- stage 2 API calls (issue 9: branch hup)
+REGISTERED_UUID = "0123456789abcdef0123456789abcdef"
+
+
+def dt_image(variant: str, dt: str, size: int = 64) -> tuple:
+    """Like image(), for another device type."""
+    os.makedirs(IMAGES, exist_ok=True)
+    prefix = os.path.join(IMAGES, f"{variant}-{dt}-{size}")
+    key = hashlib.sha256(open(MKIMAGE, "rb").read()).hexdigest()[:16]
+    stamp = prefix + ".stamp"
+    if read(stamp) != key or not os.path.exists(prefix + ".img.gz"):
+        subprocess.run([MKIMAGE, "--variant", variant, "--device-type", dt, "--size", str(size), prefix],
+                       check=True, stdout=subprocess.DEVNULL)
+        os.unlink(prefix + ".img")
+        with open(stamp, "w") as f:
+            f.write(key)
+    return prefix + ".img.gz", json.load(open(prefix + ".manifest.json"))
+
+
+def key_leaks(res) -> list:
+    """Files of the run (serial log, mock record, everything copied back from /payload/out except
+    the staged config.json, which is the config) that contain the API key."""
+    key = CONFIG["apiKey"].encode()
+    leaks = []
+    files = [res["serial_log"], res["api_requests"]]
+    for dirpath, _, names in os.walk(res["out"]):
+        files += [os.path.join(dirpath, n) for n in names if n != "config.json"]
+    for f in files:
+        try:
+            if key in open(f, "rb").read():
+                leaks.append(os.path.relpath(f, OUT))
+        except OSError:
+            pass
+    return leaks
+
+
+def assert_api_calls(res, new_dt: str, dt_id: int) -> list:
+    """The mock saw stage 2's calls: the progress PATCH with the success message, the id lookup,
+    then the device-type PATCH, all with the key accepted."""
+    reqs = [json.loads(x) for x in read(res["api_requests"], "").splitlines() if x.strip()]
+    patches = [r for r in reqs if r.get("method") == "PATCH"]
+    check(len(patches) == 2, f"the mock saw {len(patches)} PATCH requests (want 2): "
+          f"{[(r.get('method'), r.get('path')) for r in reqs]}")
+    for r in patches:
+        check(r.get("path") == f"/v6/device(uuid='{REGISTERED_UUID}')", f"PATCH path {r.get('path')}")
+        check(r.get("auth_ok"), f"PATCH {r.get('path')} without the right Authorization header")
+    bodies = [json.loads(r.get("body") or "null") for r in patches]
+    want_progress = {"provisioning_progress": "100", "provisioning_state": "Update successful, rebooting",
+                     "status": "configuring"}
+    check(bodies[0] == want_progress, f"progress PATCH body {bodies[0]}")
+    check(bodies[1] == {"is_of__device_type": dt_id}, f"device-type PATCH body {bodies[1]}")
+    lookups = [r for r in reqs if r.get("method") == "GET" and r.get("path") == "/v6/device_type"
+               and r.get("params", {}).get("$select") == "id"]
+    check(lookups and new_dt in lookups[-1]["params"].get("$filter", ""),
+          f"no $select=id lookup of {new_dt}")
+    check(reqs.index(lookups[-1]) < reqs.index(patches[1]), "the id lookup came after the PATCH")
+    text = read(res["serial_log"], "")
+    for line in ("reported to the API: Update successful, rebooting", f"device type changed to {new_dt}"):
+        check(line in text, f"serial log lacks '{line}'")
+    leaks = key_leaks(res)
+    check(not leaks, f"the API key appears in {leaks}")
+    return bodies
+
+
+@scenario("api-calls-gpt-efi", needs="stage2+mock")
+def m_api_calls(ctx):
+    """A registered device (config.json with a uuid) on OVMF migrates to a GPT generic-amd64
+    image with --report-hup-progress --change-dt-to generic-amd64: stage 2 (curl from the RAM
+    root) PATCHes the mock with both bodies, the key never shows; resin-boot config.json has the
+    new type; the Boot#### entry of the GPT disk is first in BootOrder."""
+    new_dt = "generic-amd64"
+    img, man = dt_image("gpt", new_dt)
+    cfg = dict(CONFIG, uuid=REGISTERED_UUID)
+    # Device-type ids of the mock: its slugs sorted, from 1.
+    slugs = sorted({CONFIG["deviceType"], new_dt})
+    mock = vm.default_mock_cmd(f"--api-key {CONFIG['apiKey']} " + " ".join(f"--device-type {s}" for s in slugs))
+    res = migrate(ctx, "api-calls-gpt-efi", "systemd",
+                  f"-i /payload/image.img.gz --report-hup-progress --change-dt-to {new_dt}",
+                  {"image.img.gz": img, "config.json": json.dumps(cfg).encode()}, mock=mock, efi=True)
+    vm_ok(res, "reboot")
+    check(read(os.path.join(res["out"], "takeover.rc"), "").strip() == "0", "stage 1 did not exit 0")
+    assert_api_calls(res, new_dt, slugs.index(new_dt) + 1)
+    with inspect_disk.Disk(res["root_disk"]) as d:
+        cmp = d.compare(man)
+        for n in ("resin-rootA", "resin-rootB", "resin-state"):
+            check(cmp.get(n) == "unchanged", f"{n} is {cmp.get(n)} (must equal the image)")
+        boot = d.find("resin-boot")
+        got = json.loads(d.fat_cat(boot, "config.json") or b"null")
+        check(isinstance(got, dict) and got.get("deviceType") == new_dt and got.get("uuid") == REGISTERED_UUID,
+              f"resin-boot/config.json deviceType/uuid: {got and (got.get('deviceType'), got.get('uuid'))}")
+        data = d.find("resin-data")
+        s2log = (d.ext_cat(data, "/takeover/stage2.log") or b"").decode("utf-8", "replace")
+        check("wrote and verified" in s2log, "resin-data/takeover/stage2.log lacks the flash record")
+        check(CONFIG["apiKey"] not in s2log, "the API key appears in the stage 2 log")
+    vars_fd = open(os.path.join(OUT, "api-calls-gpt-efi", "OVMF_VARS.fd"), "rb").read()
+    live = ovmf_variables(vars_fd)
+    boot_e = {n: v for (g, n), v in live.items() if g == EFI_GLOBAL and n.startswith("Boot")
+              and len(n) == 8 and "balenaOS".encode("utf-16-le") + b"\0\0" in v[:64]}
+    check(boot_e, "no balenaOS Boot#### in OVMF_VARS.fd")
+    num = int(next(iter(boot_e))[4:], 16)
+    order = live.get((EFI_GLOBAL, "BootOrder"), b"")
+    check(order[:2] == num.to_bytes(2, "little"), f"BootOrder {order.hex()} does not start with Boot{num:04X}")
+    return f"PATCH progress + is_of__device_type={slugs.index(new_dt) + 1}; GPT Boot{num:04X} first; " \
+        f"run {res['seconds']} s"
+
+
+@scenario("api-calls-sysvinit-wget", needs="stage2+mock")
+def m_api_calls_wget(ctx):
+    """The same calls from the sysvinit guest, whose HTTP client is GNU wget (key in a 0600
+    wgetrc inside the RAM root): MBR image, --change-dt-to intel-nuc."""
+    new_dt = "intel-nuc"
+    img, man = dt_image("mbr", new_dt)
+    cfg = dict(CONFIG, uuid=REGISTERED_UUID)
+    slugs = sorted({CONFIG["deviceType"], new_dt})
+    mock = vm.default_mock_cmd(f"--api-key {CONFIG['apiKey']} " + " ".join(f"--device-type {s}" for s in slugs))
+    res = migrate(ctx, "api-calls-sysvinit-wget", "sysvinit",
+                  f"-i /payload/image.img.gz --report-hup-progress --change-dt-to {new_dt}",
+                  {"image.img.gz": img, "config.json": json.dumps(cfg).encode()}, mock=mock)
+    vm_ok(res, "reboot")
+    check(read(os.path.join(res["out"], "takeover.rc"), "").strip() == "0", "stage 1 did not exit 0")
+    check("through wget" in read(res["serial_log"], "") or "wget for stage 2" in read(res["serial_log"], ""),
+          "stage 1 did not choose GNU wget")
+    assert_api_calls(res, new_dt, slugs.index(new_dt) + 1)
+    return f"PATCH progress + is_of__device_type={slugs.index(new_dt) + 1} through GNU wget; run {res['seconds']} s"
+
+
+@scenario("api-calls-failure-reported", needs="stage2+mock+fault-injection")
+def m_api_calls_failure(ctx):
+    """A failure after the image is written (TAKEOVER_FAULT=after-flash) is reported to the API
+    as "OS update failed", and the device type is not changed."""
+    if not os.path.isfile(ctx.fault_binary):
+        raise Failed(f"no fault-injection binary {ctx.fault_binary}")
+    img, _ = image("mbr", 64)
+    fctx = Ctx()
+    fctx.binary, fctx.stream, fctx.timeout = ctx.fault_binary, ctx.stream, ctx.timeout
+    cfg = dict(CONFIG, uuid=REGISTERED_UUID)
+    mock = vm.default_mock_cmd(f"--api-key {CONFIG['apiKey']} --device-type {CONFIG['deviceType']}")
+    res = migrate(fctx, "api-calls-failure-reported", "systemd",
+                  f"-i /payload/image.img.gz --report-hup-progress --change-dt-to {CONFIG['deviceType']}",
+                  {"image.img.gz": img, "config.json": json.dumps(cfg).encode()},
+                  env="TAKEOVER_FAULT=after-flash ", mock=mock)
+    vm_ok(res, "reboot")
+    reqs = [json.loads(x) for x in read(res["api_requests"], "").splitlines() if x.strip()]
+    patches = [json.loads(r.get("body") or "null") for r in reqs if r.get("method") == "PATCH"]
+    want = {"provisioning_progress": "100", "provisioning_state": "OS update failed", "status": "configuring"}
+    check(patches == [want], f"PATCH bodies {patches} (want only the failure report)")
+    leaks = key_leaks(res)
+    check(not leaks, f"the API key appears in {leaks}")
+    return f"'OS update failed' reported, no device-type change; run {res['seconds']} s"
+
+
 # ------------------------------------------------------------------------------------ driver
 class Ctx:
     pass
