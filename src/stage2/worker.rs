@@ -152,6 +152,9 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
     let limit = disk.size_bytes();
     let mut last_err = None;
     for attempt in 1..=2 {
+        if let Some(e) = &last_err {
+            crate::warn!("write attempt {} failed: {e}; retrying", attempt - 1);
+        }
         crate::info!(
             "writing {} to {} (attempt {attempt})",
             plan.image.display(),
@@ -203,10 +206,7 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
                 last_err = None;
                 break;
             }
-            Err(e) => {
-                crate::error!("{e}");
-                last_err = Some(e);
-            }
+            Err(e) => last_err = Some(e),
         }
     }
     if let Some(e) = last_err {
