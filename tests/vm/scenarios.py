@@ -484,9 +484,10 @@ argv_watch
 {env}./takeover --no-ack -c /payload/config.json -w /payload/out/work --report /payload/out/report.json \\
     --log-file /payload/out/stage1.log {args}
 rc=$?
-argv_watch_stop
 echo "$rc" >"$OUT/takeover.rc"
 sync
+# After the rc: on success stage 2 starts killing processes as soon as stage 1 has exited.
+argv_watch_stop
 # On success stage 2 takes over PID 1 and reboots; keep this hook from powering off meanwhile.
 [ "$rc" = 0 ] && exit 99
 exit 0
