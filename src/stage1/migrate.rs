@@ -105,6 +105,19 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     for n in &probe.notes {
         crate::debug!("probe: {n}");
     }
+    let left = super::leftovers::find(probe.mounts.as_deref().unwrap_or(&[]));
+    if !left.is_empty() {
+        let what = left.describe();
+        if mode == Mode::DryRun {
+            crate::warn!("an interrupted run left {what}; a real run removes it first");
+            report
+                .warnings
+                .push(format!("an interrupted run left {what}"));
+        } else {
+            crate::warn!("an interrupted run left {what}: removing it");
+            super::leftovers::clean(&left)?;
+        }
+    }
     crate::info!(
         "device: {} ({}), OS: {}, init: {}",
         probe
@@ -561,6 +574,12 @@ fn read_first(p: &Path, n: usize) -> std::io::Result<Vec<u8>> {
 /// RAM root, plan, hand-over. Undone on failure unless `--no-cleanup`.
 fn take_over(opts: &Options, p: &Prepared1) -> Result<()> {
     let mut undo = handover::Undo::default();
+    // From here to the hand-over (or its undo) a Ctrl-C, a hang-up of the ssh session or a
+    // TERM must not stop the run half-way: signals wait until it is done. (Children start with
+    // an empty mask: std resets it when spawning.)
+    if let Err(e) = crate::sys::process::block_all_signals() {
+        crate::warn!("could not hold signals during the hand-over: {e}");
+    }
     let r = take_over_inner(opts, p, &mut undo);
     if let Err(e) = &r {
         crate::error!("{e}");
@@ -569,6 +588,8 @@ fn take_over(opts: &Options, p: &Prepared1) -> Result<()> {
         } else {
             undo.undo();
         }
+        // A signal that arrived meanwhile is delivered now, after the undo.
+        let _ = crate::sys::process::unblock_all_signals();
     }
     r
 }

@@ -8,6 +8,7 @@
 pub mod checks;
 pub mod download;
 pub mod handover;
+pub mod leftovers;
 pub mod lock;
 pub mod migrate;
 pub mod write_only;

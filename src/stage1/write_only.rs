@@ -35,6 +35,12 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         .unwrap_or(false);
     if is_block {
         refuse_if_in_use(target)?;
+    } else if !target.exists() && target.starts_with("/dev") {
+        // A mistyped device name would otherwise become a regular file in /dev (RAM).
+        return Err(
+            Error::new("checking --flash-to", target.display(), "no such device")
+                .hint("name an existing whole disk (see `lsblk`), or a regular file outside /dev"),
+        );
     } else if target.exists() && !target.is_file() {
         return Err(Error::new(
             "checking --flash-to",

@@ -1,7 +1,6 @@
 //! The HTTP client and the balena API calls against tests/mock-api/mock_api.py on 127.0.0.1,
 //! through curl, GNU wget and busybox wget. No traffic leaves the machine.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,35 +69,38 @@ impl Mock {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let record = dir.join(&format!("requests-{n}.jsonl"));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mock-api/mock_api.py");
-        let mut cmd = Command::new(py);
-        cmd.arg(script)
-            .args(["--port", "0", "--api-key", KEY, "--max-seconds", "120"])
-            .arg("--versions")
-            .arg(format!("{SLUG}={VERSIONS}"))
-            .args(["--flasher", "intel-nuc", "--versions", "intel-nuc=2.0.0"])
-            .arg("--image")
-            .arg(format!("{SLUG}={}", image.display()))
-            .arg("--image")
-            .arg(format!("intel-nuc={}", image.display()))
-            .arg("--record")
-            .arg(&record);
-        for f in faults {
-            cmd.arg("--fault").arg(f);
+        let mut args: Vec<std::ffi::OsString> = [
+            "--port",
+            "0",
+            "--api-key",
+            KEY,
+            "--max-seconds",
+            "120",
+            "--flasher",
+            "intel-nuc",
+            "--versions",
+            "intel-nuc=2.0.0",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        for (opt, value) in [
+            ("--versions", format!("{SLUG}={VERSIONS}")),
+            ("--image", format!("{SLUG}={}", image.display())),
+            ("--image", format!("intel-nuc={}", image.display())),
+            ("--record", record.display().to_string()),
+        ] {
+            args.push(opt.into());
+            args.push(value.into());
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line.trim().parse().expect("mock prints its port");
+        for f in faults {
+            args.push("--fault".into());
+            args.push(f.into());
+        }
+        let (child, base) = crate::util::start_mock_api(py, &args);
         Some(Mock {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base,
             record,
         })
     }
@@ -632,24 +634,20 @@ fn mock_config_file_and_control_endpoints() {
     };
     let image = dir.join("img.gz");
     std::fs::write(&image, b"not really gzip").unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mock-api/mock_api.py");
-    let mut child = Command::new(py)
-        .arg(script)
-        .arg("--config")
-        .arg(crate::util::fixture("api/mock-config.json"))
-        .arg("--image")
-        .arg(format!("genericx86-64-ext={}", image.display()))
-        .args(["--max-seconds", "60"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (child, base) = crate::util::start_mock_api(
+        py,
+        &[
+            "--config".into(),
+            crate::util::fixture("api/mock-config.json").into_os_string(),
+            "--image".into(),
+            format!("genericx86-64-ext={}", image.display()).into(),
+            "--max-seconds".into(),
+            "60".into(),
+        ],
+    );
     let mock = Mock {
         child,
-        base: format!("http://127.0.0.1:{}", line.trim()),
+        base,
         record: dir.join("none.jsonl"),
     };
     let api = Api::new(&http, &mock.base, Some(KEY));
@@ -701,29 +699,22 @@ fn download_throughput() {
     let image = dir.join("big.img.gz");
     let f = std::fs::File::create(&image).unwrap();
     f.set_len(256 << 20).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mock-api/mock_api.py");
-    let mut child = Command::new(py)
-        .arg(script)
-        .args([
-            "--api-key",
-            KEY,
-            "--versions",
-            "big=1.0.0",
-            "--max-seconds",
-            "300",
-        ])
-        .arg("--image")
-        .arg(format!("big={}", image.display()))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (child, base) = crate::util::start_mock_api(
+        py,
+        &[
+            "--api-key".into(),
+            KEY.into(),
+            "--versions".into(),
+            "big=1.0.0".into(),
+            "--max-seconds".into(),
+            "300".into(),
+            "--image".into(),
+            std::ffi::OsString::from(format!("big={}", image.display())),
+        ],
+    );
     let mock = Mock {
         child,
-        base: format!("http://127.0.0.1:{}", line.trim()),
+        base,
         record: dir.join("none.jsonl"),
     };
     for http in clients() {

@@ -83,32 +83,16 @@ fn every_fixture_sysroot_gives_the_expected_report() {
             let img = image_for(image_slug, tmp.path());
             let cfg = config_for(slug, tmp.path());
             let report = tmp.join("r.json");
-            let mut args: Vec<String> = vec![
-                "--dry-run".into(),
-                "--sysroot".into(),
-                fx.display().to_string(),
-                "-c".into(),
-                cfg.display().to_string(),
-                "-i".into(),
-                img.display().to_string(),
-                "--no-api-check".into(),
-                "--no-vpn-check".into(),
-                "--no-nwmgr-check".into(),
-                "--report".into(),
-                report.display().to_string(),
-                "-w".into(),
-                tmp.path().display().to_string(),
-            ];
-            args.extend(
-                run["args"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|a| a.as_str().unwrap().to_string()),
-            );
-            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            let extra: Vec<&str> = run["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .chain(["--no-nwmgr-check"])
+                .collect();
+            let args = dry_run_args(fx, &cfg, &img, tmp.path(), Some(&report), &extra);
             let before = std::fs::read(&img).unwrap();
-            let o = crate::util::run(&argv);
+            let o = run_args(&args);
             let r: Value = serde_json::from_slice(
                 &std::fs::read(&report)
                     .unwrap_or_else(|e| panic!("{ctx}: no report ({e}); stderr: {}", stderr(&o))),
@@ -191,4 +175,51 @@ fn every_fixture_sysroot_gives_the_expected_report() {
     }
     assert!(runs >= 12, "only {runs} runs checked");
     eprintln!("{runs} dry runs over {} fixtures checked", fixtures.len());
+}
+
+/// Leftovers of an interrupted stage 1 (the RAM root and a bind mount of takeover over init) are
+/// found in the mount table; a dry run reports them and changes nothing.
+#[test]
+fn leftovers_of_an_interrupted_run_are_reported() {
+    let tmp = TempDir::new("left");
+    let sysroot = tmp.join("sysroot");
+    let fx = fixture("sysroots").join("x86-debian12-bios-virtio");
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&fx)
+        .arg(&sysroot)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mi = sysroot.join("proc/self/mountinfo");
+    let mut table = std::fs::read_to_string(&mi).unwrap();
+    table.push_str(
+        "91 26 0:52 / /run/takeover rw,nosuid,nodev - tmpfs tmpfs rw,size=102400k,mode=700\n\
+         92 21 0:52 /takeover /usr/lib/systemd/systemd rw,nosuid,nodev - tmpfs tmpfs rw\n",
+    );
+    std::fs::write(&mi, table).unwrap();
+    let img = image_for("genericx86-64-ext", tmp.path());
+    let cfg = config_for("genericx86-64-ext", tmp.path());
+    let report = tmp.join("r.json");
+    let o = run_args(&dry_run_args(
+        &sysroot,
+        &cfg,
+        &img,
+        tmp.path(),
+        Some(&report),
+        &["--no-nwmgr-check"],
+    ));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains("interrupted run left the RAM root /run/takeover")
+            && warnings.contains("bind mount of takeover over /usr/lib/systemd/systemd"),
+        "{warnings}"
+    );
+    assert!(
+        stderr(&o).contains("a real run removes it first"),
+        "{}",
+        stderr(&o)
+    );
 }

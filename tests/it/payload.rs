@@ -24,24 +24,8 @@ fn dry_run(sysroot: &Path, work: &Path, extra: &[&str]) -> (i32, Value, String) 
     let cfg = config(work);
     let img = fake_image();
     let report = work.join("r.json");
-    let mut args = vec![
-        "--dry-run".to_string(),
-        "--sysroot".into(),
-        sysroot.display().to_string(),
-        "-c".into(),
-        cfg.display().to_string(),
-        "-i".into(),
-        img.display().to_string(),
-        "--no-api-check".into(),
-        "--no-vpn-check".into(),
-        "--report".into(),
-        report.display().to_string(),
-        "-w".into(),
-        work.display().to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = run(&argv);
+    let args = dry_run_args(sysroot, &cfg, img, work, Some(&report), extra);
+    let o = run_args(&args);
     let r: Value = serde_json::from_slice(
         &std::fs::read(&report)
             .unwrap_or_else(|e| panic!("no report ({e}); stderr: {}", stderr(&o))),

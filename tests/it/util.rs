@@ -105,3 +105,62 @@ pub fn fake_image() -> &'static Path {
         raw
     })
 }
+
+/// Starts the mock balena API (`tests/mock-api/mock_api.py`) with the interpreter `python` and
+/// `args`, and returns the child and its base URL (the mock listens on the port it prints).
+pub fn start_mock_api<S: AsRef<std::ffi::OsStr>>(
+    python: &str,
+    args: &[S],
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mock-api/mock_api.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().expect("the mock API prints its port");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// The argv of a dry run: `--dry-run --sysroot S -c CFG -i IMG --no-api-check --no-vpn-check
+/// -w WORK`, then `--report R` when given, then `extra`.
+pub fn dry_run_args(
+    sysroot: &Path,
+    cfg: &Path,
+    img: &Path,
+    work: &Path,
+    report: Option<&Path>,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args: Vec<String> = vec!["--dry-run".into(), "--sysroot".into()];
+    args.push(sysroot.display().to_string());
+    args.push("-c".into());
+    args.push(cfg.display().to_string());
+    args.push("-i".into());
+    args.push(img.display().to_string());
+    args.extend([
+        "--no-api-check".into(),
+        "--no-vpn-check".into(),
+        "-w".into(),
+    ]);
+    args.push(work.display().to_string());
+    if let Some(r) = report {
+        args.push("--report".into());
+        args.push(r.display().to_string());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// [`run`] with owned arguments.
+pub fn run_args(args: &[String]) -> Output {
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&argv)
+}
