@@ -195,9 +195,16 @@ pub fn hand_over(undo: &mut Undo, ram_root: &Path, init_exe: &Path, how: &Reexec
     sm::mount(Some(&ours), init_exe, None, sm::MS_BIND, None)
         .ctx("bind-mounting takeover over", init_exe.display())?;
     undo.bind = Some(init_exe.to_path_buf());
+    plan::fault_point("after-bind")?;
     let (prog, args): (PathBuf, Vec<&str>) = match how {
         Reexec::Systemd => (PathBuf::from("systemctl"), vec!["daemon-reexec"]),
         Reexec::Telinit(p) => (p.clone(), vec!["u"]),
+    };
+    // Fault "reexec": the re-exec command itself fails (exits 1).
+    let prog = if plan::fault_env("reexec") {
+        "false".into()
+    } else {
+        prog
     };
     crate::info!(
         "asking init to re-execute: {} {}",

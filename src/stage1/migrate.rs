@@ -158,6 +158,9 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         STAGING_DIR
     });
     fresh_dir(&staging)?;
+    // A migration's staging (config.json with the apiKey) does not outlive this run.
+    let _staged = (mode != Mode::DryRun && !opts.no_cleanup)
+        .then(|| super::lock::StagingGuard::new(&staging));
     let expected_dt = super::image_device_type(opts, &config)?;
     let vo = VerifyOptions {
         target_size: None,
@@ -170,6 +173,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         image_path.display()
     );
     let image = verify::prepare(&image_path, &vo, 6)?;
+    s2plan::fault_point("after-image")?;
     let mut ri = image.verified.to_report(&image.image);
     if let Some(prev) = &report.image {
         ri.version = ri.version.or_else(|| prev.version.clone());
@@ -217,6 +221,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         crate::info!("network: {n}");
     }
     crate::net::stage(&collected, &boot)?;
+    s2plan::fault_point("after-network")?;
     report.network = crate::net::report_entries(&collected);
     let network_check = crate::net::network_check(&collected, opts.no_nwmgr_check);
 
@@ -255,6 +260,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         backup_bytes = b.bytes;
         report.backup = Some(b.to_report());
     }
+    s2plan::fault_point("after-backup")?;
     let network_bytes = tree_size(&boot);
 
     // 4b. stage 2's API calls: their HTTP client must be made whole in the RAM root. The
@@ -376,6 +382,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             "the migration was declined; nothing was changed",
         ));
     }
+    s2plan::fault_point("after-checks")?;
     take_over(opts, &p1)
 }
 
@@ -656,12 +663,14 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
         .map(|s| PathBuf::from(&s.name))
         .collect();
     handover::swaps_off(undo, &swaps)?;
+    s2plan::fault_point("after-swapoff")?;
     let image_bytes = file_size(&p.image.image);
     let exe = std::env::current_exe().ctx("finding", "this binary")?;
     let client_bytes = p.client.as_ref().map_or(0, |c| c.bytes);
     let size =
         image_bytes + tree_size(&p.staging) + file_size(&exe) + client_bytes + checks::RAM_HEADROOM;
     let ram = handover::mount_ram_root(undo, size)?;
+    s2plan::fault_point("after-ram-root")?;
     handover::copy_in(&exe, &ram.join(s2plan::BINARY), 0o700)?;
     crate::info!("copying the image into RAM ({} MiB)", image_bytes >> 20);
     handover::copy_in(&p.image.image, &ram.join(s2plan::IMAGE_FILE), 0o600)?;
@@ -710,10 +719,8 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
         api_endpoint: p.config.api_endpoint().ok().map(str::to_string),
         api_key: p.config.api_key().ok().map(str::to_string),
         uuid: p.config.uuid().ok().flatten().map(str::to_string),
-        deadline_secs: 3600 + image_bytes / (1 << 20),
-        fault: std::env::var("TAKEOVER_FAULT")
-            .ok()
-            .filter(|_| cfg!(feature = "fault-injection")),
+        deadline_secs: s2plan::deadline_secs(3600 + image_bytes / (1 << 20)),
+        fault: s2plan::fault_spec(),
         stage1_pid: Some(std::process::id()),
         http_client,
         jetson: p
@@ -724,6 +731,7 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
             .map(str::to_string),
     };
     handover::write_plan(&ram, &plan)?;
+    s2plan::fault_point("after-plan")?;
     let init_exe = p
         .probe
         .init

@@ -38,6 +38,7 @@ pub fn run() -> ! {
         Err(e) => {
             crate::error!("{e}");
             crate::error!("nothing was changed on the disk; rebooting into the old OS");
+            save_log_after_pivot();
             reboot_now();
         }
     };
@@ -107,6 +108,14 @@ fn enter_ram_root() -> Result<Stage2Plan> {
         .ctx("pivot_root into", ram.display())?;
     // pivot_root does not guarantee that the working directory is the new root.
     std::env::set_current_dir("/").ctx(step, "/")?;
+    if let Ok(f) = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/takeover.log")
+    {
+        crate::log::set_file(f);
+    }
+    plan.fault_point("after-pivot")?;
     // Descriptors 0-2 inherited from the old init point into the old /dev: move them.
     let stdio = OpenOptions::new()
         .read(true)
@@ -122,15 +131,21 @@ fn enter_ram_root() -> Result<Stage2Plan> {
         Err(e) => crate::warn!("cannot open /dev/console or /dev/null in the RAM root: {e}"),
     }
     console_log();
-    if let Ok(f) = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open("/takeover.log")
-    {
-        crate::log::set_file(f);
-    }
     crate::info!("in the RAM root; old root at /{}", plan::OLD_ROOT);
     Ok(plan)
+}
+
+/// A failure after the pivot: the old root is still whole; leave the log in its `/var/log`
+/// (as the worker does for a failure before the flash). Before the pivot there is no log file
+/// and no plan at `/`, so nothing is done.
+fn save_log_after_pivot() {
+    let plan_path = Path::new("/").join(plan::PLAN_FILE);
+    if !Path::new("/takeover.log").is_file() {
+        return;
+    }
+    if let Ok(p) = Stage2Plan::load(&plan_path) {
+        crate::stage2::worker::save_log_in_old_root(&p, "failed");
+    }
 }
 
 /// Waits (at most `limit`) until stage 1's process `pid` has exited (or is a zombie), so that

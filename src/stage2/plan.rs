@@ -135,6 +135,75 @@ impl Stage2Plan {
     pub fn fault(&self, name: &str) -> bool {
         cfg!(feature = "fault-injection") && self.fault.as_deref() == Some(name)
     }
+
+    /// A stage 2 fault point (see [`inject`]): `Ok` unless this plan's fault names `point`.
+    pub fn fault_point(&self, point: &str) -> Result<()> {
+        inject(self.fault.as_deref(), point)
+    }
+}
+
+// ------------------------------------------------------------------------- fault injection
+//
+// Test-only (cargo feature `fault-injection`, built apart from the release binary by
+// `make vm-fault-binary`). Stage 1 reads `TAKEOVER_FAULT=<spec>` and puts it into the plan for
+// stage 2. `<spec>` is a fault point name (that step fails with an error, which the normal
+// failure path handles), `hang:<point>` (the process sleeps there forever: the stage 2
+// deadline must end it) or `panic:<point>` (the process panics there). Without the feature
+// every check is a constant `false`/`Ok(())`.
+//
+// Stage 1 points, in order: after-image, after-network, after-backup, after-checks,
+// after-swapoff, after-ram-root, after-plan, after-bind, reexec (the re-exec command fails).
+// Stage 2 points: after-pivot (init), after-kill, after-unmount, before-flash, flash (first
+// write attempt fails), flash-always (both fail), mid-flash (hang:/panic: only, at half the
+// image), after-write, after-flash (resin-boot configured), efi, data, log-to.
+
+/// Acts on fault `spec` at fault point `point`.
+pub fn inject(spec: Option<&str>, point: &str) -> Result<()> {
+    if !cfg!(feature = "fault-injection") {
+        return Ok(());
+    }
+    let Some(spec) = spec else { return Ok(()) };
+    if spec == point {
+        return Err(Error::new("fault injection", point, "injected failure"));
+    }
+    if spec.strip_prefix("hang:") == Some(point) {
+        crate::error!("fault injection: hanging at {point}");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+    if spec.strip_prefix("panic:") == Some(point) {
+        // Deliberate: the panic path is what this fault tests (test builds only).
+        panic!("fault injection: injected panic at {point}");
+    }
+    Ok(())
+}
+
+/// Stage 1's twin of [`Stage2Plan::fault`]: is `TAKEOVER_FAULT` exactly `point`?
+pub fn fault_env(point: &str) -> bool {
+    cfg!(feature = "fault-injection") && fault_spec().as_deref() == Some(point)
+}
+
+/// A stage 1 fault point: `Ok` unless `TAKEOVER_FAULT` names `point` (see [`inject`]).
+pub fn fault_point(point: &str) -> Result<()> {
+    inject(fault_spec().as_deref(), point)
+}
+
+/// `TAKEOVER_FAULT`, read only in builds with the feature.
+pub fn fault_spec() -> Option<String> {
+    std::env::var("TAKEOVER_FAULT")
+        .ok()
+        .filter(|_| cfg!(feature = "fault-injection"))
+}
+
+/// Stage 2's deadline: `default`, or `TAKEOVER_DEADLINE` seconds in builds with the feature
+/// (so that a hang scenario ends in a minute, not an hour).
+pub fn deadline_secs(default: u64) -> u64 {
+    std::env::var("TAKEOVER_DEADLINE")
+        .ok()
+        .filter(|_| cfg!(feature = "fault-injection"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[cfg(test)]
@@ -188,5 +257,27 @@ mod tests {
         assert!(e.to_string().contains("version 99"), "{e}");
         // Fault injection is off unless the feature is built in.
         assert_eq!(p.fault("before-flash"), cfg!(feature = "fault-injection"));
+    }
+
+    #[test]
+    fn fault_points_fail_only_where_named_and_only_with_the_feature() {
+        let on = cfg!(feature = "fault-injection");
+        assert!(inject(None, "after-kill").is_ok());
+        assert!(inject(Some("after-unmount"), "after-kill").is_ok());
+        // hang:/panic: of another point do nothing here.
+        assert!(inject(Some("hang:mid-flash"), "after-kill").is_ok());
+        assert!(inject(Some("panic:mid-flash"), "after-kill").is_ok());
+        let r = inject(Some("after-kill"), "after-kill");
+        assert_eq!(r.is_err(), on);
+        if let Err(e) = r {
+            assert!(e.to_string().contains("injected failure"), "{e}");
+        }
+        let p = sample();
+        assert_eq!(p.fault_point("before-flash").is_err(), on);
+        assert!(p.fault_point("after-flash").is_ok());
+        if !on {
+            // Without the feature the environment is never read.
+            assert_eq!(deadline_secs(3600), 3600);
+        }
     }
 }

@@ -123,6 +123,7 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
         r.terminated,
         r.killed
     );
+    plan.fault_point("after-kill")?;
 
     crate::info!("unmounting the old system");
     let old_root = format!("/{}", plan::OLD_ROOT);
@@ -136,14 +137,9 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
         ur.unmounted,
         ur.read_only.len()
     );
+    plan.fault_point("after-unmount")?;
     umount::ensure_no_writable(&read_mounts()?, &disk)?;
-    if plan.fault("before-flash") {
-        return Err(Error::new(
-            "fault injection",
-            "before-flash",
-            "injected failure",
-        ));
-    }
+    plan.fault_point("before-flash")?;
     if plan.pretend {
         crate::info!(
             "--pretend: not writing {}; the old OS boots again",
@@ -157,6 +153,9 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
     let limit = disk.size_bytes();
     let mut last_err = None;
     for attempt in 1..=2 {
+        if let Some(e) = &last_err {
+            crate::warn!("write attempt {} failed: {e}; retrying", attempt - 1);
+        }
         crate::info!(
             "writing {} to {} (attempt {attempt})",
             plan.image.display(),
@@ -167,6 +166,7 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
         let mut last_pct = 0;
         let mut progress = |n: u64| {
             let pct = n * 100 / total;
+            let _ = (pct >= 50).then(|| plan.fault_point("mid-flash")); // hang:/panic: only
             if pct >= last_pct + 10 {
                 last_pct = pct - pct % 10;
                 crate::info!("written {pct}% ({} MiB)", n >> 20);
@@ -207,10 +207,7 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
                 last_err = None;
                 break;
             }
-            Err(e) => {
-                crate::error!("{e}");
-                last_err = Some(e);
-            }
+            Err(e) => last_err = Some(e),
         }
     }
     if let Some(e) = last_err {
@@ -218,22 +215,18 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
     }
 
     *phase = Phase::AfterFlash;
+    plan.fault_point("after-write")?;
     let layout = configure::find_layout(&plan.flash_device)?;
     let payload = PathBuf::from(&plan.payload);
     let boot_files = configure::write_boot(&plan.flash_device, &layout, &payload.join("boot"))?;
     crate::info!("resin-boot configured: {}", boot_files.join(", "));
     super::jetson::after_flash(plan)?;
-    if plan.fault("after-flash") {
-        return Err(Error::new(
-            "fault injection",
-            "after-flash",
-            "injected failure",
-        ));
-    }
+    plan.fault_point("after-flash")?;
     // The EFI entry goes before resin-data so that its outcome is in the log saved there; a
     // failure still lets the backup and the log land, then fails stage 2.
     let efi = if plan.efi_setup {
-        efi_entry(plan, &layout)
+        plan.fault_point("efi")
+            .and_then(|()| efi_entry(plan, &layout))
     } else {
         Ok(())
     };
@@ -246,6 +239,7 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
         Path::new("/dev"),
         Path::new("/mnt/data"),
         |root| {
+            plan.fault_point("data")?;
             configure::copy_data(&payload.join("data"), root)?;
             write_log_into(root, plan)
         },
@@ -298,7 +292,7 @@ fn write_log_into(root: &Path, plan: &Stage2Plan) -> Result<()> {
 
 /// After a failure before the flash (or --pretend): mount the old root again and leave the
 /// log in its `/var/log/takeover-<what>-<time>.log`.
-fn save_log_in_old_root(plan: &Stage2Plan, what: &str) {
+pub(crate) fn save_log_in_old_root(plan: &Stage2Plan, what: &str) {
     let (Some(dev), Some(fs)) = (&plan.old_root_device, &plan.old_root_fs_type) else {
         crate::warn!("the old root device is unknown; the log stays on the console only");
         return;
@@ -343,7 +337,9 @@ fn save_log_to_device(plan: &Stage2Plan) {
             .find(|m| m.major == maj && m.minor == min)
             .map(|m| m.mount_point)
     });
-    let r = if let (Some(mp), true) = (&still_mounted, l.fs_type == "vfat") {
+    let r = if let Err(e) = plan.fault_point("log-to") {
+        Err(e)
+    } else if let (Some(mp), true) = (&still_mounted, l.fs_type == "vfat") {
         // Writing the FAT directly under a mounted kernel vfat would corrupt it.
         Err(Error::new(
             "saving the log on",

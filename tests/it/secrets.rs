@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::util::*;
 
 const KEY: &str = "SECRETS-TEST-API-KEY-5f3e2d1c0b";
+/// Not a prefix or suffix of KEY: each secret is looked for on its own.
+const DEVICE_KEY: &str = "dev1ce-4pi-k3y-9a8b7c6d5e";
 
 /// Every `psk=` and `password=` value in the fixture tree (quotes stripped).
 fn fixture_secrets(root: &Path) -> Vec<String> {
@@ -61,11 +63,12 @@ fn api_key_and_psks_never_in_logs_or_report_and_staged_secrets_are_0600() {
     std::fs::write(
         &cfg,
         format!(
-            r#"{{"applicationId":7,"deviceType":"raspberrypi4-64","apiEndpoint":"https://api.example.invalid","vpnEndpoint":"vpn.example.invalid","vpnPort":443,"apiKey":"{KEY}","deviceApiKey":"{KEY}-device"}}"#
+            r#"{{"applicationId":7,"deviceType":"raspberrypi4-64","apiEndpoint":"https://api.example.invalid","vpnEndpoint":"vpn.example.invalid","vpnPort":443,"apiKey":"{KEY}","deviceApiKey":"{DEVICE_KEY}"}}"#
         ),
     )
     .unwrap();
     secrets.push(KEY.to_string());
+    secrets.push(DEVICE_KEY.to_string());
     let log = tmp.join("takeover.log");
     let report = tmp.join("report.json");
     let o = run(&[
@@ -134,4 +137,65 @@ fn api_key_and_psks_never_in_logs_or_report_and_staged_secrets_are_0600() {
         secrets.len(),
         staged.len()
     );
+}
+
+/// A run that fails after config.json and every network (with its PSK) were read — here on a
+/// backup configuration that names no existing source — keeps them out of stdout, stderr, the
+/// trace-level log and the report just the same.
+#[test]
+fn secrets_stay_out_of_a_failure_after_they_were_read() {
+    let root = fixture("net/roots/nm-pi");
+    let mut secrets = fixture_secrets(&root);
+    let tmp = TempDir::new("secrets-fail");
+    let cfg = tmp.join("config.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"applicationId":7,"deviceType":"raspberrypi4-64","apiEndpoint":"https://api.example.invalid","vpnEndpoint":"vpn.example.invalid","vpnPort":443,"apiKey":"{KEY}","deviceApiKey":"{DEVICE_KEY}"}}"#
+        ),
+    )
+    .unwrap();
+    secrets.extend([KEY.to_string(), DEVICE_KEY.to_string()]);
+    let log = tmp.join("takeover.log");
+    let report = tmp.join("report.json");
+    let o = run(&[
+        "--dry-run",
+        "--sysroot",
+        root.to_str().unwrap(),
+        "-c",
+        cfg.to_str().unwrap(),
+        "-i",
+        fake_image().to_str().unwrap(),
+        "--backup-cfg",
+        fixture("backup/16-source-not-found.yml").to_str().unwrap(),
+        "--no-api-check",
+        "--no-vpn-check",
+        "--log-level",
+        "trace",
+        "--log-file",
+        log.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "-w",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    // The networks were read before the failure (so their PSKs were in memory).
+    assert!(log_text.contains("network"), "{log_text}");
+    let report_text = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        report_text.contains("\"failed\"") && report_text.contains("backup"),
+        "{report_text}"
+    );
+    for (what, text) in [
+        ("stdout", stdout(&o)),
+        ("stderr", stderr(&o)),
+        ("log file", log_text),
+        ("report", report_text),
+    ] {
+        for s in &secrets {
+            assert!(!text.contains(s.as_str()), "secret {s:?} in the {what}");
+        }
+    }
 }

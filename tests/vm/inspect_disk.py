@@ -154,6 +154,18 @@ class Disk:
         r = run(["debugfs", "-R", f"cat {path}", self._ext(part)])
         return r.stdout if r.returncode == 0 else None
 
+    def dump(self, part: dict, dest: str) -> bool:
+        """Copies every file of a FAT or ext partition below `dest` (ext: with the inode's
+        mode, so that file modes can be checked). False when the filesystem is unreadable."""
+        os.makedirs(dest, exist_ok=True)
+        if part["fs"] == "vfat":
+            r = run(["mcopy", "-s", "-n", "-i", self._fat(part), "::/*", dest])
+        elif part["fs"] in ("ext2", "ext3", "ext4"):
+            r = run(["debugfs", "-R", f"rdump / {dest}", self._ext(part)])
+        else:
+            return False
+        return r.returncode == 0
+
     def backup_members(self, part: dict, path: str = "/backup.tgz"):
         data = self.ext_cat(part, path)
         if data is None:

@@ -58,7 +58,12 @@ CONFIG = {
     "vpnPort": 80, "apiEndpoint": "http://10.0.2.100", "vpnEndpoint": "10.0.2.100",
     "registryEndpoint": "registry2.balena-cloud.com", "deltaEndpoint": "https://delta.balena-cloud.com",
     "apiKey": "TESTprovisioningKEY0123456789abcd", "persistentLogging": False,
+    "deviceApiKey": "TESTdeviceAPIkeyFEDCBA9876543210",
 }
+# Wi-Fi PSKs the guests know (tests/vm/build-guest.sh): secrets that must never leak.
+PSKS = {"systemd": ["correct horse battery", "office-pass-1234", "legacy-secret-42"],
+        "sysvinit": ["correct horse battery", "garage-secret-77"]}
+SECRETS = [CONFIG["apiKey"], CONFIG["deviceApiKey"]] + sorted(set(PSKS["systemd"] + PSKS["sysvinit"]))
 
 
 class Failed(Exception):
@@ -108,6 +113,8 @@ def payload(name: str, binary: str, run_sh: str, files=None) -> str:
     shutil.copy(os.path.join(HERE, "payload", "lib.sh"), d)
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(CONFIG, f)
+    with open(os.path.join(d, "secrets.txt"), "w") as f:  # for lib.sh's argv_watch
+        f.write("".join(x + "\n" for x in SECRETS))
     with open(os.path.join(d, "run.sh"), "w") as f:
         f.write("set -u\ncd /payload\n. ./lib.sh\n" + run_sh)
     for dst, src in (files or {}).items():
@@ -473,11 +480,14 @@ def image_selftest(ctx):
 MIGRATE_RUN = """
 facts
 say "running: takeover {args}"
+argv_watch
 {env}./takeover --no-ack -c /payload/config.json -w /payload/out/work --report /payload/out/report.json \\
     --log-file /payload/out/stage1.log {args}
 rc=$?
 echo "$rc" >"$OUT/takeover.rc"
 sync
+# After the rc: on success stage 2 starts killing processes as soon as stage 1 has exited.
+argv_watch_stop
 # On success stage 2 takes over PID 1 and reboots; keep this hook from powering off meanwhile.
 [ "$rc" = 0 ] && exit 99
 exit 0
@@ -579,7 +589,8 @@ def m_systemd(ctx):
     vm_ok(res, "reboot")
     check(read(os.path.join(res["out"], "takeover.rc"), "").strip() == "0", "stage 1 did not exit 0")
     assert_migrated(res, res["root_disk"], man, "systemd")
-    return f"run {res['seconds']} s; {serial_evidence(res)}"
+    sec = assert_no_secrets(res, res["root_disk"])
+    return f"run {res['seconds']} s; {serial_evidence(res)}; {sec}"
 
 
 @scenario("migrate-sysvinit", needs="stage2")
@@ -590,7 +601,8 @@ def m_sysvinit(ctx):
     vm_ok(res, "reboot")
     check("telinit u" in read(res["serial_log"], ""), "stage 1 did not hand over with telinit u")
     assert_migrated(res, res["root_disk"], man, "sysvinit")
-    return f"run {res['seconds']} s; {serial_evidence(res)}"
+    sec = assert_no_secrets(res, res["root_disk"])
+    return f"run {res['seconds']} s; {serial_evidence(res)}; {sec}"
 
 
 @scenario("migrate-download-mock-version", needs="stage2+mock")
@@ -609,8 +621,11 @@ def m_download(ctx):
     body = json.loads(dl.get("body") or "{}")
     check(body.get("version") == "5.1.20+rev1" and body.get("deviceType") == "genericx86-64-ext",
           f"download request {body}")
+    check(all(r.get("auth_present") for r in reqs if r.get("path", "").startswith(("/v6", "/download"))),
+          "an authenticated request carried no Authorization header")
     assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
-    return f"run {res['seconds']} s; {serial_evidence(res)}"
+    sec = assert_no_secrets(res, res["root_disk"])
+    return f"run {res['seconds']} s; {serial_evidence(res)}; {sec}"
 
 
 @scenario("wifi-keyfiles-land", needs="stage2")
@@ -666,7 +681,8 @@ def log_to(ctx, fs):
         raw = d.ext_cat(p, "/takeover-stage2.log") if fs == "ext4" else d.fat_cat(p, "takeover-stage2.log")
     text = (raw or b"").decode("utf-8", "replace")
     check("wrote and verified" in text and "saving the log on" in text, "the log on the payload disk is incomplete")
-    return f"stage 2 log ({len(text)} bytes) on /dev/vdb1 ({fs}); run {res['seconds']} s"
+    sec = assert_no_secrets(res, res["root_disk"])
+    return f"stage 2 log ({len(text)} bytes) on /dev/vdb1 ({fs}); {sec}; run {res['seconds']} s"
 
 
 scenario("log-to-payload-ext4", needs="stage2")(lambda ctx: log_to(ctx, "ext4"))
@@ -773,7 +789,8 @@ def m_after_fault(ctx):
     with inspect_disk.Disk(res["root_disk"]) as d:
         cmp = d.compare(man)
     check(cmp.get("resin-rootA") == "unchanged", f"rootA {cmp.get('resin-rootA')}")
-    return f"reported as failure, log on /dev/vdb1; run {res['seconds']} s"
+    sec = assert_no_secrets(res, res["root_disk"])
+    return f"reported as failure, log on /dev/vdb1; {sec}; run {res['seconds']} s"
 
 
 @scenario("corrupt-image-refused", needs="stage2")
@@ -1010,6 +1027,263 @@ def m_api_calls_failure(ctx):
     leaks = key_leaks(res)
     check(not leaks, f"the API key appears in {leaks}")
     return f"'OS update failed' reported, no device-type change; run {res['seconds']} s"
+
+
+# ------------------------------------------------- failure matrix and secrets (issue 11)
+# Stage 1 faults do not reboot: every stage 1 fault point runs in ONE boot (failure-matrix-
+# stage1). Stage 2 faults need a boot each; with the three issue-9 scenarios above
+# (failure-before-flash-restores, failure-during-flash-invalidates, failure-after-flash-reported)
+# they cover every branch of the failure matrix. All use the fault-injection build.
+STAGE1_FAULTS = ["after-image", "after-network", "after-backup", "after-checks", "after-swapoff",
+                 "after-ram-root", "after-plan", "after-bind", "reexec"]
+# What each fault point must have undone (a line of stage 1's log).
+STAGE1_UNDONE = {"after-swapoff": ["undone: swap /swapfile back on"],
+                 "after-ram-root": ["undone: RAM root /run/takeover", "undone: swap /swapfile back on"],
+                 "after-plan": ["undone: RAM root /run/takeover"],
+                 "after-bind": ["undone: bind mount over", "undone: RAM root /run/takeover"],
+                 "reexec": ["undone: bind mount over", "undone: RAM root /run/takeover"]}
+
+
+def secret_hits(data: bytes, what: str, hits: list) -> None:
+    for sec in SECRETS:
+        if sec.encode() in data:
+            hits.append(f"{sec[:6]}... in {what}")
+
+
+def grep_tree(root: str, what: str, hits: list, allowed=(), modes=None) -> int:
+    """Scans every file below `root` for the secrets; files in `allowed` (paths relative to
+    root) may hold them. With `modes`, each file holding a secret must be mode 0600 or
+    stricter (filesystems that keep modes). Returns the number of files scanned."""
+    n = 0
+    for dp, _, fns in os.walk(root):
+        for fn in fns:
+            p = os.path.join(dp, fn)
+            if os.path.islink(p) or not os.path.isfile(p):
+                continue
+            rel = os.path.relpath(p, root)
+            n += 1
+            data = open(p, "rb").read()
+            if rel in allowed or any(rel.startswith(a.rstrip("*")) for a in allowed if a.endswith("*")):
+                if modes is not None and any(sec.encode() in data for sec in SECRETS):
+                    m = os.stat(p).st_mode & 0o777
+                    if m & 0o177:
+                        hits.append(f"{what}/{rel} holds a secret with mode {m:o}")
+                continue
+            before = len(hits)
+            secret_hits(data, f"{what}/{rel}", hits)
+            if modes is not None and len(hits) > before:
+                modes.append(f"{what}/{rel}")
+    return n
+
+
+def assert_no_secrets(res, disk_path=None) -> str:
+    """Greps every artifact of a run for config.json's apiKey/deviceApiKey and the guests' Wi-Fi
+    PSKs: the serial log, the mock's recorded requests (it never stores the Authorization
+    header), everything copied out of the guest (report, stage 1 log, work dir), the payload
+    disk (minus its inputs), every file of every partition of `disk_path` except resin-boot's
+    config.json and system-connections/ (where they belong; ext files holding one must be
+    0600), and the argv/environment of every process sampled during stage 1 (argv_watch)."""
+    import tempfile
+    hits, n = [], 0
+    secret_hits(open(res["serial_log"], "rb").read(), "serial.log", hits)
+    n += 1
+    if res.get("api_requests") and os.path.exists(res["api_requests"]):
+        secret_hits(open(res["api_requests"], "rb").read(), "api-requests.jsonl", hits)
+        n += 1
+    n += grep_tree(res["out"], "out", hits, allowed=("argv-hits",))
+    scans = int((read(os.path.join(res["out"], "argv-scans"), "0") or "0").strip() or 0)
+    argv = read(os.path.join(res["out"], "argv-hits"), "")
+    if argv is not None and argv.strip():
+        hits.append(f"a process's argv/environment held a secret: {argv.strip()[:80]!r}")
+    with tempfile.TemporaryDirectory(prefix="secrets.") as t:
+        inputs = ("config.json", "secrets.txt", "curlrc", "wgetrc")
+        with inspect_disk.Disk(res["payload_disk"]) as d:
+            for i, p in enumerate(d.partitions()):
+                dest = os.path.join(t, f"payload{i}")
+                if d.dump(p, dest):
+                    n += grep_tree(dest, "payload-disk", hits, allowed=inputs)
+        if disk_path:
+            with inspect_disk.Disk(disk_path) as d:
+                for i, p in enumerate(d.partitions()):
+                    dest = os.path.join(t, f"disk{i}")
+                    if not d.dump(p, dest):
+                        continue
+                    if p["label"] == "resin-boot":
+                        n += grep_tree(dest, "resin-boot", hits,
+                                       allowed=("config.json", "system-connections/*"))
+                        # Control: the dump does see the secrets where they belong.
+                        cfg = read(os.path.join(dest, "config.json"), "")
+                        check(CONFIG["apiKey"] in cfg and CONFIG["deviceApiKey"] in cfg,
+                              "the dumped resin-boot/config.json lacks the keys (dump broken?)")
+                    else:
+                        n += grep_tree(dest, p["label"] or f"p{i}", hits, modes=[])
+    check(not hits, "secret leaked: " + "; ".join(hits[:6]))
+    return f"{len(SECRETS)} secrets absent from {n} artifacts, argv/environ sampled {scans}x"
+
+
+def s1_loop_script() -> str:
+    faults = " ".join(STAGE1_FAULTS)
+    return f"""
+facts
+state() {{
+    findmnt -rn -o TARGET,SOURCE,FSTYPE,OPTIONS | grep -v '^/payload' | sort
+    echo "-- swaps"; tail -n +2 /proc/swaps | awk '{{print $1, $2}}' | sort
+    echo "-- ram root"; ls -A /run/takeover 2>&1
+    echo "-- pid 1"; readlink /proc/1/exe
+}}
+touch /run/s1-marker
+state >"$OUT/state-before"
+argv_watch
+for f in {faults}; do
+    d=$OUT/s1/$f; mkdir -p "$d"
+    say "stage 1 fault $f"
+    TAKEOVER_FAULT=$f ./takeover --pretend --no-ack -c /payload/config.json -w /payload/out/work \\
+        -i /payload/image.img.gz --backup-cfg /srv/app/backup.yml --log-level trace \\
+        --report "$d/report.json" --log-file "$d/stage1.log" >"$d/stdout" 2>"$d/stderr" </dev/null
+    echo $? >"$d/rc"
+    state >"$d/state"
+    ls -A /payload/out/work >"$d/work"
+done
+argv_watch_stop
+# Files written meanwhile anywhere in the guest that hold a secret, with their modes.
+find / /run /tmp -xdev \\( -path /proc -o -path /sys -o -path /payload \\) -prune -o -type f \\
+    -newer /run/s1-marker -print0 2>/dev/null | xargs -0 -r grep -lF -f /payload/secrets.txt 2>/dev/null |
+    while read -r f; do stat -c '%a %n' "$f"; done >"$OUT/secret-files"
+grep -rlF -f /payload/secrets.txt /var/log >"$OUT/varlog-hits" 2>/dev/null
+journalctl -b -o cat 2>/dev/null | grep -cF -f /payload/secrets.txt >"$OUT/journal-hits"
+say "stage 1 fault loop done"
+"""
+
+
+@scenario("failure-matrix-stage1", needs="stage2+fault-injection")
+def m_stage1_matrix(ctx):
+    """Every stage 1 fault point, one after another in one boot (--pretend, so that a fault
+    that did not fire could not write the disk): exit 1, the injected failure named on stderr,
+    in the --log-file and the report; mounts, swap, the RAM root and PID 1's binary as before
+    (the bind mount removed); the staging dir (config.json with the apiKey) gone; the lock
+    free for the next run; no secret in any log, report, argv or new file of the guest."""
+    if not os.path.isfile(ctx.fault_binary):
+        raise Failed(f"no fault-injection binary {ctx.fault_binary}")
+    img, _ = image("mbr", 64)
+    name = "failure-matrix-stage1"
+    p = payload(name, ctx.fault_binary, s1_loop_script(), {"image.img.gz": img})
+    os.makedirs(os.path.join(p, "out", "work"), exist_ok=True)
+    res = vm.run_vm("systemd", p, os.path.join(OUT, name), timeout=ctx.timeout, stream=ctx.stream,
+                    mock_cmd=mock_cmd())
+    vm_ok(res)
+    o = res["out"]
+    before = read(os.path.join(o, "state-before"))
+    check(before and "/swapfile" in before, "no state snapshot before the loop (or swap was off)")
+    for f in STAGE1_FAULTS:
+        d = os.path.join(o, "s1", f)
+        rc = (read(os.path.join(d, "rc"), "") or "").strip()
+        err = read(os.path.join(d, "stderr"), "")
+        log = read(os.path.join(d, "stage1.log"), "")
+        check(rc == "1", f"{f}: exit {rc or 'missing'} (expected 1); stderr {err[-300:]!r}")
+        want = "exited with" if f == "reexec" else "injected failure"
+        check(want in err, f"{f}: stderr does not name the failure: {err[-300:]!r}")
+        check(want in log, f"{f}: the --log-file lacks the failure")
+        rep = json.loads(read(os.path.join(d, "report.json")) or "{}")
+        check(rep.get("result") != "ok" and want in str(rep.get("error")), f"{f}: report {rep.get('result')!r} {rep.get('error')!r}")
+        for line in STAGE1_UNDONE.get(f, []):
+            check(line in log, f"{f}: the log lacks {line!r}")
+        check("could not" not in log, f"{f}: something could not be undone: "
+              + "; ".join(x for x in log.splitlines() if "could not" in x)[:300])
+        state = read(os.path.join(d, "state"), "")
+        if state != before:
+            diff = sorted(set(state.splitlines()) ^ set(before.splitlines()))
+            raise Failed(f"{f}: system state not restored: {diff[:6]}")
+        work = (read(os.path.join(d, "work"), "") or "").split()
+        check("takeover-staging" not in work, f"{f}: the staging dir was left in the work dir")
+    files = [x for x in (read(os.path.join(o, "secret-files"), "") or "").splitlines() if x.strip()]
+    wide = [x for x in files if not x.startswith(("600 ", "400 "))]
+    check(not wide, f"files holding a secret with a mode wider than 0600: {wide}")
+    check(not (read(os.path.join(o, "varlog-hits"), "") or "").strip(), "a secret in the guest's /var/log")
+    check((read(os.path.join(o, "journal-hits"), "0") or "0").strip() == "0", "a secret in the journal")
+    sec = assert_no_secrets(res)
+    return (f"{len(STAGE1_FAULTS)} fault points, each exit 1 and all undone; {len(files)} new file(s) "
+            f"holding a secret, all 0600; {sec}; run {res['seconds']} s")
+
+
+def fault2(ctx, name, fault, args="--log-to /dev/vdb1", env=""):
+    if not os.path.isfile(ctx.fault_binary):
+        raise Failed(f"no fault-injection binary {ctx.fault_binary}")
+    img, man = image("mbr", 64)
+    fctx = Ctx()
+    fctx.binary, fctx.stream, fctx.timeout = ctx.fault_binary, ctx.stream, ctx.timeout
+    res = migrate(fctx, name, "systemd", "-i /payload/image.img.gz " + args, {"image.img.gz": img},
+                  env=f"TAKEOVER_FAULT={fault} {env}")
+    return res, man
+
+
+def no_table(res) -> None:
+    """A disk stage 2 stopped writing mid-image: the first MiB (partition table) was never
+    written, so nothing on it can boot."""
+    with inspect_disk.Disk(res["root_disk"]) as d:
+        check(d.region_digest(0, 1 << 20) == hashlib.sha256(bytes(1 << 20)).hexdigest(),
+              "the first MiB of the half-written disk is not zero (a partition table is there)")
+        check(not d.partitions(), f"the half-written disk has partitions: {d.partitions()}")
+
+
+@scenario("failure-after-pivot-restores", needs="stage2+fault-injection")
+def m_after_pivot(ctx):
+    """Stage 2 init fails right after pivot_root (TAKEOVER_FAULT=after-pivot): reboot into the
+    intact old OS, the log in the old root's /var/log/takeover-failed-*.log (read on the host)."""
+    res, _ = fault2(ctx, "failure-after-pivot-restores", "after-pivot", args="")
+    vm_ok(res, "reboot")
+    text = read(res["serial_log"], "")
+    check("injected failure" in text and "nothing was changed on the disk" in text,
+          "stage 2 init did not report the injected failure")
+    root_unchanged_on_disk(res, "systemd")
+    with inspect_disk.Disk(res["root_disk"]) as d:
+        root = d.partitions()[0]
+        logs = [x for x in d.ext_ls(root, "/var/log") if x.startswith("takeover-failed-")]
+        check(logs, "no /var/log/takeover-failed-*.log on the old root")
+        body = (d.ext_cat(root, "/var/log/" + logs[0]) or b"").decode("utf-8", "replace")
+    check("after-pivot" in body, "the saved log lacks the failure")
+    sec = assert_no_secrets(res)
+    return f"old OS intact, /var/log/{logs[0]}; {sec}; run {res['seconds']} s"
+
+
+@scenario("failure-flash-retry-succeeds", needs="stage2+fault-injection")
+def m_flash_retry(ctx):
+    """The first write attempt fails (TAKEOVER_FAULT=flash): the retry writes and verifies the
+    image, the migration completes, the log says both."""
+    res, man = fault2(ctx, "failure-flash-retry-succeeds", "flash", args="")
+    vm_ok(res, "reboot")
+    text = read(res["serial_log"], "")
+    check("injected write failure" in text and "(attempt 2)" in text, "no failed first attempt and retry")
+    check("stage 2 finished" in text, "stage 2 did not finish")
+    got = assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
+    check("(attempt 2)" in (got["stage2_log"] or ""), "the stage 2 log lacks the retry")
+    return f"retry wrote a verified disk; run {res['seconds']} s"
+
+
+@scenario("failure-mid-flash-hang-deadline", needs="stage2+fault-injection")
+def m_hang(ctx):
+    """The worker hangs half-way through the image (TAKEOVER_FAULT=hang:mid-flash, deadline
+    60 s): PID 1 kills it at the deadline and reboots; the disk has no partition table."""
+    res, _ = fault2(ctx, "failure-mid-flash-hang-deadline", "hang:mid-flash", args="",
+                    env="TAKEOVER_DEADLINE=60 ")
+    vm_ok(res, "reboot")
+    text = read(res["serial_log"], "")
+    check("hanging at mid-flash" in text, "the worker did not hang mid-flash")
+    check("did not finish within 60 s" in text, "PID 1 did not end the hang at the deadline")
+    no_table(res)
+    return f"deadline reboot, no partition table left; run {res['seconds']} s"
+
+
+@scenario("failure-mid-flash-panic-reboots", needs="stage2+fault-injection")
+def m_panic(ctx):
+    """The worker panics half-way through the image (TAKEOVER_FAULT=panic:mid-flash): PID 1
+    sees it die and reboots at once; the disk has no partition table."""
+    res, _ = fault2(ctx, "failure-mid-flash-panic-reboots", "panic:mid-flash", args="")
+    vm_ok(res, "reboot")
+    text = read(res["serial_log"], "")
+    check("injected panic at mid-flash" in text, "the worker did not panic mid-flash")
+    check("stage 2 worker ended with status" in text, "PID 1 did not report the worker's death")
+    no_table(res)
+    return f"reboot after the panic, no partition table left; run {res['seconds']} s"
 
 
 # ------------------------------------------------------------------------------------ driver

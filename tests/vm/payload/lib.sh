@@ -48,3 +48,28 @@ snap() {
         -print0 2>/dev/null | sort -z | xargs -0 sha256sum >"$d/digests" 2>/dev/null
     head -c 1048576 /dev/vda | sha256sum | cut -d' ' -f1 >"$d/vda_first_mib"
 }
+
+# Watch every process's argv and environment for the test secrets (/payload/secrets.txt, one
+# per line) until argv_watch_stop: hits go to $OUT/argv-hits, the number of scans to
+# $OUT/argv-scans. Sampling (every ~50 ms): a process shorter than that can be missed.
+argv_watch() {
+    : >"$OUT/argv-hits"
+    echo 0 >"$OUT/argv-scans"
+    touch /run/argv-watch
+    (
+        n=0
+        while [ -e /run/argv-watch ]; do
+            cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\0' '\n' |
+                grep -F -f /payload/secrets.txt >>"$OUT/argv-hits"
+            n=$((n + 1))
+            echo "$n" >"$OUT/argv-scans"
+            sleep 0.05
+        done
+    ) &
+    ARGV_WATCH_PID=$!
+}
+
+argv_watch_stop() {
+    rm -f /run/argv-watch
+    wait "$ARGV_WATCH_PID" 2>/dev/null || true
+}
