@@ -50,6 +50,30 @@ fn files_below(d: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// A dry run over `root` at trace level with a config.json holding both keys; `extra` goes
+/// last. Returns the output and the paths of the log and the report.
+fn traced_dry_run(
+    root: &Path,
+    tmp: &TempDir,
+    extra: &[&str],
+) -> (std::process::Output, PathBuf, PathBuf) {
+    let cfg = tmp.join("config.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"applicationId":7,"deviceType":"raspberrypi4-64","apiEndpoint":"https://api.example.invalid","vpnEndpoint":"vpn.example.invalid","vpnPort":443,"apiKey":"{KEY}","deviceApiKey":"{DEVICE_KEY}"}}"#
+        ),
+    )
+    .unwrap();
+    let log = tmp.join("takeover.log");
+    let report = tmp.join("report.json");
+    let log_s = log.display().to_string();
+    let mut more = vec!["--log-level", "trace", "--log-file", &log_s];
+    more.extend_from_slice(extra);
+    let args = dry_run_args(root, &cfg, fake_image(), tmp.path(), Some(&report), &more);
+    (run_args(&args), log, report)
+}
+
 #[test]
 fn api_key_and_psks_never_in_logs_or_report_and_staged_secrets_are_0600() {
     let root = fixture("net/roots/nm-pi");
@@ -59,37 +83,9 @@ fn api_key_and_psks_never_in_logs_or_report_and_staged_secrets_are_0600() {
         "expected PSKs in the nm-pi fixture, found {secrets:?}"
     );
     let tmp = TempDir::new("secrets");
-    let cfg = tmp.join("config.json");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"{{"applicationId":7,"deviceType":"raspberrypi4-64","apiEndpoint":"https://api.example.invalid","vpnEndpoint":"vpn.example.invalid","vpnPort":443,"apiKey":"{KEY}","deviceApiKey":"{DEVICE_KEY}"}}"#
-        ),
-    )
-    .unwrap();
     secrets.push(KEY.to_string());
     secrets.push(DEVICE_KEY.to_string());
-    let log = tmp.join("takeover.log");
-    let report = tmp.join("report.json");
-    let o = run(&[
-        "--dry-run",
-        "--sysroot",
-        root.to_str().unwrap(),
-        "-c",
-        cfg.to_str().unwrap(),
-        "-i",
-        fake_image().to_str().unwrap(),
-        "--no-api-check",
-        "--no-vpn-check",
-        "--log-level",
-        "trace",
-        "--log-file",
-        log.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-        "-w",
-        tmp.path().to_str().unwrap(),
-    ]);
+    let (o, log, report) = traced_dry_run(&root, &tmp, &[]);
     let err = stderr(&o);
     assert!(!err.contains("panicked"), "{err}");
     let staged_dir = tmp.join("takeover-dry-run");
@@ -147,38 +143,11 @@ fn secrets_stay_out_of_a_failure_after_they_were_read() {
     let root = fixture("net/roots/nm-pi");
     let mut secrets = fixture_secrets(&root);
     let tmp = TempDir::new("secrets-fail");
-    let cfg = tmp.join("config.json");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"{{"applicationId":7,"deviceType":"raspberrypi4-64","apiEndpoint":"https://api.example.invalid","vpnEndpoint":"vpn.example.invalid","vpnPort":443,"apiKey":"{KEY}","deviceApiKey":"{DEVICE_KEY}"}}"#
-        ),
-    )
-    .unwrap();
     secrets.extend([KEY.to_string(), DEVICE_KEY.to_string()]);
-    let log = tmp.join("takeover.log");
-    let report = tmp.join("report.json");
-    let o = run(&[
-        "--dry-run",
-        "--sysroot",
-        root.to_str().unwrap(),
-        "-c",
-        cfg.to_str().unwrap(),
-        "-i",
-        fake_image().to_str().unwrap(),
-        "--backup-cfg",
-        fixture("backup/16-source-not-found.yml").to_str().unwrap(),
-        "--no-api-check",
-        "--no-vpn-check",
-        "--log-level",
-        "trace",
-        "--log-file",
-        log.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-        "-w",
-        tmp.path().to_str().unwrap(),
-    ]);
+    let backup = fixture("backup/16-source-not-found.yml")
+        .display()
+        .to_string();
+    let (o, log, report) = traced_dry_run(&root, &tmp, &["--backup-cfg", &backup]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let log_text = std::fs::read_to_string(&log).unwrap();
     // The networks were read before the failure (so their PSKs were in memory).

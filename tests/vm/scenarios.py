@@ -1144,6 +1144,22 @@ for f in {faults}; do
     state >"$d/state"
     ls -A /payload/out/work >"$d/work"
 done
+# A stage 1 killed after the bind mount over init (panic = abort: no undo runs), then a dry run
+# (reports the leftovers) and a run that removes them before it fails at after-image.
+d=$OUT/s1/interrupted; mkdir -p "$d"
+say "stage 1 killed after the bind mount"
+TAKEOVER_FAULT=panic:after-bind ./takeover --pretend --no-ack -c /payload/config.json \\
+    -w /payload/out/work -i /payload/image.img.gz >"$d/stdout" 2>"$d/stderr" </dev/null
+echo $? >"$d/rc"
+state >"$d/state-left"
+./takeover --dry-run -c /payload/config.json -w /payload/out/work -i /payload/image.img.gz \\
+    --report "$d/dry.json" >"$d/dry-stdout" 2>"$d/dry-stderr" </dev/null
+echo $? >"$d/dry-rc"
+TAKEOVER_FAULT=after-image ./takeover --pretend --no-ack -c /payload/config.json \\
+    -w /payload/out/work -i /payload/image.img.gz >"$d/clean-stdout" 2>"$d/clean-stderr" </dev/null
+echo $? >"$d/clean-rc"
+swapon -a
+state >"$d/state"
 argv_watch_stop
 # Files written meanwhile anywhere in the guest that hold a secret, with their modes.
 find / /run /tmp -xdev \\( -path /proc -o -path /sys -o -path /payload \\) -prune -o -type f \\
@@ -1195,13 +1211,36 @@ def m_stage1_matrix(ctx):
             raise Failed(f"{f}: system state not restored: {diff[:6]}")
         work = (read(os.path.join(d, "work"), "") or "").split()
         check("takeover-staging" not in work, f"{f}: the staging dir was left in the work dir")
+    # The interrupted run: leftovers there, reported by a dry run, removed by the next run.
+    d = os.path.join(o, "s1", "interrupted")
+    rc = (read(os.path.join(d, "rc"), "") or "").strip()
+    check(rc not in ("", "0", "1"), f"the panicking stage 1 exited {rc or 'missing'} (expected an abort)")
+    left = read(os.path.join(d, "state-left"), "") or ""
+    check(any(x.startswith("/run/takeover ") for x in left.splitlines()),
+          "no RAM root left by the interrupted run (the fault did not fire?)")
+    init_bind = [x for x in left.splitlines() if "[/takeover]" in x]
+    check(init_bind, f"no bind mount over init left by the interrupted run: {left[:400]!r}")
+    dry = json.loads(read(os.path.join(d, "dry.json")) or "{}")
+    warns = " ".join(dry.get("warnings") or [])
+    check("interrupted run left the RAM root /run/takeover" in warns and "bind mount of takeover over" in warns,
+          f"the dry run did not report the leftovers: {warns[:300]!r}")
+    cerr = read(os.path.join(d, "clean-stderr"), "") or ""
+    check((read(os.path.join(d, "clean-rc"), "") or "").strip() == "1" and "injected failure" in cerr,
+          f"the run after the interrupted one: {cerr[-300:]!r}")
+    check("removed a bind mount over" in cerr and "removed the RAM root /run/takeover" in cerr,
+          f"the next run did not remove the leftovers: {cerr[-400:]!r}")
+    state = read(os.path.join(d, "state"), "")
+    if state != before:
+        diff = sorted(set(state.splitlines()) ^ set(before.splitlines()))
+        raise Failed(f"after the leftovers were removed the state differs: {diff[:6]}")
     files = [x for x in (read(os.path.join(o, "secret-files"), "") or "").splitlines() if x.strip()]
     wide = [x for x in files if not x.startswith(("600 ", "400 "))]
     check(not wide, f"files holding a secret with a mode wider than 0600: {wide}")
     check(not (read(os.path.join(o, "varlog-hits"), "") or "").strip(), "a secret in the guest's /var/log")
     check((read(os.path.join(o, "journal-hits"), "0") or "0").strip() == "0", "a secret in the journal")
     sec = assert_no_secrets(res)
-    return (f"{len(STAGE1_FAULTS)} fault points, each exit 1 and all undone; {len(files)} new file(s) "
+    return (f"{len(STAGE1_FAULTS)} fault points, each exit 1 and all undone; an interrupted run's "
+            f"RAM root and bind over init reported and removed; {len(files)} new file(s) "
             f"holding a secret, all 0600; {sec}; run {res['seconds']} s")
 
 
