@@ -196,6 +196,9 @@ pub fn hand_over(undo: &mut Undo, ram_root: &Path, init_exe: &Path, how: &Reexec
         .ctx("bind-mounting takeover over", init_exe.display())?;
     undo.bind = Some(init_exe.to_path_buf());
     plan::fault_point("after-bind")?;
+    // From here on a re-exec of init is ours: stage 2 runs only with this mark (see
+    // plan::HANDOVER_MARK); the undo removes it with the RAM root.
+    crate::files::write_private(&ram_root.join(plan::HANDOVER_MARK), b"")?;
     let (prog, args): (PathBuf, Vec<&str>) = match how {
         Reexec::Systemd => (PathBuf::from("systemctl"), vec!["daemon-reexec"]),
         Reexec::Telinit(p) => (p.clone(), vec!["u"]),

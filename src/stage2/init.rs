@@ -12,6 +12,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,6 +44,38 @@ pub fn run() -> ! {
         }
     };
     supervise(&plan)
+}
+
+/// PID 1 runs this binary, a plan is in the RAM root, but stage 1 never asked for the hand-over:
+/// it was interrupted after the bind mount over init, and init re-executed for another reason
+/// (a package upgrade's `systemctl daemon-reexec`). Remove the bind mount and execute the real
+/// init again with the same arguments and environment and every descriptor left open (systemd
+/// passes its serialized state in one). Nothing else is touched; the next takeover run removes
+/// the RAM root. If even that fails, rebooting is the only way back to a working system.
+pub fn hand_back() -> ! {
+    console_log();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let exe = std::fs::read_link("/proc/self/exe")
+        .ok()
+        .filter(|p| !p.to_string_lossy().ends_with(" (deleted)"))
+        .or_else(|| args.first().map(std::path::PathBuf::from))
+        .unwrap_or_else(|| "/sbin/init".into());
+    crate::warn!(
+        "takeover: a stage 2 plan is in {} but stage 1 never handed over (interrupted run); giving PID 1 back to {}",
+        plan::RAM_ROOT,
+        exe.display()
+    );
+    if let Err(e) = sm::umount2(&exe, libc::MNT_DETACH) {
+        crate::error!("removing the bind mount over {}: {e}", exe.display());
+    }
+    let mut cmd = Command::new(&exe);
+    if let Some((first, rest)) = args.split_first() {
+        cmd.arg0(first).args(rest);
+    }
+    // Only returns on failure.
+    let e = cmd.exec();
+    crate::error!("executing {} again: {e}; rebooting", exe.display());
+    reboot_now()
 }
 
 /// Logs to `/dev/console` (the old root's, then ours after the pivot: the same device).

@@ -31,6 +31,16 @@ pub fn plan_present() -> bool {
     Path::new(RAM_ROOT).join(PLAN_FILE).is_file()
 }
 
+/// Written by stage 1 into the RAM root right before it asks init to re-execute. A PID 1
+/// that finds a plan but not this mark was started by an unrelated re-exec of init over the
+/// leftovers of an interrupted stage 1, and gives PID 1 back ([`crate::stage2::init::hand_back`]).
+pub const HANDOVER_MARK: &str = "handover-requested";
+
+/// Did stage 1 ask for the hand-over?
+pub fn handover_requested() -> bool {
+    Path::new(RAM_ROOT).join(HANDOVER_MARK).is_file()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogDevice {
     pub device: PathBuf,

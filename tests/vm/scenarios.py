@@ -1160,6 +1160,21 @@ TAKEOVER_FAULT=after-image ./takeover --pretend --no-ack -c /payload/config.json
 echo $? >"$d/clean-rc"
 swapon -a
 state >"$d/state"
+# Interrupted again, then an unrelated re-exec of init (a package upgrade does that): the
+# takeover binary becomes PID 1, finds no hand-over mark, removes the bind mount and gives
+# PID 1 back to systemd; the next run removes the RAM root.
+say "stage 1 killed after the bind mount, then systemctl daemon-reexec"
+TAKEOVER_FAULT=panic:after-bind ./takeover --pretend --no-ack -c /payload/config.json \\
+    -w /payload/out/work -i /payload/image.img.gz >"$d/stdout2" 2>"$d/stderr2" </dev/null
+state >"$d/state-left2"
+systemctl daemon-reexec; echo $? >"$d/reexec-rc"
+sleep 2
+systemctl is-system-running >"$d/running" 2>&1
+state >"$d/state-reexec"
+TAKEOVER_FAULT=after-image ./takeover --pretend --no-ack -c /payload/config.json \\
+    -w /payload/out/work -i /payload/image.img.gz >"$d/clean2-stdout" 2>"$d/clean2-stderr" </dev/null
+swapon -a
+state >"$d/state2"
 argv_watch_stop
 # Files written meanwhile anywhere in the guest that hold a secret, with their modes.
 find / /run /tmp -xdev \\( -path /proc -o -path /sys -o -path /payload \\) -prune -o -type f \\
@@ -1233,6 +1248,24 @@ def m_stage1_matrix(ctx):
     if state != before:
         diff = sorted(set(state.splitlines()) ^ set(before.splitlines()))
         raise Failed(f"after the leftovers were removed the state differs: {diff[:6]}")
+    # The unrelated re-exec over the leftovers: PID 1 given back to systemd.
+    left2 = read(os.path.join(d, "state-left2"), "") or ""
+    check("[/takeover]" in left2, "the second interrupted run left no bind mount over init")
+    rex = read(os.path.join(d, "state-reexec"), "") or ""
+    check((read(os.path.join(d, "reexec-rc"), "") or "").strip() == "0", "systemctl daemon-reexec failed")
+    check("[/takeover]" not in rex, "the bind mount over init is still there after the re-exec")
+    pid1 = rex.split("-- pid 1", 1)[-1].strip()
+    check("systemd" in pid1 and "takeover" not in pid1, f"PID 1 after the re-exec: {pid1!r}")
+    running = (read(os.path.join(d, "running"), "") or "").strip()
+    check(running in ("running", "degraded"), f"systemd after the hand-back: {running!r}")
+    serial = read(res["serial_log"], "") or ""
+    check("stage 1 never handed over" in serial, "no hand-back message on the console")
+    c2 = read(os.path.join(d, "clean2-stderr"), "") or ""
+    check("removed the RAM root /run/takeover" in c2, f"the RAM root was not removed: {c2[-300:]!r}")
+    state2 = read(os.path.join(d, "state2"), "")
+    if state2 != before:
+        diff = sorted(set(state2.splitlines()) ^ set(before.splitlines()))
+        raise Failed(f"after the hand-back and the clean-up the state differs: {diff[:6]}")
     files = [x for x in (read(os.path.join(o, "secret-files"), "") or "").splitlines() if x.strip()]
     wide = [x for x in files if not x.startswith(("600 ", "400 "))]
     check(not wide, f"files holding a secret with a mode wider than 0600: {wide}")
@@ -1240,7 +1273,8 @@ def m_stage1_matrix(ctx):
     check((read(os.path.join(o, "journal-hits"), "0") or "0").strip() == "0", "a secret in the journal")
     sec = assert_no_secrets(res)
     return (f"{len(STAGE1_FAULTS)} fault points, each exit 1 and all undone; an interrupted run's "
-            f"RAM root and bind over init reported and removed; {len(files)} new file(s) "
+            f"RAM root and bind over init reported and removed; a re-exec over them gave PID 1 "
+            f"back to systemd; {len(files)} new file(s) "
             f"holding a secret, all 0600; {sec}; run {res['seconds']} s")
 
 
