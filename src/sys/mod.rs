@@ -13,6 +13,8 @@ pub mod fs;
 pub mod lock;
 pub mod loopdev;
 pub mod mount;
+#[cfg(all(feature = "no-libunwind", target_arch = "x86_64", target_env = "musl", panic = "abort"))]
+pub mod nounwind;
 pub mod power;
 pub mod process;
 pub mod uname;
