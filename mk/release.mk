@@ -50,11 +50,11 @@ BUILD_STD_TARGETS ?= x86_64-unknown-linux-musl \
                      armv7-unknown-linux-musleabi arm-unknown-linux-musleabihf
 # std features for build-std release builds. Not cargo's default set, which adds `backtrace`,
 # std's DWARF symbolizer (gimli, addr2line, object, rustc-demangle): dead weight in a stripped
-# binary (arm-musleabi 313,948 -> 144,612 bytes). `optimize_for_size`: std's smaller sort,
-# integer formatting and string algorithms (x86_64 -49,152 bytes; no measurable change of the
-# decode throughput, docs/PERFORMANCE.md "Binary size"). Panic messages stay.
+# binary (arm-musleabi 313,948 -> 144,612 bytes). Panic messages stay. `optimize_for_size` would
+# save 49,152 bytes on x86_64 but costs the inflate path 4-6 % CPU (more, shorter memcpy calls;
+# docs/PERFORMANCE.md "Binary size"), so it is not used.
 # Tests (test-cross) use cargo's default set: they need panic-unwind.
-BUILD_STD_FEATURES ?= optimize_for_size
+BUILD_STD_FEATURES ?=
 
 # CPU each binary is smoke-tested on (the same as the runners in .cargo/config.toml).
 QEMU_x86_64-unknown-linux-musl :=
@@ -99,7 +99,10 @@ cargo_release = $(call build_std_env,$(1)) $(CARGO) build --release --locked --t
 # x86_64: link with rust-lld (as aarch64 does) and fold identical functions and constants:
 # -8,312 and -7,040 bytes. Rust marks functions unnamed_addr (no code relies on two functions
 # having different addresses; rustc's own MergeFunctions pass makes the same assumption).
-REL_RUSTFLAGS_x86_64-unknown-linux-musl := ,"-Clinker=rust-lld","-Clink-arg=--icf=all"
+# -Zlocation-detail=none: panic messages keep their text but say `<redacted>` instead of
+# file:line:column (~39 KB: every panic location and the code that passes it). The budget does
+# not hold without it; the ARM builds keep their locations.
+REL_RUSTFLAGS_x86_64-unknown-linux-musl := ,"-Clinker=rust-lld","-Clink-arg=--icf=all","-Zlocation-detail=none"
 # x86_64: inert libunwind entry points instead of libunwind (and the musl printf it drags in),
 # src/sys/nounwind.rs: -59,120 bytes. Needs std built with panic_abort, as here.
 REL_CARGO_ARGS_x86_64-unknown-linux-musl := --features no-libunwind
