@@ -13,7 +13,12 @@ pub mod fs;
 pub mod lock;
 pub mod loopdev;
 pub mod mount;
-#[cfg(all(feature = "no-libunwind", target_arch = "x86_64", target_env = "musl", panic = "abort"))]
+#[cfg(all(
+    feature = "no-libunwind",
+    target_arch = "x86_64",
+    target_env = "musl",
+    panic = "abort"
+))]
 pub mod nounwind;
 pub mod power;
 pub mod process;
