@@ -7,6 +7,7 @@
 #   make test-cross   unit + integration tests for aarch64, armv7, armv6 under qemu-user
 #   make size         size of every release binary + largest contributors (x86_64, unstripped)
 #   make size-check   fails when the stripped static x86_64 musl binary exceeds SIZE_BUDGET
+#                     (part of `make test`)
 #
 # Targets:
 #   x86_64-unknown-linux-musl     -Zbuild-std                NUC / PC
@@ -47,10 +48,11 @@ RUSTUP_TARGETS := x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unk
 BUILD_STD_TARGETS ?= x86_64-unknown-linux-musl \
                      armv7-unknown-linux-musleabihf arm-unknown-linux-musleabi \
                      armv7-unknown-linux-musleabi arm-unknown-linux-musleabihf
-# std features for build-std release builds. Empty on purpose: cargo's default adds `backtrace`,
-# std's DWARF symbolizer (gimli, addr2line, object, rustc-demangle), which is dead weight in a
-# stripped binary: measured on arm-musleabi 313,948 -> 144,612 bytes. Panic messages stay.
-# `optimize_for_size` would save another ~4 KB (not worth the less common configuration).
+# std features for build-std release builds. Not cargo's default set, which adds `backtrace`,
+# std's DWARF symbolizer (gimli, addr2line, object, rustc-demangle): dead weight in a stripped
+# binary (arm-musleabi 313,948 -> 144,612 bytes). Panic messages stay. `optimize_for_size` would
+# save 49,152 bytes on x86_64 but costs the inflate path 4-6 % CPU (more, shorter memcpy calls;
+# docs/PERFORMANCE.md "Binary size"), so it is not used.
 # Tests (test-cross) use cargo's default set: they need panic-unwind.
 BUILD_STD_FEATURES ?=
 
@@ -90,9 +92,20 @@ build_std_env = $(if $(call is_build_std,$(1)),RUSTC_BOOTSTRAP=1)
 # $(call cargo_release,<target>): the release build of one target (make release, size-check).
 # build-std release builds also compile std without unwind tables (panic=abort, stripped: nothing
 # reads them); --config appends to the rustflags of .cargo/config.toml.
-cargo_release = $(call build_std_env,$(1)) $(CARGO) build --release --locked --target $(1) \
+cargo_release = $(call build_std_env,$(1)) $(CARGO) build --release --locked --target $(1) $(REL_CARGO_ARGS_$(1)) \
 	$(call build_std_args,$(1),std$(REL_COMMA)panic_abort,-Zbuild-std-features=$(BUILD_STD_FEATURES) \
-	  --config 'target.$(1).rustflags=["-Cforce-unwind-tables=no"]')
+	  --config 'target.$(1).rustflags=["-Cforce-unwind-tables=no"$(REL_RUSTFLAGS_$(1))]')
+# Release-only flags per target (appended to the list above; each item starts with a comma).
+# x86_64: link with rust-lld (as aarch64 does) and fold identical functions and constants:
+# -8,312 and -7,040 bytes. Rust marks functions unnamed_addr (no code relies on two functions
+# having different addresses; rustc's own MergeFunctions pass makes the same assumption).
+# -Zlocation-detail=none: panic messages keep their text but say `<redacted>` instead of
+# file:line:column (~39 KB: every panic location and the code that passes it). The budget does
+# not hold without it; the ARM builds keep their locations.
+REL_RUSTFLAGS_x86_64-unknown-linux-musl := ,"-Clinker=rust-lld","-Clink-arg=--icf=all","-Zlocation-detail=none"
+# x86_64: inert libunwind entry points instead of libunwind (and the musl printf it drags in),
+# src/sys/nounwind.rs: -59,120 bytes. Needs std built with panic_abort, as here.
+REL_CARGO_ARGS_x86_64-unknown-linux-musl := --features no-libunwind
 
 .PHONY: deps-cross release release-build release-smoke test-cross size size-check build-std-vendor
 
@@ -182,18 +195,19 @@ test-cross: $(if $(filter $(BUILD_STD_TARGETS),$(CROSS_TEST_TARGETS)),build-std-
 
 # ---------------------------------------------------------------------------------------------
 # size: every release binary (from dist/ if `make release` ran, else target/), then the largest
-# contributors of an unstripped x86_64 musl build (separate target dir: the strip setting is
-# part of every crate's fingerprint). Symbols are summed per crate (first path segment).
+# contributors of the x86_64 musl release build made unstripped (same recipe as size-check;
+# separate target dir: the strip setting is part of every crate's fingerprint). Symbols are
+# summed per crate (first path segment).
 SIZE_TARGET_DIR := target/size
 
-size:
+size: $(if $(call is_build_std,x86_64-unknown-linux-musl),build-std-vendor)
 	@for t in $(RELEASE_TARGETS); do \
 	  b='$(DIST)'/takeover-$(TAKEOVER_VERSION)-$$t; [ -f "$$b" ] || b=target/$$t/release/takeover; \
 	  if [ -f "$$b" ]; then printf '%9d  %s\n' "$$(stat -c %s "$$b")" "$$t"; \
 	  else printf '%9s  %s\n' '-' "$$t (not built)"; fi; \
 	done
-	@CARGO_PROFILE_RELEASE_STRIP=none $(CARGO) build --release --locked -q \
-	  --target x86_64-unknown-linux-musl --target-dir $(SIZE_TARGET_DIR)
+	@CARGO_PROFILE_RELEASE_STRIP=none $(call cargo_release,x86_64-unknown-linux-musl) -q \
+	  --target-dir $(SIZE_TARGET_DIR)
 	@b=$(SIZE_TARGET_DIR)/x86_64-unknown-linux-musl/release/takeover; \
 	echo; echo "x86_64-unknown-linux-musl, unstripped ($$b): sections"; \
 	size -A "$$b" | awk '$$2 > 4096 && $$1 ~ /^\./ { printf "%9d  %s\n", $$2, $$1 }' | sort -rn; \
@@ -216,6 +230,7 @@ size-check: $(if $(call is_build_std,x86_64-unknown-linux-musl),build-std-vendor
 	else echo "size-check: $$b is $$n bytes <= budget $(SIZE_BUDGET)"; fi
 
 # ---------------------------------------------------------------------------------------------
-# `make test` (CI) runs test-extra: install the cross tools if missing, run the tests under
-# qemu-user. size-check is not in it yet: the binary is over budget (see the report of issue 12).
+# `make test` (CI) runs test-extra: install the cross tools if missing (rust-src for build-std),
+# run the tests under qemu-user, then hold the x86_64 release binary to SIZE_BUDGET (issue 10).
 test-extra:: ; @$(MAKE) --no-print-directory deps-cross test-cross
+test-extra:: ; @$(MAKE) --no-print-directory deps-cross size-check

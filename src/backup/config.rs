@@ -8,7 +8,7 @@
 //!     filter: '\.db$'         # optional: regex on the absolute source path of each file
 //! ```
 //!
-//! The YAML is parsed into a `serde_yaml::Value` and converted by hand into [`BackupConfig`]
+//! The YAML is parsed into a [`yaml::Value`] (src/backup/yaml.rs: the subset of YAML it reads) and converted by hand into [`BackupConfig`]
 //! so that every message names the volume and item at fault (1-based index and name), and so
 //! that unknown keys are refused by name (the reference silently ignored them, which turns a
 //! typo such as `filtr:` into "back up everything").
@@ -25,8 +25,8 @@
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
+use super::yaml::{self, Value};
 use regex_lite::Regex;
-use serde_yaml::Value;
 
 use crate::error::{Error, Result};
 
@@ -211,7 +211,7 @@ fn normalise_target(t: &str) -> std::result::Result<Option<PathBuf>, String> {
 fn scalar(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::Number(n) => Some(n.clone()),
         _ => None,
     }
 }
@@ -224,14 +224,13 @@ fn kind_of(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Sequence(_) => "a list",
         Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
     }
 }
 
 /// Parses and validates the YAML text (no file system access). `origin` names the file.
 pub fn parse(text: &str, origin: &str) -> Result<BackupConfig> {
     let root: Value =
-        serde_yaml::from_str(text).map_err(|e| cfg_err(origin, format!("not valid YAML: {e}")))?;
+        yaml::parse(text).map_err(|e| cfg_err(origin, format!("not valid YAML: {e}")))?;
     let list = match &root {
         Value::Null => {
             return Err(cfg_err(
@@ -268,9 +267,9 @@ pub fn parse(text: &str, origin: &str) -> Result<BackupConfig> {
                 ),
             )
         })?;
-        let name = map.get("volume").and_then(scalar);
+        let name = yaml::get(map, "volume").and_then(scalar);
         let place = Place::volume(v, name.as_deref());
-        for key in map.keys() {
+        for (key, _) in map {
             match key.as_str() {
                 Some("volume" | "items") => {}
                 Some(k) => {
@@ -287,7 +286,7 @@ pub fn parse(text: &str, origin: &str) -> Result<BackupConfig> {
                 }
             }
         }
-        let name = match (name, map.get("volume")) {
+        let name = match (name, yaml::get(map, "volume")) {
             (Some(n), _) => n,
             (None, None) => return Err(cfg_err(origin, format!("{place}: `volume` is missing"))),
             (None, Some(other)) => {
@@ -313,7 +312,7 @@ pub fn parse(text: &str, origin: &str) -> Result<BackupConfig> {
                 ),
             ));
         }
-        let items = match map.get("items") {
+        let items = match yaml::get(map, "items") {
             None | Some(Value::Null) => {
                 return Err(cfg_err(origin, format!("{place}: `items` is missing")))
             }
@@ -348,9 +347,9 @@ fn parse_item(it: &Value, place: &Place, i: usize, origin: &str) -> Result<Item>
             ),
         )
     })?;
-    let source = map.get("source").and_then(scalar);
+    let source = yaml::get(map, "source").and_then(scalar);
     let at = place.item(i, source.as_deref());
-    for key in map.keys() {
+    for (key, _) in map {
         match key.as_str() {
             Some("source" | "target" | "filter") => {}
             Some(k) => {
@@ -378,7 +377,7 @@ fn parse_item(it: &Value, place: &Place, i: usize, origin: &str) -> Result<Item>
         Some(s) => PathBuf::from(s),
         None => return Err(cfg_err(origin, format!("{at}: `source` is missing"))),
     };
-    let target = match map.get("target") {
+    let target = match yaml::get(map, "target") {
         None | Some(Value::Null) => None,
         Some(v) => {
             let t = scalar(v).ok_or_else(|| {
@@ -390,7 +389,7 @@ fn parse_item(it: &Value, place: &Place, i: usize, origin: &str) -> Result<Item>
             normalise_target(&t).map_err(|why| cfg_err(origin, format!("{at}: {why}")))?
         }
     };
-    let filter = match map.get("filter") {
+    let filter = match yaml::get(map, "filter") {
         None | Some(Value::Null) => None,
         Some(v) => {
             let text = scalar(v).ok_or_else(|| {

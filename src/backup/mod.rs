@@ -19,6 +19,7 @@
 pub mod config;
 pub mod tar;
 pub mod walk;
+pub mod yaml;
 
 #[cfg(test)]
 mod tests;

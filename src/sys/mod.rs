@@ -14,6 +14,13 @@ pub mod lock;
 pub mod loopdev;
 pub mod mount;
 pub mod mtd;
+#[cfg(all(
+    feature = "no-libunwind",
+    target_arch = "x86_64",
+    target_env = "musl",
+    panic = "abort"
+))]
+pub mod nounwind;
 pub mod power;
 pub mod process;
 pub mod uname;
