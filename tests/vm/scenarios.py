@@ -1152,9 +1152,12 @@ TAKEOVER_FAULT=panic:after-bind ./takeover --pretend --no-ack -c /payload/config
     -w /payload/out/work -i /payload/image.img.gz >"$d/stdout" 2>"$d/stderr" </dev/null
 echo $? >"$d/rc"
 state >"$d/state-left"
-./takeover --dry-run -c /payload/config.json -w /payload/out/work -i /payload/image.img.gz \\
+# (its own work dir: a dry run keeps what it staged, config.json included, for the operator)
+mkdir -p /root/dry-work
+./takeover --dry-run -c /payload/config.json -w /root/dry-work -i /payload/image.img.gz \\
     --report "$d/dry.json" >"$d/dry-stdout" 2>"$d/dry-stderr" </dev/null
 echo $? >"$d/dry-rc"
+rm -rf /root/dry-work
 TAKEOVER_FAULT=after-image ./takeover --pretend --no-ack -c /payload/config.json \\
     -w /payload/out/work -i /payload/image.img.gz >"$d/clean-stdout" 2>"$d/clean-stderr" </dev/null
 echo $? >"$d/clean-rc"
