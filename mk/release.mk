@@ -84,6 +84,8 @@ BUILD_STD_VENDOR := $(CURDIR)/target/build-std-vendor
 STD_VENDOR ?=
 
 REL_COMMA := ,
+REL_EMPTY :=
+REL_SPACE := $(REL_EMPTY) $(REL_EMPTY)
 is_build_std = $(filter $(1),$(BUILD_STD_TARGETS))
 # $(call build_std_args,<target>,<crates>[,<-Zbuild-std-features=...>])
 build_std_args = $(if $(call is_build_std,$(1)),-Zbuild-std=$(2) $(3) \
@@ -93,7 +95,7 @@ build_std_env = $(if $(call is_build_std,$(1)),RUSTC_BOOTSTRAP=1)
 # build-std release builds also compile std without unwind tables (panic=abort, stripped: nothing
 # reads them); --config appends to the rustflags of .cargo/config.toml.
 cargo_release = $(call build_std_env,$(1)) $(CARGO) build --release --locked --target $(1) $(REL_CARGO_ARGS_$(1)) \
-	$(call build_std_args,$(1),std$(REL_COMMA)panic_abort,-Zbuild-std-features=$(BUILD_STD_FEATURES) \
+	$(call build_std_args,$(1),std$(REL_COMMA)panic_abort,-Zbuild-std-features=$(subst $(REL_SPACE),$(REL_COMMA),$(strip $(BUILD_STD_FEATURES) $(REL_STD_FEATURES_$(1)))) \
 	  --config 'target.$(1).rustflags=["-Cforce-unwind-tables=no"$(REL_RUSTFLAGS_$(1))]')
 # Release-only flags per target (appended to the list above; each item starts with a comma).
 # x86_64: link with rust-lld (as aarch64 does) and fold identical functions and constants:
@@ -102,7 +104,8 @@ cargo_release = $(call build_std_env,$(1)) $(CARGO) build --release --locked --t
 # -Zlocation-detail=none: panic messages keep their text but say `<redacted>` instead of
 # file:line:column (~39 KB: every panic location and the code that passes it). The budget does
 # not hold without it; the ARM builds keep their locations.
-REL_RUSTFLAGS_x86_64-unknown-linux-musl := ,"-Clinker=rust-lld","-Clink-arg=--icf=all","-Zlocation-detail=none"
+REL_RUSTFLAGS_x86_64-unknown-linux-musl := ,"-Clinker=rust-lld","-Clink-arg=--icf=all","-Zlocation-detail=none","-Cllvm-args=-enable-machine-outliner"
+REL_STD_FEATURES_x86_64-unknown-linux-musl := optimize_for_size
 # x86_64: inert libunwind entry points instead of libunwind (and the musl printf it drags in),
 # src/sys/nounwind.rs: -59,120 bytes. Needs std built with panic_abort, as here.
 REL_CARGO_ARGS_x86_64-unknown-linux-musl := --features no-libunwind
