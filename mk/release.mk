@@ -50,9 +50,9 @@ BUILD_STD_TARGETS ?= x86_64-unknown-linux-musl \
                      armv7-unknown-linux-musleabi arm-unknown-linux-musleabihf
 # std features for build-std release builds. Not cargo's default set, which adds `backtrace`,
 # std's DWARF symbolizer (gimli, addr2line, object, rustc-demangle): dead weight in a stripped
-# binary (arm-musleabi 313,948 -> 144,612 bytes). Panic messages stay. `optimize_for_size` would
-# save 49,152 bytes on x86_64 but costs the inflate path 4-6 % CPU (more, shorter memcpy calls;
-# docs/PERFORMANCE.md "Binary size"), so it is not used.
+# binary (arm-musleabi 313,948 -> 144,612 bytes). Panic messages stay. x86_64 adds
+# `optimize_for_size` (REL_STD_FEATURES_*): -49 KB for 4-6 % more decode CPU, needed for the
+# size budget (docs/PERFORMANCE.md "Binary size").
 # Tests (test-cross) use cargo's default set: they need panic-unwind.
 BUILD_STD_FEATURES ?=
 
@@ -103,7 +103,8 @@ cargo_release = $(call build_std_env,$(1)) $(CARGO) build --release --locked --t
 # having different addresses; rustc's own MergeFunctions pass makes the same assumption).
 # -Zlocation-detail=none: panic messages keep their text but say `<redacted>` instead of
 # file:line:column (~39 KB: every panic location and the code that passes it). The budget does
-# not hold without it; the ARM builds keep their locations.
+# not hold without it; the ARM builds keep their locations. The machine outliner: -28 KB,
+# +1.5 % decode CPU, needed since the stage 2 API calls and the Jetson code landed.
 REL_RUSTFLAGS_x86_64-unknown-linux-musl := ,"-Clinker=rust-lld","-Clink-arg=--icf=all","-Zlocation-detail=none","-Cllvm-args=-enable-machine-outliner"
 REL_STD_FEATURES_x86_64-unknown-linux-musl := optimize_for_size
 # x86_64: inert libunwind entry points instead of libunwind (and the musl printf it drags in),
