@@ -1363,6 +1363,94 @@ def m_panic(ctx):
     return f"reboot after the panic, no partition table left; run {res['seconds']} s"
 
 
+# ------------------------------------------- the remaining stage 2 fault points (issue 11)
+# One boot each: every stage 2 step that has a fault point has a scenario of its own.
+
+def pre_flash_point(ctx, point: str) -> str:
+    """A failure at `point` (before the first block): the old OS is intact, the failure log is
+    in its /var/log, nothing was written."""
+    name = f"failure-{point}-restores"
+    res, _ = fault2(ctx, name, point, args="")
+    vm_ok(res, "reboot")
+    text = read(res["serial_log"], "")
+    check(f"fault injection {point}: injected failure" in text and "nothing was written" in text,
+          f"stage 2 did not report the injected failure at {point}")
+    root_unchanged_on_disk(res, "systemd")
+    with inspect_disk.Disk(res["root_disk"]) as d:
+        root = d.partitions()[0]
+        logs = [x for x in d.ext_ls(root, "/var/log") if x.startswith("takeover-failed-")]
+        check(logs, "no /var/log/takeover-failed-*.log on the old root")
+        body = (d.ext_cat(root, "/var/log/" + logs[0]) or b"").decode("utf-8", "replace")
+    check(point in body, "the saved log lacks the failure")
+    return f"old OS intact, /var/log/{logs[0]} names {point}; run {res['seconds']} s"
+
+
+def post_flash_point(ctx, point: str) -> str:
+    """A failure at `point` (after the image was written and verified): reported as a failure,
+    never as success, the log on --log-to; the disk holds the verified image."""
+    name = f"failure-{point}-reported"
+    res, man = fault2(ctx, name, point)
+    vm_ok(res, "reboot")
+    text = read(res["serial_log"], "")
+    check("wrote and verified" in text, "the image was not written")
+    check(f"fault injection {point}: injected failure" in text, f"no injected failure at {point}")
+    check("stage 2 complete" not in text and "stage 2 worker ended with status" in text,
+          f"a failure at {point} was reported as success")
+    log = payload_log(res)
+    check("not fully configured" in log and point in log, "the --log-to log lacks the failure")
+    with inspect_disk.Disk(res["root_disk"]) as d:
+        cmp = d.compare(man)
+    check(cmp.get("resin-rootA") == "unchanged", f"rootA {cmp.get('resin-rootA')}")
+    return f"reported as failure, log on /dev/vdb1, rootA verified; run {res['seconds']} s"
+
+
+@scenario("failure-after-kill-restores", needs="stage2+fault-injection")
+def m_after_kill(ctx):
+    """TAKEOVER_FAULT=after-kill: every process stopped, then a failure: the old OS again."""
+    return pre_flash_point(ctx, "after-kill")
+
+
+@scenario("failure-after-unmount-restores", needs="stage2+fault-injection")
+def m_after_unmount(ctx):
+    """TAKEOVER_FAULT=after-unmount: the old root unmounted, then a failure: it is mounted
+    again for the log, and the old OS boots intact."""
+    return pre_flash_point(ctx, "after-unmount")
+
+
+@scenario("failure-after-write-reported", needs="stage2+fault-injection")
+def m_after_write(ctx):
+    """TAKEOVER_FAULT=after-write: written and verified, resin-boot not configured yet."""
+    return post_flash_point(ctx, "after-write")
+
+
+@scenario("failure-efi-reported", needs="stage2+fault-injection")
+def m_efi_fault(ctx):
+    """TAKEOVER_FAULT=efi: the boot entry step fails; resin-data still gets the backup and the
+    log, then stage 2 reports the failure."""
+    return post_flash_point(ctx, "efi")
+
+
+@scenario("failure-data-reported", needs="stage2+fault-injection")
+def m_data_fault(ctx):
+    """TAKEOVER_FAULT=data: resin-data cannot be written (backup, log); reported as a failure,
+    the log on --log-to."""
+    return post_flash_point(ctx, "data")
+
+
+@scenario("failure-log-to-migration-stands", needs="stage2+fault-injection")
+def m_log_to_fault(ctx):
+    """TAKEOVER_FAULT=log-to: saving the log on --log-to fails after a complete migration: the
+    migration stands (verified, configured), the error is on the console and the log is in
+    resin-data."""
+    res, man = fault2(ctx, "failure-log-to-migration-stands", "log-to")
+    vm_ok(res, "reboot")
+    text = read(res["serial_log"], "")
+    check("stage 2 complete" in text, "the migration did not complete")
+    check("fault injection log-to: injected failure" in text, "no injected failure at log-to")
+    assert_migrated(res, res["root_disk"], man, "systemd", backup=False, log_on_data=True)
+    return f"migration complete, log-to failure on the console, log in resin-data; run {res['seconds']} s"
+
+
 # ------------------------------------------------------------------------------------ driver
 class Ctx:
     pass
