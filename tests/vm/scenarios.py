@@ -738,14 +738,16 @@ def m_fault(ctx):
     return f"old OS back with /var/log/{logs[0]}; runs {res['seconds']} s + {res2['seconds']} s"
 
 
-def fault_migration(ctx, name, fault, args=""):
+def fault_migration(ctx, name, fault, args="", env=""):
+    """A migration of the systemd guest with the fault-injection build and TAKEOVER_FAULT=fault
+    (plus `env`); returns (result, manifest of the image)."""
     if not os.path.isfile(ctx.fault_binary):
         raise Failed(f"no fault-injection binary {ctx.fault_binary}")
     img, man = image("mbr", 64)
     fctx = Ctx()
     fctx.binary, fctx.stream, fctx.timeout = ctx.fault_binary, ctx.stream, ctx.timeout
     res = migrate(fctx, name, "systemd", "-i /payload/image.img.gz " + args, {"image.img.gz": img},
-                  env=f"TAKEOVER_FAULT={fault} ")
+                  env=f"TAKEOVER_FAULT={fault} {env}")
     return res, man
 
 
@@ -1283,14 +1285,8 @@ def m_stage1_matrix(ctx):
 
 
 def fault2(ctx, name, fault, args="--log-to /dev/vdb1", env=""):
-    if not os.path.isfile(ctx.fault_binary):
-        raise Failed(f"no fault-injection binary {ctx.fault_binary}")
-    img, man = image("mbr", 64)
-    fctx = Ctx()
-    fctx.binary, fctx.stream, fctx.timeout = ctx.fault_binary, ctx.stream, ctx.timeout
-    res = migrate(fctx, name, "systemd", "-i /payload/image.img.gz " + args, {"image.img.gz": img},
-                  env=f"TAKEOVER_FAULT={fault} {env}")
-    return res, man
+    """fault_migration with the log on --log-to by default."""
+    return fault_migration(ctx, name, fault, args=args, env=env)
 
 
 def no_table(res) -> None:
