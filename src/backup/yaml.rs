@@ -1,5 +1,5 @@
 //! A small YAML reader for the backup configuration (issue 10: binary size; it replaces
-//! serde_yaml + unsafe-libyaml, ~80 KB of the static binary).
+//! serde_yaml and its libyaml port, ~80 KB of the static binary).
 //!
 //! Supported, as YAML 1.2 reads it: block sequences (`- x`) and block mappings (`key: value`),
 //! including a sequence at the same indentation as its mapping key and compact nesting

@@ -596,6 +596,18 @@ fn mock(dir: &Path, faults: &[&str]) -> Option<Mock> {
     Some(Mock { child, base })
 }
 
+/// `takeover -d -c CFG -w WORK` (WORK created first).
+fn download_only(cfg: &Path, work: &Path) -> Output {
+    std::fs::create_dir_all(work).unwrap();
+    run(&[
+        "-d",
+        "-c",
+        cfg.to_str().unwrap(),
+        "-w",
+        work.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn api_that_answers_badly() {
     let c = Case::new("bad-api");
@@ -638,15 +650,8 @@ fn api_that_answers_badly() {
         }
         std::fs::write(&cfg, &text).unwrap();
         let work = c.dir.join(&format!("w-{}", name.replace(' ', "-")));
-        std::fs::create_dir_all(&work).unwrap();
         let t = Instant::now();
-        let o = run(&[
-            "-d",
-            "-c",
-            cfg.to_str().unwrap(),
-            "-w",
-            work.to_str().unwrap(),
-        ]);
+        let o = download_only(&cfg, &work);
         let took = t.elapsed();
         assert_refused(name, &o, &m.base, &words, &work);
         assert!(!stderr(&o).contains("WRONG-KEY"), "{name}: key in stderr");
@@ -663,15 +668,8 @@ fn api_that_answers_badly() {
     let cfg = c.dir.join("cfg-slow.json");
     std::fs::write(&cfg, good_config(SLUG, &m.base)).unwrap();
     let work = c.dir.join("w-slow");
-    std::fs::create_dir_all(&work).unwrap();
     let t = Instant::now();
-    let o = run(&[
-        "-d",
-        "-c",
-        cfg.to_str().unwrap(),
-        "-w",
-        work.to_str().unwrap(),
-    ]);
+    let o = download_only(&cfg, &work);
     assert_eq!(o.status.code(), Some(0), "slow: {}", stderr(&o));
     assert!(
         t.elapsed() >= Duration::from_secs(5),
