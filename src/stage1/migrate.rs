@@ -238,28 +238,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     }
     crate::files::write_private(&boot.join("config.json"), &config.to_bytes())?;
 
-    let mut backup_bytes = 0;
-    if let Some(cfg) = &opts.backup_cfg {
-        let b = crate::backup::create(
-            cfg,
-            &data,
-            &crate::backup::BackupOptions {
-                tar_internal: opts.tar_internal,
-            },
-        )?;
-        for w in &b.warnings {
-            crate::warn!("backup: {w}");
-            report.warnings.push(format!("backup: {w}"));
-        }
-        crate::info!(
-            "backup: {} files in volumes {} ({} KiB)",
-            b.files,
-            b.volumes.join(", "),
-            b.bytes >> 10
-        );
-        backup_bytes = b.bytes;
-        report.backup = Some(b.to_report());
-    }
+    let backup_bytes = stage_backup(opts, &data, report)?;
     s2plan::fault_point("after-backup")?;
     let network_bytes = tree_size(&boot);
 
@@ -384,6 +363,33 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     }
     s2plan::fault_point("after-checks")?;
     take_over(opts, &p1)
+}
+
+/// `--backup-cfg`: writes backup.tgz into `data` (the staged resin-data), logs and reports it
+/// and its warnings; returns its size (0 without a backup).
+pub fn stage_backup(opts: &Options, data: &Path, report: &mut Report) -> Result<u64> {
+    let Some(cfg) = &opts.backup_cfg else {
+        return Ok(0);
+    };
+    let b = crate::backup::create(
+        cfg,
+        data,
+        &crate::backup::BackupOptions {
+            tar_internal: opts.tar_internal,
+        },
+    )?;
+    for w in &b.warnings {
+        crate::warn!("backup: {w}");
+        report.warnings.push(format!("backup: {w}"));
+    }
+    crate::info!(
+        "backup: {} files in volumes {} ({} KiB)",
+        b.files,
+        b.volumes.join(", "),
+        b.bytes >> 10
+    );
+    report.backup = Some(b.to_report());
+    Ok(b.bytes)
 }
 
 /// Removes and recreates a staging directory (0700). Refuses paths that are not ours.

@@ -116,16 +116,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     }
     report.hostname = config.hostname().ok().flatten().map(str::to_string);
     crate::files::write_private(&boot.join("config.json"), &config.to_bytes())?;
-    if let Some(cfg) = &opts.backup_cfg {
-        let b = crate::backup::create(
-            cfg,
-            &data,
-            &crate::backup::BackupOptions {
-                tar_internal: opts.tar_internal,
-            },
-        )?;
-        report.backup = Some(b.to_report());
-    }
+    super::migrate::stage_backup(opts, &data, report)?;
 
     // Write, checking as the image goes by.
     let created = (!is_block && !target.exists()).then(|| RemoveOnDrop(target.clone()));
