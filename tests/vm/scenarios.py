@@ -926,6 +926,20 @@ def assert_api_calls(res, new_dt: str, dt_id: int) -> list:
     return bodies
 
 
+def registered_migration(ctx, name, flavour, new_dt, img, **kw):
+    """A migration of a registered device (config.json with a uuid) with --report-hup-progress
+    --change-dt-to new_dt against a mock that knows both device types (ids: the slugs sorted,
+    from 1). Returns (result, the id of new_dt)."""
+    cfg = dict(CONFIG, uuid=REGISTERED_UUID)
+    slugs = sorted({CONFIG["deviceType"], new_dt})
+    mock = vm.default_mock_cmd(f"--api-key {CONFIG['apiKey']} " + " ".join(f"--device-type {s}" for s in slugs))
+    res = migrate(ctx, name, flavour,
+                  f"-i /payload/image.img.gz --report-hup-progress --change-dt-to {new_dt}",
+                  {"image.img.gz": img, "config.json": json.dumps(cfg).encode()}, mock=mock, **kw)
+    vm_ok(res, "reboot")
+    return res, slugs.index(new_dt) + 1
+
+
 @scenario("api-calls-gpt-efi", needs="stage2+mock")
 def m_api_calls(ctx):
     """A registered device (config.json with a uuid) on OVMF migrates to a GPT generic-amd64
@@ -934,16 +948,9 @@ def m_api_calls(ctx):
     new type; the Boot#### entry of the GPT disk is first in BootOrder."""
     new_dt = "generic-amd64"
     img, man = dt_image("gpt", new_dt)
-    cfg = dict(CONFIG, uuid=REGISTERED_UUID)
-    # Device-type ids of the mock: its slugs sorted, from 1.
-    slugs = sorted({CONFIG["deviceType"], new_dt})
-    mock = vm.default_mock_cmd(f"--api-key {CONFIG['apiKey']} " + " ".join(f"--device-type {s}" for s in slugs))
-    res = migrate(ctx, "api-calls-gpt-efi", "systemd",
-                  f"-i /payload/image.img.gz --report-hup-progress --change-dt-to {new_dt}",
-                  {"image.img.gz": img, "config.json": json.dumps(cfg).encode()}, mock=mock, efi=True)
-    vm_ok(res, "reboot")
+    res, dt_id = registered_migration(ctx, "api-calls-gpt-efi", "systemd", new_dt, img, efi=True)
     check(read(os.path.join(res["out"], "takeover.rc"), "").strip() == "0", "stage 1 did not exit 0")
-    assert_api_calls(res, new_dt, slugs.index(new_dt) + 1)
+    assert_api_calls(res, new_dt, dt_id)
     with inspect_disk.Disk(res["root_disk"]) as d:
         cmp = d.compare(man)
         for n in ("resin-rootA", "resin-rootB", "resin-state"):
@@ -964,7 +971,7 @@ def m_api_calls(ctx):
     num = int(next(iter(boot_e))[4:], 16)
     order = live.get((EFI_GLOBAL, "BootOrder"), b"")
     check(order[:2] == num.to_bytes(2, "little"), f"BootOrder {order.hex()} does not start with Boot{num:04X}")
-    return f"PATCH progress + is_of__device_type={slugs.index(new_dt) + 1}; GPT Boot{num:04X} first; " \
+    return f"PATCH progress + is_of__device_type={dt_id}; GPT Boot{num:04X} first; " \
         f"run {res['seconds']} s"
 
 
@@ -974,18 +981,12 @@ def m_api_calls_wget(ctx):
     wgetrc inside the RAM root): MBR image, --change-dt-to intel-nuc."""
     new_dt = "intel-nuc"
     img, man = dt_image("mbr", new_dt)
-    cfg = dict(CONFIG, uuid=REGISTERED_UUID)
-    slugs = sorted({CONFIG["deviceType"], new_dt})
-    mock = vm.default_mock_cmd(f"--api-key {CONFIG['apiKey']} " + " ".join(f"--device-type {s}" for s in slugs))
-    res = migrate(ctx, "api-calls-sysvinit-wget", "sysvinit",
-                  f"-i /payload/image.img.gz --report-hup-progress --change-dt-to {new_dt}",
-                  {"image.img.gz": img, "config.json": json.dumps(cfg).encode()}, mock=mock)
-    vm_ok(res, "reboot")
+    res, dt_id = registered_migration(ctx, "api-calls-sysvinit-wget", "sysvinit", new_dt, img)
     check(read(os.path.join(res["out"], "takeover.rc"), "").strip() == "0", "stage 1 did not exit 0")
     check("through wget" in read(res["serial_log"], "") or "wget for stage 2" in read(res["serial_log"], ""),
           "stage 1 did not choose GNU wget")
-    assert_api_calls(res, new_dt, slugs.index(new_dt) + 1)
-    return f"PATCH progress + is_of__device_type={slugs.index(new_dt) + 1} through GNU wget; run {res['seconds']} s"
+    assert_api_calls(res, new_dt, dt_id)
+    return f"PATCH progress + is_of__device_type={dt_id} through GNU wget; run {res['seconds']} s"
 
 
 @scenario("api-calls-failure-reported", needs="stage2+mock+fault-injection")
@@ -997,13 +998,8 @@ def m_api_calls_failure(ctx):
     img, _ = image("mbr", 64)
     fctx = Ctx()
     fctx.binary, fctx.stream, fctx.timeout = ctx.fault_binary, ctx.stream, ctx.timeout
-    cfg = dict(CONFIG, uuid=REGISTERED_UUID)
-    mock = vm.default_mock_cmd(f"--api-key {CONFIG['apiKey']} --device-type {CONFIG['deviceType']}")
-    res = migrate(fctx, "api-calls-failure-reported", "systemd",
-                  f"-i /payload/image.img.gz --report-hup-progress --change-dt-to {CONFIG['deviceType']}",
-                  {"image.img.gz": img, "config.json": json.dumps(cfg).encode()},
-                  env="TAKEOVER_FAULT=after-flash ", mock=mock)
-    vm_ok(res, "reboot")
+    res, _ = registered_migration(fctx, "api-calls-failure-reported", "systemd", CONFIG["deviceType"], img,
+                                  env="TAKEOVER_FAULT=after-flash ")
     reqs = [json.loads(x) for x in read(res["api_requests"], "").splitlines() if x.strip()]
     patches = [json.loads(r.get("body") or "null") for r in reqs if r.get("method") == "PATCH"]
     want = {"provisioning_progress": "100", "provisioning_state": "OS update failed", "status": "configuring"}
