@@ -9,7 +9,8 @@
 //!                                  `FlashOptions::default()`)
 //!
 //! Prints one line: `decoded <bytes> bytes in <secs> s: <MB/s> MB/s` (MB = 10^6 bytes), or for
-//! --flash-to `flashed <bytes> bytes in <secs> s: write <MB/s> MB/s, read-back <secs> s`.
+//! --flash-to `flashed <bytes> bytes in <secs> s: write <MB/s> MB/s, read-back <secs> s (...)`
+//! with the seconds each thread of the pipeline waited for the other and spent in writes.
 #![forbid(unsafe_code)]
 
 use std::io::Read;
@@ -95,11 +96,15 @@ fn flash_to(
     match run() {
         Ok(st) => {
             println!(
-                "flashed {} bytes in {:.3} s: write {:.0} MB/s, read-back {:.3} s",
+                "flashed {} bytes in {:.3} s: write {:.0} MB/s, read-back {:.3} s \
+                 (decoder waited {:.2} s, writer waited {:.2} s, writes {:.2} s)",
                 st.bytes,
                 start.elapsed().as_secs_f64(),
                 st.write_mb_per_s(),
-                st.verify_secs.unwrap_or(0.0)
+                st.verify_secs.unwrap_or(0.0),
+                st.decoder_wait_secs,
+                st.writer_wait_secs,
+                st.write_call_secs
             );
             ExitCode::SUCCESS
         }

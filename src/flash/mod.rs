@@ -70,6 +70,12 @@ pub struct FlashStats {
     pub verify_secs: Option<f64>,
     /// True when the writes bypassed the page cache.
     pub direct: bool,
+    /// Seconds the decoder waited for a free buffer (the disk or the writer was the limit).
+    pub decoder_wait_secs: f64,
+    /// Seconds the writer waited for decoded data (the decoder was the limit).
+    pub writer_wait_secs: f64,
+    /// Seconds the writer spent in write system calls.
+    pub write_call_secs: f64,
 }
 
 impl FlashStats {
@@ -272,14 +278,20 @@ pub fn flash_with<R: Read + Send>(
     // The writer side owns `free_tx` and `full_rx`: when it stops early (an error), they are
     // dropped before the scope joins the decoder, which then sees closed channels and ends.
     let (t_ref, name_ref) = (&t, &name);
-    let result: Result<(Xxh64, Option<AlignedBuf>, u64)> = std::thread::scope(move |s| {
+    let result: Result<(Xxh64, Option<AlignedBuf>, u64, [f64; 3])> = std::thread::scope(move |s| {
         let (t, name) = (t_ref, name_ref);
         let mut hasher = Xxh64::new(0);
         let mut head: Option<AlignedBuf> = None;
         let mut offset: u64 = 0;
         let mut src = src;
-        s.spawn(move || {
-            for mut buf in free_rx.iter() {
+        let dec = s.spawn(move || {
+            let mut waited = 0.0;
+            loop {
+                let w = Instant::now();
+                let Ok(mut buf) = free_rx.recv() else {
+                    return waited;
+                };
+                waited += w.elapsed().as_secs_f64();
                 let cap = buf.capacity();
                 let mut filled = 0;
                 let spare = buf.spare();
@@ -291,18 +303,18 @@ pub fn flash_with<R: Read + Send>(
                         Err(e) => {
                             let _ =
                                 full_tx.send(Msg::Failed(Error::io("reading image", "stream", e)));
-                            return;
+                            return waited;
                         }
                     }
                 }
                 buf.set_len(filled);
                 let last = filled < cap;
                 if filled > 0 && full_tx.send(Msg::Data(buf)).is_err() {
-                    return;
+                    return waited;
                 }
                 if last {
                     let _ = full_tx.send(Msg::End);
-                    return;
+                    return waited;
                 }
             }
         });
@@ -310,20 +322,35 @@ pub fn flash_with<R: Read + Send>(
         let nbuf = o.buffers.max(2);
         let mut batch: Vec<AlignedBuf> = Vec::with_capacity(nbuf);
         let mut pending: Option<Msg> = None;
+        let (mut writer_wait, mut write_call) = (0.0, 0.0);
         loop {
             let msg = match pending.take() {
                 Some(m) => m,
-                None => full_rx.recv().map_err(|_| {
-                    Error::new(
-                        "reading image",
-                        name,
-                        "the decoder stopped without a result",
-                    )
-                })?,
+                None => {
+                    let w = Instant::now();
+                    let m = full_rx.recv().map_err(|_| {
+                        Error::new(
+                            "reading image",
+                            name,
+                            "the decoder stopped without a result",
+                        )
+                    })?;
+                    writer_wait += w.elapsed().as_secs_f64();
+                    m
+                }
             };
             let buf = match msg {
                 Msg::Data(buf) => buf,
-                Msg::End => return Ok((hasher, head, offset)),
+                Msg::End => {
+                    // The decoder has sent its last message and returns; panic=abort: no Err.
+                    let decoder_wait = dec.join().unwrap_or(0.0);
+                    return Ok((
+                        hasher,
+                        head,
+                        offset,
+                        [decoder_wait, writer_wait, write_call],
+                    ));
+                }
                 Msg::Failed(e) => return Err(e),
             };
             // This buffer and whatever else is queued go out in one system call: on a busy
@@ -364,7 +391,9 @@ pub fn flash_with<R: Read + Send>(
                 head = Some(h);
                 let _ = free_tx.send(AlignedBuf::new(buffer_size));
             }
+            let w = Instant::now();
             t.write_bufs(&batch, from)?;
+            write_call += w.elapsed().as_secs_f64();
             for buf in batch.drain(..) {
                 let _ = free_tx.send(buf);
             }
@@ -372,7 +401,7 @@ pub fn flash_with<R: Read + Send>(
             progress(offset);
         }
     });
-    let (hasher, head, offset) = result?;
+    let (hasher, head, offset, [decoder_wait, writer_wait, write_call]) = result?;
     t.sync()?;
     let mut stats = FlashStats {
         bytes: offset,
@@ -380,7 +409,14 @@ pub fn flash_with<R: Read + Send>(
         write_secs: start.elapsed().as_secs_f64(),
         verify_secs: None,
         direct: t.direct.is_some(),
+        decoder_wait_secs: decoder_wait,
+        writer_wait_secs: writer_wait,
+        write_call_secs: write_call,
     };
+    crate::debug!(
+        "{name}: {offset} bytes in {:.2} s; decoder waited {decoder_wait:.2} s for buffers, writer waited {writer_wait:.2} s for data and spent {write_call:.2} s in writes",
+        stats.write_secs
+    );
     let head: &[u8] = head.as_ref().map(|h| h.data()).unwrap_or(&[]);
     let mismatch = || {
         Error::new(

@@ -54,12 +54,30 @@ impl Xxh64 {
         }
     }
 
+    /// One 32-byte stripe. Takes an array so that no bounds check or slice index call is left
+    /// in the hot loop: the release build is optimized for size and its outliner would
+    /// otherwise turn each load into a call (2.9 GB/s instead of 7+).
     #[inline(always)]
-    fn stripe(v: &mut [u64; 4], s: &[u8]) {
-        v[0] = round(v[0], le64(&s[0..]));
-        v[1] = round(v[1], le64(&s[8..]));
-        v[2] = round(v[2], le64(&s[16..]));
-        v[3] = round(v[3], le64(&s[24..]));
+    fn stripe(v: &mut [u64; 4], s: &[u8; 32]) {
+        #[inline(always)]
+        fn lane(s: &[u8; 32], i: usize) -> u64 {
+            let b = [
+                s[i],
+                s[i + 1],
+                s[i + 2],
+                s[i + 3],
+                s[i + 4],
+                s[i + 5],
+                s[i + 6],
+                s[i + 7],
+            ];
+            u64::from_le_bytes(b)
+        }
+        let w = [lane(s, 0), lane(s, 8), lane(s, 16), lane(s, 24)];
+        v[0] = round(v[0], w[0]);
+        v[1] = round(v[1], w[1]);
+        v[2] = round(v[2], w[2]);
+        v[3] = round(v[3], w[3]);
     }
 
     pub fn update(&mut self, mut data: &[u8]) {
@@ -79,7 +97,9 @@ impl Xxh64 {
         let mut chunks = data.chunks_exact(32);
         let mut v = self.v;
         for c in &mut chunks {
-            Self::stripe(&mut v, c);
+            if let Ok(c) = <&[u8; 32]>::try_from(c) {
+                Self::stripe(&mut v, c);
+            }
         }
         self.v = v;
         let rest = chunks.remainder();
