@@ -209,7 +209,11 @@ fn wait_for_stage1(pid: u32, limit: Duration) {
 /// Runs the worker and waits for it; never returns.
 fn supervise(plan: &Stage2Plan) -> ! {
     let deadline = Instant::now() + Duration::from_secs(plan.deadline_secs.max(60));
-    let mut watchdog = open_watchdog();
+    let mut watchdog = Watchdog::open(Path::new(WATCHDOG));
+    if let Err(e) = plan.fault_point("supervise") {
+        crate::error!("{e}; rebooting");
+        reboot_now();
+    }
     let console = || {
         File::options()
             .write(true)
@@ -238,9 +242,7 @@ fn supervise(plan: &Stage2Plan) -> ! {
         }
     };
     loop {
-        if let Some(w) = watchdog.as_mut() {
-            let _ = w.write_all(b"\0");
-        }
+        watchdog.feed();
         // Reap everything: orphans of the old system are our children now.
         while let Ok(process::Reaped::Child(p, status)) = process::try_wait(-1) {
             if p == pid {
@@ -265,21 +267,85 @@ fn supervise(plan: &Stage2Plan) -> ! {
     }
 }
 
-/// Opens the hardware watchdog if there is one; from then on it must be fed, which the
-/// supervision loop does. If PID 1 ever stopped, the watchdog would reset the machine.
-fn open_watchdog() -> Option<File> {
-    let p = Path::new("/dev/watchdog");
-    if !p.exists() {
-        return None;
+const WATCHDOG: &str = "/dev/watchdog";
+
+/// The hardware watchdog, if the machine has one. Once open it must be fed: if PID 1 ever
+/// stopped, the watchdog would reset the machine.
+///
+/// A watchdog daemon of the old system may hold the device (only one opener is allowed). The
+/// worker stops that daemon with every other process, and a daemon that dies without the
+/// "magic close" leaves the watchdog running with nobody feeding it: the machine would reset
+/// in the middle of the flash (15 s on a Raspberry Pi). So while the device is busy, PID 1
+/// tries again on every round of its loop (every 500 ms) and feeds it from then on.
+enum Watchdog {
+    Feeding(File),
+    Busy(std::path::PathBuf),
+    Absent,
+}
+
+type Opener = fn(&Path) -> std::io::Result<File>;
+
+fn open_for_writing(p: &Path) -> std::io::Result<File> {
+    OpenOptions::new().write(true).open(p)
+}
+
+fn is_busy(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EBUSY)
+}
+
+impl Watchdog {
+    fn open(p: &Path) -> Watchdog {
+        Watchdog::open_with(p, open_for_writing)
     }
-    match OpenOptions::new().write(true).open(p) {
-        Ok(f) => {
-            crate::info!("feeding the hardware watchdog {}", p.display());
-            Some(f)
+
+    fn open_with(p: &Path, open: Opener) -> Watchdog {
+        if !p.exists() {
+            return Watchdog::Absent;
         }
-        Err(e) => {
-            crate::warn!("cannot open {}: {e}", p.display());
-            None
+        match open(p) {
+            Ok(f) => {
+                crate::info!("feeding the hardware watchdog {}", p.display());
+                Watchdog::Feeding(f)
+            }
+            Err(e) if is_busy(&e) => {
+                crate::info!(
+                    "{} is held by another process; taking it over once the old system is stopped",
+                    p.display()
+                );
+                Watchdog::Busy(p.to_path_buf())
+            }
+            Err(e) => {
+                crate::warn!("cannot open {}: {e}", p.display());
+                Watchdog::Absent
+            }
+        }
+    }
+
+    fn feed(&mut self) {
+        self.feed_with(open_for_writing)
+    }
+
+    fn feed_with(&mut self, open: Opener) {
+        match self {
+            Watchdog::Feeding(f) => {
+                let _ = f.write_all(b"\0");
+            }
+            Watchdog::Busy(p) => match open(p) {
+                Ok(mut f) => {
+                    crate::info!(
+                        "feeding the hardware watchdog {} (released by the old system)",
+                        p.display()
+                    );
+                    let _ = f.write_all(b"\0");
+                    *self = Watchdog::Feeding(f);
+                }
+                Err(e) if is_busy(&e) => {}
+                Err(e) => {
+                    crate::warn!("cannot open {}: {e}", p.display());
+                    *self = Watchdog::Absent;
+                }
+            },
+            Watchdog::Absent => {}
         }
     }
 }
@@ -291,5 +357,55 @@ pub fn reboot_now() -> ! {
         let e = power::reboot();
         crate::error!("reboot failed: {e}; retrying");
         std::thread::sleep(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn busy(_: &Path) -> std::io::Result<File> {
+        Err(std::io::Error::from_raw_os_error(libc::EBUSY))
+    }
+
+    fn denied(_: &Path) -> std::io::Result<File> {
+        Err(std::io::Error::from_raw_os_error(libc::EACCES))
+    }
+
+    #[test]
+    fn a_busy_watchdog_is_taken_over_once_released_and_fed_from_then_on() {
+        let dir = std::env::temp_dir().join(format!("takeover-wd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dev = dir.join("watchdog");
+        std::fs::write(&dev, b"").unwrap();
+
+        // Absent device: nothing to feed, never opened.
+        let mut w = Watchdog::open_with(&dir.join("none"), open_for_writing);
+        assert!(matches!(w, Watchdog::Absent));
+        w.feed_with(open_for_writing);
+        assert!(matches!(w, Watchdog::Absent));
+
+        // Held by a daemon: retried on every feed while busy, then fed.
+        let mut w = Watchdog::open_with(&dev, busy);
+        assert!(matches!(w, Watchdog::Busy(_)));
+        w.feed_with(busy);
+        w.feed_with(busy);
+        assert!(matches!(w, Watchdog::Busy(_)));
+        assert_eq!(std::fs::read(&dev).unwrap(), b"");
+        w.feed_with(open_for_writing);
+        assert!(matches!(w, Watchdog::Feeding(_)));
+        w.feed_with(busy); // the opener is not used any more
+        w.feed_with(busy);
+        assert_eq!(std::fs::read(&dev).unwrap(), b"\0\0\0");
+
+        // Another error: given up (logged), not retried forever.
+        let mut w = Watchdog::open_with(&dev, busy);
+        w.feed_with(denied);
+        assert!(matches!(w, Watchdog::Absent));
+        let mut w = Watchdog::open_with(&dev, denied);
+        assert!(matches!(w, Watchdog::Absent));
+        w.feed_with(open_for_writing);
+        assert!(matches!(w, Watchdog::Absent));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -163,9 +163,10 @@ impl Stage2Plan {
 //
 // Stage 1 points, in order: after-image, after-network, after-backup, after-checks,
 // after-swapoff, after-ram-root, after-plan, after-bind, reexec (the re-exec command fails).
-// Stage 2 points: after-pivot (init), after-kill, after-unmount, before-flash, flash (first
-// write attempt fails), flash-always (both fail), mid-flash (hang:/panic: only, at half the
-// image), after-write, after-flash (resin-boot configured), efi, data, log-to.
+// Stage 2 points: after-pivot (init), supervise (init, with the watchdog open, before the
+// worker starts), after-kill, after-unmount, before-flash, flash (first write attempt fails),
+// flash-always (both fail), mid-flash (hang:/panic: only, at half the image), after-write,
+// after-flash (resin-boot configured), efi, data, log-to.
 
 /// Acts on fault `spec` at fault point `point`.
 pub fn inject(spec: Option<&str>, point: &str) -> Result<()> {

@@ -738,16 +738,16 @@ def m_fault(ctx):
     return f"old OS back with /var/log/{logs[0]}; runs {res['seconds']} s + {res2['seconds']} s"
 
 
-def fault_migration(ctx, name, fault, args="", env=""):
+def fault_migration(ctx, name, fault, args="", env="", pre=""):
     """A migration of the systemd guest with the fault-injection build and TAKEOVER_FAULT=fault
-    (plus `env`); returns (result, manifest of the image)."""
+    (plus `env`; `pre`: shell lines run before takeover); returns (result, manifest)."""
     if not os.path.isfile(ctx.fault_binary):
         raise Failed(f"no fault-injection binary {ctx.fault_binary}")
     img, man = image("mbr", 64)
     fctx = Ctx()
     fctx.binary, fctx.stream, fctx.timeout = ctx.fault_binary, ctx.stream, ctx.timeout
     res = migrate(fctx, name, "systemd", "-i /payload/image.img.gz " + args, {"image.img.gz": img},
-                  env=f"TAKEOVER_FAULT={fault} {env}")
+                  env=f"{pre}TAKEOVER_FAULT={fault} {env}")
     return res, man
 
 
@@ -1334,6 +1334,76 @@ def m_panic(ctx):
     check("stage 2 worker ended with status" in text, "PID 1 did not report the worker's death")
     no_table(res)
     return f"reboot after the panic, no partition table left; run {res['seconds']} s"
+
+
+# ------------------------------------------------------------------- the watchdog (issue 11)
+# The guest kernel has no driver for an emulated hardware watchdog (i6300esb), so softdog
+# stands in: the same /dev/watchdog interface (one opener, magic close), and when nobody feeds
+# it the kernel restarts the machine (with -no-reboot QEMU then exits: end "reboot").
+SOFTDOG_EXPIRED = "Initiating system reboot"  # softdog's message when it fires
+
+
+def softdog(margin: int) -> str:
+    return (f"modprobe softdog soft_margin={margin} || {{ say 'no softdog module'; exit 3; }}\n"
+            "[ -c /dev/watchdog ] || { say 'no /dev/watchdog'; exit 3; }\n")
+
+
+@scenario("watchdog-held-by-daemon", needs="stage2")
+def m_watchdog_daemon(ctx):
+    """A watchdog daemon of the old system holds /dev/watchdog (softdog, 5 s margin) and dies
+    without the magic close when stage 2 stops it: PID 1 takes the device over (it retries
+    while the device is busy) and feeds it, so the migration completes instead of the machine
+    resetting mid-flash."""
+    img, man = image("mbr", 64)
+    daemon = ("setsid bash -c 'exec 3>/dev/watchdog; while :; do printf x >&3; sleep 1; done' "
+              "</dev/null >/dev/null 2>&1 &\nsleep 1\n")
+    res = migrate(ctx, "watchdog-held-by-daemon", "systemd", "-i /payload/image.img.gz",
+                  {"image.img.gz": img}, env=softdog(5) + daemon)
+    vm_ok(res, "reboot")
+    text = read(res["serial_log"], "")
+    check(read(os.path.join(res["out"], "takeover.rc"), "").strip() == "0", "stage 1 did not exit 0")
+    check("is held by another process" in text, "PID 1 did not find the watchdog busy")
+    check("released by the old system" in text, "PID 1 did not take the watchdog over")
+    check(SOFTDOG_EXPIRED not in text, "the watchdog expired: nobody fed it after the daemon died")
+    check("stage 2 finished" in text, "stage 2 did not finish")
+    assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
+    return f"watchdog taken over from the daemon, migration complete; run {res['seconds']} s"
+
+
+@scenario("watchdog-resets-hung-init", needs="stage2+fault-injection")
+def m_watchdog_hang(ctx):
+    """PID 1 itself hangs right after opening the watchdog, before the worker starts
+    (TAKEOVER_FAULT=hang:supervise; softdog, 5 s margin): it stops feeding, the watchdog
+    restarts the machine, and the old OS, untouched, boots again."""
+    res, _ = fault_migration(ctx, "watchdog-resets-hung-init", "hang:supervise", pre=softdog(5))
+    vm_ok(res, "reboot")
+    text = read(res["serial_log"], "")
+    check("feeding the hardware watchdog" in text, "PID 1 did not open the watchdog")
+    check("hanging at supervise" in text, "PID 1 did not hang")
+    check(SOFTDOG_EXPIRED in text, "the machine was not restarted by the watchdog")
+    after = text.split("hanging at supervise", 1)[-1]
+    check("rebooting" not in after, "PID 1 rebooted by itself: the hang was not a hang")
+    root_unchanged_on_disk(res, "systemd")
+    p = payload("watchdog-resets-hung-init-reboot", ctx.binary, "facts\n")
+    res2 = vm.run_vm("systemd", p, os.path.join(OUT, "watchdog-resets-hung-init-reboot"),
+                     timeout=ctx.timeout, stream=ctx.stream, disk=res["root_disk"])
+    vm_ok(res2)
+    check(read(os.path.join(res2["out"], "hostname"), "").strip() == HOSTNAMES["systemd"], "old OS not back")
+    return f"watchdog restart, old OS back; runs {res['seconds']} s + {res2['seconds']} s"
+
+
+@scenario("init-panic-reboots", needs="stage2+fault-injection")
+def m_init_panic(ctx):
+    """PID 1 itself panics before the worker starts (TAKEOVER_FAULT=panic:supervise): its panic
+    hook reboots at once; nothing on the disk changed."""
+    res, _ = fault_migration(ctx, "init-panic-reboots", "panic:supervise")
+    vm_ok(res, "reboot")
+    text = read(res["serial_log"], "")
+    check("injected panic at supervise" in text, "PID 1 did not panic")
+    check("stage 2 init: internal error" in text, "the panic hook did not report and reboot")
+    check("Kernel panic" not in text, "PID 1 exited (kernel panic)")
+    root_unchanged_on_disk(res, "systemd")
+    return f"panic hook rebooted, disk unchanged; run {res['seconds']} s"
 
 
 # ------------------------------------------- the remaining stage 2 fault points (issue 11)
