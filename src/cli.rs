@@ -49,6 +49,9 @@ pub struct Options {
     pub no_ack: bool,
     pub pretend: bool,
     pub stage2: bool,
+    /// Internal: PID 1 runs the worker once more with this after the worker died without
+    /// finishing (a signal, the deadline), to report the failure and save the log.
+    pub stage2_failed: bool,
     pub tar_internal: bool,
     pub no_cleanup: bool,
     pub no_os_check: bool,
@@ -94,6 +97,7 @@ impl Default for Options {
             no_ack: false,
             pretend: false,
             stage2: false,
+            stage2_failed: false,
             tar_internal: false,
             no_cleanup: false,
             no_os_check: false,
@@ -127,7 +131,7 @@ impl Default for Options {
 
 impl Options {
     pub fn mode(&self) -> Mode {
-        if self.stage2 {
+        if self.stage2 || self.stage2_failed {
             Mode::Stage2Worker
         } else if self.dry_run {
             Mode::DryRun
@@ -235,6 +239,7 @@ where
             Long("no-ack") => o.no_ack = true,
             Long("pretend") => o.pretend = true,
             Long("stage2") => o.stage2 = true,
+            Long("stage2-failed") => o.stage2_failed = true,
             Long("tar-internal") => o.tar_internal = true,
             Long("no-cleanup") => o.no_cleanup = true,
             Long("no-os-check") => o.no_os_check = true,
@@ -334,6 +339,7 @@ pub fn validate(o: &Options) -> Result<()> {
         (o.download_only, "--download-only"),
         (o.write_only, "--write-only"),
         (o.stage2, "--stage2"),
+        (o.stage2_failed, "--stage2-failed"),
     ]
     .iter()
     .filter(|(on, _)| *on)
@@ -479,6 +485,7 @@ Checks (each skips one check; use with care):
 
 Internal and debugging:
       --stage2                   internal: stage 2 worker invocation
+      --stage2-failed            internal: stage 2 report of a worker that died
       --tar-internal             build the backup with the internal tar
       --no-cleanup               on a stage 1 failure, leave what was prepared in place
   -h, --help                     print this help
@@ -629,6 +636,12 @@ mod tests {
         assert!(usage_err(&["--dry-run", "--pretend"])
             .to_string()
             .contains("--pretend"));
+        // PID 1's report of a dead worker is the worker mode, alone.
+        let o = p(&["--stage2-failed"]).unwrap();
+        assert!(o.mode() == Mode::Stage2Worker && o.stage2_failed);
+        assert!(usage_err(&["--stage2", "--stage2-failed"])
+            .to_string()
+            .contains("--stage2-failed"));
         assert!(usage_err(&["-i", "x", "-v", "5.1.20"])
             .to_string()
             .contains("--version"));
@@ -657,6 +670,7 @@ mod tests {
             "--no-ack",
             "--pretend",
             "--stage2",
+            "--stage2-failed",
             "--tar-internal",
             "--no-cleanup",
             "--no-os-check",

@@ -25,7 +25,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         Mode::DryRun | Mode::Pretend | Mode::Migrate => migrate::run(opts, report),
         Mode::DownloadOnly => download::download_only(opts, report).map(|_| ()),
         Mode::WriteOnly => write_only::run(opts, report),
-        Mode::Stage2Worker => crate::stage2::worker::run(),
+        Mode::Stage2Worker => crate::stage2::worker::run(opts.stage2_failed),
     }
     .inspect_err(|e| report.error = Some(e.message()))
 }

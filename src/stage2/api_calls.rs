@@ -7,7 +7,9 @@
 //!
 //! "Succeeded" means the image was written and verified and the new disk fully configured
 //! (resin-boot, EFI entry, resin-data): unlike the reference, a failure after the flash is
-//! reported as "OS update failed". `--pretend` makes no call.
+//! reported as "OS update failed". So is a worker that never reached its end (it died or hung)
+//! and a failure of PID 1 after the pivot: PID 1 then runs `--stage2-failed`, which makes the
+//! failure call. `--pretend` makes no call.
 //!
 //! Every reply's status is checked. A failed call is logged as an error and changes nothing
 //! else: the worker's outcome (and so the reboot into the new or the old OS) is decided by the

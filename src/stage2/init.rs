@@ -39,7 +39,7 @@ pub fn run() -> ! {
         Err(e) => {
             crate::error!("{e}");
             crate::error!("nothing was changed on the disk; rebooting into the old OS");
-            save_log_after_pivot();
+            after_pivot_failure();
             reboot_now();
         }
     };
@@ -168,15 +168,17 @@ fn enter_ram_root() -> Result<Stage2Plan> {
     Ok(plan)
 }
 
-/// A failure after the pivot: the old root is still whole; leave the log in its `/var/log`
-/// (as the worker does for a failure before the flash). Before the pivot there is no log file
-/// and no plan at `/`, so nothing is done.
-fn save_log_after_pivot() {
+/// A failure after the pivot: the old root is still whole. Tell the API and save the log on
+/// `--log-to` (as after a worker's death), then leave the log in the old root's `/var/log` (as
+/// the worker does for a failure before the flash). Before the pivot there is no log file and
+/// no plan at `/`, so nothing is done.
+fn after_pivot_failure() {
     let plan_path = Path::new("/").join(plan::PLAN_FILE);
     if !Path::new("/takeover.log").is_file() {
         return;
     }
     if let Ok(p) = Stage2Plan::load(&plan_path) {
+        after_worker_died(&p, &mut Watchdog::open(Path::new(WATCHDOG)));
         crate::stage2::worker::save_log_in_old_root(&p, "failed");
     }
 }
@@ -214,6 +216,61 @@ fn supervise(plan: &Stage2Plan) -> ! {
         crate::error!("{e}; rebooting");
         reboot_now();
     }
+    let pid = match spawn_stage2("--stage2") {
+        Ok(pid) => pid,
+        Err(e) => {
+            crate::error!("{e}");
+            after_worker_died(plan, &mut watchdog);
+            reboot_now();
+        }
+    };
+    match wait_child(pid, deadline, &mut watchdog) {
+        Some(0) => crate::info!("stage 2 finished; rebooting"),
+        Some(code) => {
+            crate::error!("stage 2 worker ended with status {code}; rebooting");
+            // 128 + signal: killed (a panic aborts), so it never reached its end.
+            if code >= 128 {
+                after_worker_died(plan, &mut watchdog);
+            }
+        }
+        None => {
+            crate::error!(
+                "stage 2 did not finish within {} s; rebooting",
+                plan.deadline_secs
+            );
+            let _ = process::kill(pid, process::SIGKILL);
+            after_worker_died(plan, &mut watchdog);
+        }
+    }
+    reboot_now()
+}
+
+/// How long the report of a dead worker may take (the API calls are bounded well below).
+const AFTER_DEATH_LIMIT: Duration = Duration::from_secs(240);
+
+/// The worker died without reaching its end, which tells the API (`--report-hup-progress`)
+/// and saves the log on `--log-to`: a second worker, `--stage2-failed`, does only that, under
+/// the same supervision (watchdog fed, bounded time).
+fn after_worker_died(plan: &Stage2Plan, watchdog: &mut Watchdog) {
+    if !plan.report_hup_progress && plan.log_to.is_none() {
+        return;
+    }
+    match spawn_stage2("--stage2-failed") {
+        Ok(pid) => {
+            if wait_child(pid, Instant::now() + AFTER_DEATH_LIMIT, watchdog).is_none() {
+                crate::error!(
+                    "reporting the failure took more than {} s; rebooting",
+                    AFTER_DEATH_LIMIT.as_secs()
+                );
+                let _ = process::kill(pid, process::SIGKILL);
+            }
+        }
+        Err(e) => crate::error!("{e}; the failure was not reported"),
+    }
+}
+
+/// Starts this binary from the RAM root with `arg`, its output on the console.
+fn spawn_stage2(arg: &str) -> Result<i32> {
     let console = || {
         File::options()
             .write(true)
@@ -221,47 +278,29 @@ fn supervise(plan: &Stage2Plan) -> ! {
             .map(Stdio::from)
             .unwrap_or_else(|_| Stdio::null())
     };
-    let child = Command::new(format!("/{}", plan::BINARY))
-        .arg("--stage2")
+    let exe = format!("/{}", plan::BINARY);
+    let child = Command::new(&exe)
+        .arg(arg)
         .stdin(Stdio::null())
         .stdout(console())
         .stderr(console())
-        .spawn();
-    let pid = match child {
-        Ok(c) => c.id() as i32,
-        Err(e) => {
-            crate::error!(
-                "{}",
-                Error::io(
-                    "starting the stage 2 worker",
-                    format!("/{}", plan::BINARY),
-                    e
-                )
-            );
-            reboot_now();
-        }
-    };
+        .spawn()
+        .map_err(|e| Error::io("starting the stage 2 worker", &exe, e))?;
+    Ok(child.id() as i32)
+}
+
+/// Feeds the watchdog and reaps every child (orphans of the old system are ours now) until
+/// `pid` exits (its exit code) or `until` passes (`None`).
+fn wait_child(pid: i32, until: Instant, watchdog: &mut Watchdog) -> Option<i32> {
     loop {
         watchdog.feed();
-        // Reap everything: orphans of the old system are our children now.
         while let Ok(process::Reaped::Child(p, status)) = process::try_wait(-1) {
             if p == pid {
-                let code = process::exit_code(status);
-                if code == 0 {
-                    crate::info!("stage 2 finished; rebooting");
-                } else {
-                    crate::error!("stage 2 worker ended with status {code}; rebooting");
-                }
-                reboot_now();
+                return Some(process::exit_code(status));
             }
         }
-        if Instant::now() > deadline {
-            crate::error!(
-                "stage 2 did not finish within {} s; rebooting",
-                plan.deadline_secs
-            );
-            let _ = process::kill(pid, process::SIGKILL);
-            reboot_now();
+        if Instant::now() > until {
+            return None;
         }
         std::thread::sleep(Duration::from_millis(500));
     }

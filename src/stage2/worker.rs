@@ -28,9 +28,9 @@ enum Phase {
     AfterFlash,
 }
 
-/// Entry point of `--stage2`. Refuses to do anything outside a prepared stage 2 (so running
-/// it by hand is harmless).
-pub fn run() -> Result<()> {
+/// Entry point of `--stage2` (and of `--stage2-failed`, `after_death`). Refuses to do anything
+/// outside a prepared stage 2 (so running it by hand is harmless).
+pub fn run(after_death: bool) -> Result<()> {
     let plan_path = Path::new("/").join(plan::PLAN_FILE);
     let in_stage2 = plan_path.exists()
         && Path::new("/").join(plan::OLD_ROOT).is_dir()
@@ -56,6 +56,14 @@ pub fn run() -> Result<()> {
     let plan = Stage2Plan::load(&plan_path)?;
     if let Some(l) = crate::log::Level::parse(&plan.log_level) {
         crate::log::set_level(l);
+    }
+    if after_death {
+        // `--stage2-failed`: the worker before this one died without finishing (PID 1 saw a
+        // signal or killed it at the deadline), so it told nobody. Do what its end would have.
+        crate::error!("the stage 2 worker did not finish; the migration failed");
+        super::api_calls::run(&plan, false);
+        save_log_to_device(&plan);
+        return Ok(());
     }
     let mut phase = Phase::BeforeFlash;
     let result = work(&plan, &mut phase);

@@ -989,23 +989,56 @@ def m_api_calls_wget(ctx):
     return f"PATCH progress + is_of__device_type={dt_id} through GNU wget; run {res['seconds']} s"
 
 
-@scenario("api-calls-failure-reported", needs="stage2+mock+fault-injection")
-def m_api_calls_failure(ctx):
-    """A failure after the image is written (TAKEOVER_FAULT=after-flash) is reported to the API
-    as "OS update failed", and the device type is not changed."""
+def failure_reported(ctx, name, fault, old_os_intact=False) -> tuple:
+    """A registered migration (--report-hup-progress --change-dt-to) with TAKEOVER_FAULT=fault:
+    the mock must see exactly one PATCH, "OS update failed" (and no device-type change).
+    The disk is searched for secrets unless the old OS, which holds its own PSKs, is intact."""
     if not os.path.isfile(ctx.fault_binary):
         raise Failed(f"no fault-injection binary {ctx.fault_binary}")
     img, _ = image("mbr", 64)
     fctx = Ctx()
     fctx.binary, fctx.stream, fctx.timeout = ctx.fault_binary, ctx.stream, ctx.timeout
-    res, _ = registered_migration(fctx, "api-calls-failure-reported", "systemd", CONFIG["deviceType"], img,
-                                  env="TAKEOVER_FAULT=after-flash ")
+    res, _ = registered_migration(fctx, name, "systemd", CONFIG["deviceType"], img,
+                                  env=f"TAKEOVER_FAULT={fault} ")
     reqs = [json.loads(x) for x in read(res["api_requests"], "").splitlines() if x.strip()]
     patches = [json.loads(r.get("body") or "null") for r in reqs if r.get("method") == "PATCH"]
     want = {"provisioning_progress": "100", "provisioning_state": "OS update failed", "status": "configuring"}
     check(patches == [want], f"PATCH bodies {patches} (want only the failure report)")
-    sec = assert_no_secrets(res, res["root_disk"])
+    check("reported to the API: OS update failed" in read(res["serial_log"], ""),
+          "the serial log lacks the failure report")
+    return res, assert_no_secrets(res, None if old_os_intact else res["root_disk"])
+
+
+@scenario("api-calls-failure-reported", needs="stage2+mock+fault-injection")
+def m_api_calls_failure(ctx):
+    """A failure after the image is written (TAKEOVER_FAULT=after-flash) is reported to the API
+    as "OS update failed", and the device type is not changed."""
+    res, sec = failure_reported(ctx, "api-calls-failure-reported", "after-flash")
     return f"{sec}; 'OS update failed' reported, no device-type change; run {res['seconds']} s"
+
+
+@scenario("api-calls-worker-panic-reported", needs="stage2+mock+fault-injection")
+def m_api_calls_panic(ctx):
+    """The worker panics half-way through the image (panic:mid-flash), so it never reaches its
+    API calls: PID 1 runs `--stage2-failed`, which reports "OS update failed"; the disk has no
+    partition table."""
+    res, sec = failure_reported(ctx, "api-calls-worker-panic-reported", "panic:mid-flash")
+    text = read(res["serial_log"], "")
+    check("injected panic at mid-flash" in text, "the worker did not panic")
+    check("the stage 2 worker did not finish" in text, "PID 1 did not run the report of a dead worker")
+    no_table(res)
+    return f"{sec}; the dead worker's failure reported by PID 1; run {res['seconds']} s"
+
+
+@scenario("api-calls-init-failure-reported", needs="stage2+mock+fault-injection")
+def m_api_calls_init(ctx):
+    """PID 1 fails right after pivot_root (after-pivot), before any worker: the failure is
+    reported to the API all the same, and the old OS is intact."""
+    res, sec = failure_reported(ctx, "api-calls-init-failure-reported", "after-pivot",
+                                old_os_intact=True)
+    check("nothing was changed on the disk" in read(res["serial_log"], ""), "init did not report the failure")
+    root_unchanged_on_disk(res, "systemd")
+    return f"{sec}; init's failure reported; run {res['seconds']} s"
 
 
 # ------------------------------------------------- failure matrix and secrets (issue 11)
