@@ -104,6 +104,17 @@ pub fn mount_ram_root(undo: &mut Undo, size: u64) -> Result<PathBuf> {
     )
     .ctx("mounting the RAM root at", r.display())?;
     undo.ram_root = Some(r.clone());
+    if !undo.swaps_off.is_empty() {
+        // Only for an interrupted run's successor; a failure here costs nothing else.
+        let list: String = undo
+            .swaps_off
+            .iter()
+            .map(|s| format!("{}\n", s.display()))
+            .collect();
+        if let Err(e) = fs::write(r.join(plan::SWAPS_OFF_FILE), list) {
+            crate::warn!("cannot record the swap turned off in {}: {e}", r.display());
+        }
+    }
     Ok(r)
 }
 

@@ -8,7 +8,9 @@
 //! * the bind mount of that binary over the init binary. This one is dangerous: the next time
 //!   init re-executes for an unrelated reason (a systemd package upgrade runs `daemon-reexec`),
 //!   PID 1 would become takeover and find a plan;
-//! * swap that was turned off (not recorded anywhere; the log says how to turn it back on);
+//! * swap that was turned off: listed in the RAM root ([`plan::SWAPS_OFF_FILE`]) and turned
+//!   back on when the RAM root is removed (swap turned off just before the RAM root was mounted
+//!   is not recorded: the log says how to turn it back on);
 //! * the staging directory in the work dir (removed anyway by the next run's fresh staging).
 //!
 //! The next run finds the mounts in the mount table (pure: [`find`]) and removes them
@@ -31,6 +33,8 @@ pub struct Leftovers {
     pub binds: Vec<PathBuf>,
     /// The RAM root itself, when mounted.
     pub ram_root: Option<PathBuf>,
+    /// Swap areas the interrupted run turned off, as it recorded them in the RAM root.
+    pub swaps: Vec<PathBuf>,
 }
 
 impl Leftovers {
@@ -47,8 +51,31 @@ impl Leftovers {
         for b in &self.binds {
             parts.push(format!("a bind mount of takeover over {}", b.display()));
         }
+        for s in &self.swaps {
+            parts.push(format!("swap {} turned off", s.display()));
+        }
         parts.join(", ")
     }
+
+    /// Adds the swap areas the interrupted run recorded in its RAM root (read from the file
+    /// system, unlike [`find`]).
+    pub fn read_swaps(mut self) -> Leftovers {
+        if let Some(r) = &self.ram_root {
+            if let Ok(text) = std::fs::read_to_string(r.join(plan::SWAPS_OFF_FILE)) {
+                self.swaps = parse_swaps(&text);
+            }
+        }
+        self
+    }
+}
+
+/// The lines of [`plan::SWAPS_OFF_FILE`]: absolute paths only.
+fn parse_swaps(text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('/'))
+        .map(PathBuf::from)
+        .collect()
 }
 
 /// Finds the leftovers in a mount table (`/proc/self/mountinfo`, parsed). The RAM root is a
@@ -123,10 +150,31 @@ pub fn clean(l: &Leftovers) -> Result<()> {
             .hint("stop what uses it (`fuser -m /run/takeover`) or reboot, then run takeover again")
         })?;
         let _ = std::fs::remove_dir(r);
-        crate::warn!(
-            "removed the RAM root {} left by an interrupted run; if it had turned swap off, `swapon -a` turns it back on",
-            r.display()
-        );
+        if l.swaps.is_empty() {
+            crate::warn!(
+                "removed the RAM root {} left by an interrupted run; if it had turned swap off, `swapon -a` turns it back on",
+                r.display()
+            );
+        } else {
+            crate::warn!(
+                "removed the RAM root {} left by an interrupted run",
+                r.display()
+            );
+        }
+    }
+    for s in &l.swaps {
+        match crate::sys::mount::swapon(s) {
+            Ok(()) => crate::warn!(
+                "turned swap {} back on (the interrupted run had turned it off)",
+                s.display()
+            ),
+            // EBUSY: it is on already (turned on by hand meanwhile).
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(e) => crate::warn!(
+                "could not turn swap {} back on: {e}; `swapon -a` or a reboot does",
+                s.display()
+            ),
+        }
     }
     Ok(())
 }
@@ -177,5 +225,32 @@ mod tests {
 92 22 0:52 /other /usr/bin/x rw - tmpfs tmpfs rw
 ";
         assert!(find(&parse_mountinfo(other, "t").unwrap()).is_empty());
+    }
+
+    #[test]
+    fn swaps_recorded_in_the_ram_root_are_read_back() {
+        let dir = std::env::temp_dir().join(format!("takeover-left-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut l = Leftovers {
+            ram_root: Some(dir.clone()),
+            ..Leftovers::default()
+        };
+        // Nothing recorded: no swaps.
+        l = l.read_swaps();
+        assert!(l.swaps.is_empty());
+        std::fs::write(
+            dir.join(plan::SWAPS_OFF_FILE),
+            "/swapfile\n/dev/sda3\n\nrelative\n",
+        )
+        .unwrap();
+        let l = l.read_swaps();
+        assert_eq!(
+            l.swaps,
+            vec![PathBuf::from("/swapfile"), PathBuf::from("/dev/sda3")]
+        );
+        assert!(l.describe().contains("swap /swapfile turned off"));
+        // Without a RAM root there is nothing to read.
+        assert!(Leftovers::default().read_swaps().swaps.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -107,7 +107,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     for n in &probe.notes {
         crate::debug!("probe: {n}");
     }
-    let left = super::leftovers::find(probe.mounts.as_deref().unwrap_or(&[]));
+    let left = super::leftovers::find(probe.mounts.as_deref().unwrap_or(&[])).read_swaps();
     if !left.is_empty() {
         let what = left.describe();
         if mode == Mode::DryRun {

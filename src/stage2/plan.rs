@@ -36,6 +36,11 @@ pub fn plan_present() -> bool {
 /// leftovers of an interrupted stage 1, and gives PID 1 back ([`crate::stage2::init::hand_back`]).
 pub const HANDOVER_MARK: &str = "handover-requested";
 
+/// Written by stage 1 into the RAM root as soon as it is mounted: the swap areas stage 1 turned
+/// off, one path per line, so that the next run turns them back on if this one is interrupted
+/// ([`crate::stage1::leftovers`]).
+pub const SWAPS_OFF_FILE: &str = "swaps-off";
+
 /// Did stage 1 ask for the hand-over?
 pub fn handover_requested() -> bool {
     Path::new(RAM_ROOT).join(HANDOVER_MARK).is_file()

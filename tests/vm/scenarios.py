@@ -1173,7 +1173,6 @@ rm -rf /root/dry-work
 TAKEOVER_FAULT=after-image ./takeover --pretend --no-ack -c /payload/config.json \\
     -w /payload/out/work -i /payload/image.img.gz >"$d/clean-stdout" 2>"$d/clean-stderr" </dev/null
 echo $? >"$d/clean-rc"
-swapon -a
 state >"$d/state"
 # Interrupted again, then an unrelated re-exec of init (a package upgrade does that): the
 # takeover binary becomes PID 1, finds no hand-over mark, removes the bind mount and gives
@@ -1188,7 +1187,6 @@ systemctl is-system-running >"$d/running" 2>&1
 state >"$d/state-reexec"
 TAKEOVER_FAULT=after-image ./takeover --pretend --no-ack -c /payload/config.json \\
     -w /payload/out/work -i /payload/image.img.gz >"$d/clean2-stdout" 2>"$d/clean2-stderr" </dev/null
-swapon -a
 state >"$d/state2"
 argv_watch_stop
 # Files written meanwhile anywhere in the guest that hold a secret, with their modes.
@@ -1259,6 +1257,8 @@ def m_stage1_matrix(ctx):
           f"the run after the interrupted one: {cerr[-300:]!r}")
     check("removed a bind mount over" in cerr and "removed the RAM root /run/takeover" in cerr,
           f"the next run did not remove the leftovers: {cerr[-400:]!r}")
+    check("turned swap /swapfile back on" in cerr, f"the next run did not turn swap back on: {cerr[-400:]!r}")
+    check("swap /swapfile turned off" in warns, f"the dry run did not report the swap turned off: {warns[:300]!r}")
     state = read(os.path.join(d, "state"), "")
     if state != before:
         diff = sorted(set(state.splitlines()) ^ set(before.splitlines()))
@@ -1277,7 +1277,8 @@ def m_stage1_matrix(ctx):
     serial = read(res["serial_log"], "") or ""
     check("stage 1 never handed over" in serial, "no hand-back message on the console")
     c2 = read(os.path.join(d, "clean2-stderr"), "") or ""
-    check("removed the RAM root /run/takeover" in c2, f"the RAM root was not removed: {c2[-300:]!r}")
+    check("removed the RAM root /run/takeover" in c2 and "turned swap /swapfile back on" in c2,
+          f"the RAM root was not removed or swap not turned back on: {c2[-300:]!r}")
     state2 = read(os.path.join(d, "state2"), "")
     if state2 != before:
         diff = sorted(set(state2.splitlines()) ^ set(before.splitlines()))
