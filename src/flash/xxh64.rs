@@ -94,15 +94,13 @@ impl Xxh64 {
             Self::stripe(&mut self.v, &b);
             self.buf_len = 0;
         }
-        let mut chunks = data.chunks_exact(32);
         let mut v = self.v;
-        for c in &mut chunks {
-            if let Ok(c) = <&[u8; 32]>::try_from(c) {
-                Self::stripe(&mut v, c);
-            }
+        let mut rest = data;
+        while let Some((c, r)) = rest.split_first_chunk::<32>() {
+            Self::stripe(&mut v, c);
+            rest = r;
         }
         self.v = v;
-        let rest = chunks.remainder();
         self.buf[..rest.len()].copy_from_slice(rest);
         self.buf_len = rest.len();
     }

@@ -178,7 +178,9 @@ fn after_pivot_failure() {
         return;
     }
     if let Ok(p) = Stage2Plan::load(&plan_path) {
-        after_worker_died(&p, &mut Watchdog::open(Path::new(WATCHDOG)));
+        if after_death_needed(&p) {
+            after_worker_died(&p, &mut Watchdog::open(Path::new(WATCHDOG)));
+        }
         crate::stage2::worker::save_log_in_old_root(&p, "failed");
     }
 }
@@ -252,7 +254,7 @@ const AFTER_DEATH_LIMIT: Duration = Duration::from_secs(240);
 /// and saves the log on `--log-to`: a second worker, `--stage2-failed`, does only that, under
 /// the same supervision (watchdog fed, bounded time).
 fn after_worker_died(plan: &Stage2Plan, watchdog: &mut Watchdog) {
-    if !plan.report_hup_progress && plan.log_to.is_none() {
+    if !after_death_needed(plan) {
         return;
     }
     match spawn_stage2("--stage2-failed") {
@@ -267,6 +269,11 @@ fn after_worker_died(plan: &Stage2Plan, watchdog: &mut Watchdog) {
         }
         Err(e) => crate::error!("{e}; the failure was not reported"),
     }
+}
+
+/// Is there anything for `--stage2-failed` to do?
+fn after_death_needed(plan: &Stage2Plan) -> bool {
+    plan.report_hup_progress || plan.log_to.is_some()
 }
 
 /// Starts this binary from the RAM root with `arg`, its output on the console.

@@ -58,9 +58,10 @@ pub fn run(after_death: bool) -> Result<()> {
         crate::log::set_level(l);
     }
     if after_death {
-        // `--stage2-failed`: the worker before this one died without finishing (PID 1 saw a
-        // signal or killed it at the deadline), so it told nobody. Do what its end would have.
-        crate::error!("the stage 2 worker did not finish; the migration failed");
+        // `--stage2-failed`: stage 2 ended early (the worker died or was killed at the
+        // deadline, or init failed after the pivot), so nobody was told. Do what the worker's
+        // end would have.
+        crate::error!("stage 2 ended early; the migration failed");
         super::api_calls::run(&plan, false);
         save_log_to_device(&plan);
         return Ok(());

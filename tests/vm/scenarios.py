@@ -1028,19 +1028,6 @@ def m_api_calls_failure(ctx):
     return f"{sec}; 'OS update failed' reported, no device-type change; run {res['seconds']} s"
 
 
-@scenario("api-calls-worker-panic-reported", needs="stage2+mock+fault-injection")
-def m_api_calls_panic(ctx):
-    """The worker panics half-way through the image (panic:mid-flash), so it never reaches its
-    API calls: PID 1 runs `--stage2-failed`, which reports "OS update failed"; the disk has no
-    partition table."""
-    res, sec = failure_reported(ctx, "api-calls-worker-panic-reported", "panic:mid-flash")
-    text = read(res["serial_log"], "")
-    check("injected panic at mid-flash" in text, "the worker did not panic")
-    check("the stage 2 worker did not finish" in text, "PID 1 did not run the report of a dead worker")
-    no_table(res)
-    return f"{sec}; the dead worker's failure reported by PID 1; run {res['seconds']} s"
-
-
 @scenario("api-calls-init-failure-reported", needs="stage2+mock+fault-injection")
 def m_api_calls_init(ctx):
     """PID 1 fails right after pivot_root (after-pivot), before any worker: the failure is
@@ -1368,17 +1355,19 @@ def m_hang(ctx):
     return f"deadline reboot, no partition table left; run {res['seconds']} s"
 
 
-@scenario("failure-mid-flash-panic-reboots", needs="stage2+fault-injection")
+@scenario("failure-mid-flash-panic-reboots", needs="stage2+mock+fault-injection")
 def m_panic(ctx):
-    """The worker panics half-way through the image (TAKEOVER_FAULT=panic:mid-flash): PID 1
-    sees it die and reboots at once; the disk has no partition table."""
-    res, _ = fault2(ctx, "failure-mid-flash-panic-reboots", "panic:mid-flash", args="")
-    vm_ok(res, "reboot")
+    """The worker of a registered device panics half-way through the image (panic:mid-flash):
+    PID 1 sees it die and, since the worker never reached its API calls, runs `--stage2-failed`,
+    which reports "OS update failed"; then it reboots. The disk has no partition table."""
+    res, sec = failure_reported(ctx, "failure-mid-flash-panic-reboots", "panic:mid-flash")
     text = read(res["serial_log"], "")
     check("injected panic at mid-flash" in text, "the worker did not panic mid-flash")
     check("stage 2 worker ended with status" in text, "PID 1 did not report the worker's death")
+    check("stage 2 ended early" in text, "PID 1 did not run the report of a dead worker")
     no_table(res)
-    return f"reboot after the panic, no partition table left; run {res['seconds']} s"
+    return f"{sec}; reboot after the panic, failure reported by PID 1, no partition table left; " \
+        f"run {res['seconds']} s"
 
 
 # ------------------------------------------------------------------- the watchdog (issue 11)
