@@ -198,17 +198,18 @@ test-cross: $(if $(filter $(BUILD_STD_TARGETS),$(CROSS_TEST_TARGETS)),build-std-
 	  echo "== $(t): $$(( $$(date +%s) - start )) s";)
 
 # ---------------------------------------------------------------------------------------------
-# size: every release binary (from dist/ if `make release` ran, else target/), then the largest
+# size: every release binary, built now with the release recipe (dist/ may hold an older
+# `make release`; target/<t>/release is the same build), then the largest
 # contributors of the x86_64 musl release build made unstripped (same recipe as size-check;
 # separate target dir: the strip setting is part of every crate's fingerprint). Symbols are
 # summed per crate (first path segment).
 SIZE_TARGET_DIR := target/size
 
-size: $(if $(call is_build_std,x86_64-unknown-linux-musl),build-std-vendor)
-	@for t in $(RELEASE_TARGETS); do \
-	  b='$(DIST)'/takeover-$(TAKEOVER_VERSION)-$$t; [ -f "$$b" ] || b=target/$$t/release/takeover; \
-	  if [ -f "$$b" ]; then printf '%9d  %s\n' "$$(stat -c %s "$$b")" "$$t"; \
-	  else printf '%9s  %s\n' '-' "$$t (not built)"; fi; \
+size: $(if $(filter $(BUILD_STD_TARGETS),$(RELEASE_TARGETS)),build-std-vendor)
+	@set -e; \
+	$(foreach t,$(RELEASE_TARGETS),$(call cargo_release,$(t)) -q;) \
+	for t in $(RELEASE_TARGETS); do \
+	  printf '%9d  %s\n' "$$(stat -c %s target/$$t/release/takeover)" "$$t"; \
 	done
 	@CARGO_PROFILE_RELEASE_STRIP=none $(call cargo_release,x86_64-unknown-linux-musl) -q \
 	  --target-dir $(SIZE_TARGET_DIR)
