@@ -19,12 +19,18 @@ PKGS=(
     ca-certificates
 )
 
+# Installing Debian's qemu-system-x86 removes a newer preinstalled qemu-utils (a backport some
+# machines carry): ask for the whole QEMU pair whenever either is missing, so qemu-img is there
+# afterwards in Debian's matching version.
 missing=()
 for p in "${PKGS[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
         missing+=("$p")
     fi
 done
+case " ${missing[*]} " in
+    *" qemu-system-x86 "*|*" qemu-utils "*) missing+=(qemu-system-x86 qemu-utils) ;;
+esac
 
 if [ ${#missing[@]} -eq 0 ]; then
     echo "vm-deps: all packages present"
@@ -42,3 +48,10 @@ if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
     apt-get update
     apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+# One package's install can remove another's (see above): check the whole list once more.
+for p in "${PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        echo "vm-deps: $p is still not installed after apt-get install; install it by hand" >&2
+        exit 1
+    fi
+done
