@@ -18,8 +18,10 @@ pub mod api;
 pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod configure;
 pub mod error;
 pub mod fat;
+pub mod fault;
 pub mod files;
 pub mod flash;
 pub mod image;
@@ -30,62 +32,6 @@ pub mod probe;
 pub mod report;
 pub mod stage1;
 pub mod stage2;
+pub mod stage2_plan;
 #[allow(unsafe_code)]
 pub mod sys;
-
-use std::ffi::OsString;
-
-use crate::error::Result;
-
-/// Runs takeover with the arguments after the program name; returns the exit status.
-pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> u8 {
-    let opts = match cli::parse(args).and_then(|o| cli::validate(&o).map(|()| o)) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("takeover: {e}");
-            return e.exit_code();
-        }
-    };
-    if opts.help {
-        print!("{}", cli::help_text());
-        return 0;
-    }
-    log::set_level(opts.log_level);
-    let mut report = report::Report::new(opts.mode().as_str());
-    let result = open_log_file(&opts).and_then(|()| stage1::run(&opts, &mut report));
-    let code = match &result {
-        Ok(()) => {
-            report.result = "ok".into();
-            report.error = None;
-            0
-        }
-        Err(e) => {
-            report.result = "failed".into();
-            report.error = Some(e.message());
-            error!("{e}");
-            e.exit_code()
-        }
-    };
-    if let Some(path) = &opts.report {
-        if let Err(e) = report.write(path) {
-            error!("{e}");
-            return 1;
-        }
-    }
-    code
-}
-
-fn open_log_file(opts: &cli::Options) -> Result<()> {
-    if let Some(path) = &opts.log_file {
-        use crate::error::Context;
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(path)
-            .ctx_path("opening log file", path)?;
-        log::set_file_level(opts.log_level.max(log::Level::Info));
-        log::set_file(f);
-    }
-    Ok(())
-}

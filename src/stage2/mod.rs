@@ -8,11 +8,9 @@
 #![forbid(unsafe_code)]
 
 pub mod api_calls;
-pub mod configure;
 pub mod efi;
 pub mod init;
 pub mod jetson;
 pub mod kill;
-pub mod plan;
 pub mod umount;
 pub mod worker;
