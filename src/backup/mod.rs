@@ -19,7 +19,6 @@
 pub mod config;
 pub mod tar;
 pub mod walk;
-pub mod yaml;
 
 #[cfg(test)]
 mod tests;
