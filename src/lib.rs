@@ -11,6 +11,7 @@
 //! | stage 1: networks, hostname, backup | [`net`], [`backup`] |
 //! | stage 1: checks, plan, report, RAM root, hand-over of PID 1 | [`stage1`], [`report`] |
 //! | stage 2: PID 1 in RAM, stop, unmount, flash, configure, reboot | [`stage2`], [`flash`], [`fat`] |
+//! | byte formats: bytes to typed values and back, no file system access (gzip, zip, CRC-32, SHA-256, XXH64, MBR/GPT, filesystem labels, ext4, tar, ELF) | [`formats`] |
 //! | raw system calls (the one module allowed to call libc directly) | [`sys`] |
 #![deny(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod fat;
 pub mod fault;
 pub mod files;
 pub mod flash;
+pub mod formats;
 pub mod image;
 #[macro_use]
 pub mod log;

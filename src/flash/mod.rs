@@ -15,8 +15,6 @@
 //!    failure there it is zeroed again.
 #![forbid(unsafe_code)]
 
-pub mod xxh64;
-
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -25,8 +23,8 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use crate::error::{Context, Error, Result};
+use crate::formats::xxh64::{self, Xxh64};
 use crate::sys::direct::{self, AlignedBuf, ALIGN};
-use xxh64::Xxh64;
 
 /// Size of the region at the start of the disk held back until the image is proven complete.
 pub const HEAD: usize = 1024 * 1024;

@@ -31,9 +31,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::elf::{self, ElfInfo};
 use crate::api::http::ToolKind;
 use crate::error::{Context, Error, Result};
+use crate::formats::elf::{self, ElfInfo};
 use crate::probe::Root;
 
 /// Largest file read as an ELF object (libcrypto is ~5 MiB).
@@ -626,8 +626,8 @@ pub fn install(root: &Root, b: &ClientBundle, ram: &Path) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::elf::tests::tiny_elf;
     use super::*;
+    use crate::formats::elf::tests::tiny_elf;
 
     struct Tree(PathBuf);
     impl Tree {

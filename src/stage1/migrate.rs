@@ -557,9 +557,9 @@ pub fn resolve_log_to(dev: &Path, mounts: &[probe::mounts::Mount]) -> Result<s2p
     let fs_type = match mounted {
         Some(t) => t,
         None => {
-            let first = read_first(&real, crate::image::fslabel::PROBE_BYTES)
+            let first = read_first(&real, crate::formats::fslabel::PROBE_BYTES)
                 .ctx("reading the superblock of", real.display())?;
-            crate::image::fslabel::probe(&first).fstype.to_string()
+            crate::formats::fslabel::probe(&first).fstype.to_string()
         }
     };
     let fs_type = match fs_type.as_str() {

@@ -7,7 +7,6 @@
 
 pub mod checks;
 pub mod download;
-pub mod elf;
 pub mod handover;
 pub mod http_client;
 pub mod leftovers;

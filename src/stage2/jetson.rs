@@ -24,9 +24,9 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Error, Result};
-use crate::image::ext4::Ext4;
-use crate::image::fslabel;
-use crate::image::partition::{self, Partition, Table};
+use crate::formats::ext4::Ext4;
+use crate::formats::fslabel;
+use crate::formats::partition::{self, Partition, Table};
 
 /// Largest blob accepted (the NX QSPI is 32 MiB; the AGX boot0 partition 4–8 MiB).
 pub const MAX_BLOB: u64 = 64 << 20;
