@@ -50,8 +50,10 @@ pub fn stage(
     let data = staging.join("data");
     crate::files::create_private_dir(&boot)?;
     crate::files::create_private_dir(&data)?;
-    let network_check = stage_networks(opts, &source, staging, &boot, report)?;
+    let networks = stage_networks(opts, &source, staging, &boot, report)?;
     fault::stage1_point("after-network")?;
+    report.network = net::report_entries(&networks);
+    let network_check = net::network_check(&networks, opts.no_nwmgr_check);
     apply_name_and_type(opts, &source, &mut config, report)?;
     crate::files::write_private(&boot.join("config.json"), &config.to_bytes())?;
     let backup_bytes = stage_backup(opts, &data, report)?;
@@ -67,14 +69,14 @@ pub fn stage(
     Ok((payload, config))
 }
 
-/// The networks into `boot/system-connections` (and proxy); returns the check "network".
+/// The networks into `boot/system-connections` (and proxy); returns what was collected.
 fn stage_networks(
     opts: &Options,
     source: &Source,
     staging: &Path,
     boot: &Path,
     report: &mut Report,
-) -> Result<(Status, String)> {
+) -> Result<net::Collected> {
     let collected = match source {
         Source::ThisSystem { root, balena_os } => {
             let net_opts = NetOptions {
@@ -108,8 +110,7 @@ fn stage_networks(
         }
     };
     net::stage(&collected, boot)?;
-    report.network = net::report_entries(&collected);
-    Ok(net::network_check(&collected, opts.no_nwmgr_check))
+    Ok(collected)
 }
 
 /// The hostname (kept from this system unless `--no-keep-name`) and `--change-dt-to` into
