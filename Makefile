@@ -8,15 +8,16 @@ PROFILE_DIR  := target/$(TARGET)/release
 BIN          := $(PROFILE_DIR)/takeover
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-.PHONY: help build static test check lint fmt vendor clean deps
+.PHONY: help build static test check lint fmt vendor clean deps structure-check
 
 help:
 	@echo "takeover $(VERSION)"
 	@echo "  make build      debug build for this machine"
 	@echo "  make static     the release binary for TARGET (default $(TARGET)) -> $(BIN)"
 	@echo "  make test       everything CI runs: lint, unit + integration tests, VM scenarios"
-	@echo "  make check      fast subset: fmt check, clippy, unit + integration tests"
+	@echo "  make check      fast subset: fmt check, clippy, structure check, unit + integration tests"
 	@echo "  make lint       cargo fmt --check and clippy -D warnings"
+	@echo "  make structure-check  function lengths and module imports (tools/structure-check)"
 	@echo "  make demo       one whole migration in a QEMU VM, console streaming (root)"
 	@echo "  make e2e        all VM scenarios (root)"
 	@echo "  make release    static binaries for every board into dist/ (installs its tools: deps-cross)"
@@ -35,8 +36,12 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --offline --all-targets -- -D warnings
 
-check: lint
+check: lint structure-check
 	$(CARGO) test --offline
+
+# No long functions, no import cycles, no module naming a stage from below (see the tool's header).
+structure-check:
+	tools/structure-check
 
 fmt:
 	$(CARGO) fmt --all

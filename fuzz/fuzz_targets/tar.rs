@@ -1,9 +1,9 @@
 #![no_main]
-//! Fuzz target: tar reader (backup/tar.rs)
+//! Fuzz target: tar reader (formats/tar.rs)
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut r = takeover::backup::tar::Reader::new(data);
+    let mut r = takeover::formats::tar::Reader::new(data);
     for _ in 0..256 {
         match r.next() {
             Some(Ok(_)) => {

@@ -8,8 +8,8 @@
 //!     filter: '\.db$'         # optional: regex on the absolute source path of each file
 //! ```
 //!
-//! The YAML is parsed into a [`yaml::Value`] (src/backup/yaml.rs: the subset of YAML it reads) and converted by hand into [`BackupConfig`]
-//! so that every message names the volume and item at fault (1-based index and name), and so
+//! The YAML is parsed by serde_yaml into a [`serde_yaml::Value`] (its errors name line and
+//! column) and converted by hand into [`BackupConfig`] so that every message names the volume and item at fault (1-based index and name), and so
 //! that unknown keys are refused by name (the reference silently ignored them, which turns a
 //! typo such as `filtr:` into "back up everything").
 //!
@@ -25,8 +25,8 @@
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use super::yaml::{self, Value};
 use regex_lite::Regex;
+use serde_yaml::Value;
 
 use crate::error::{Error, Result};
 
@@ -211,7 +211,7 @@ fn normalise_target(t: &str) -> std::result::Result<Option<PathBuf>, String> {
 fn scalar(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.clone()),
+        Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
@@ -224,13 +224,14 @@ fn kind_of(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Sequence(_) => "a list",
         Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
     }
 }
 
 /// Parses and validates the YAML text (no file system access). `origin` names the file.
 pub fn parse(text: &str, origin: &str) -> Result<BackupConfig> {
     let root: Value =
-        yaml::parse(text).map_err(|e| cfg_err(origin, format!("not valid YAML: {e}")))?;
+        serde_yaml::from_str(text).map_err(|e| cfg_err(origin, format!("not valid YAML: {e}")))?;
     let list = match &root {
         Value::Null => {
             return Err(cfg_err(
@@ -267,7 +268,7 @@ pub fn parse(text: &str, origin: &str) -> Result<BackupConfig> {
                 ),
             )
         })?;
-        let name = yaml::get(map, "volume").and_then(scalar);
+        let name = map.get("volume").and_then(scalar);
         let place = Place::volume(v, name.as_deref());
         for (key, _) in map {
             match key.as_str() {
@@ -286,7 +287,7 @@ pub fn parse(text: &str, origin: &str) -> Result<BackupConfig> {
                 }
             }
         }
-        let name = match (name, yaml::get(map, "volume")) {
+        let name = match (name, map.get("volume")) {
             (Some(n), _) => n,
             (None, None) => return Err(cfg_err(origin, format!("{place}: `volume` is missing"))),
             (None, Some(other)) => {
@@ -312,7 +313,7 @@ pub fn parse(text: &str, origin: &str) -> Result<BackupConfig> {
                 ),
             ));
         }
-        let items = match yaml::get(map, "items") {
+        let items = match map.get("items") {
             None | Some(Value::Null) => {
                 return Err(cfg_err(origin, format!("{place}: `items` is missing")))
             }
@@ -347,7 +348,7 @@ fn parse_item(it: &Value, place: &Place, i: usize, origin: &str) -> Result<Item>
             ),
         )
     })?;
-    let source = yaml::get(map, "source").and_then(scalar);
+    let source = map.get("source").and_then(scalar);
     let at = place.item(i, source.as_deref());
     for (key, _) in map {
         match key.as_str() {
@@ -377,7 +378,7 @@ fn parse_item(it: &Value, place: &Place, i: usize, origin: &str) -> Result<Item>
         Some(s) => PathBuf::from(s),
         None => return Err(cfg_err(origin, format!("{at}: `source` is missing"))),
     };
-    let target = match yaml::get(map, "target") {
+    let target = match map.get("target") {
         None | Some(Value::Null) => None,
         Some(v) => {
             let t = scalar(v).ok_or_else(|| {
@@ -389,7 +390,7 @@ fn parse_item(it: &Value, place: &Place, i: usize, origin: &str) -> Result<Item>
             normalise_target(&t).map_err(|why| cfg_err(origin, format!("{at}: {why}")))?
         }
     };
-    let filter = match yaml::get(map, "filter") {
+    let filter = match map.get("filter") {
         None | Some(Value::Null) => None,
         Some(v) => {
             let text = scalar(v).ok_or_else(|| {
@@ -482,6 +483,40 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn yaml_errors_name_line_and_column() {
+        for (text, want) in [
+            ("- a: x\n  b: y\n   c: z", "line 3 column"),
+            (
+                "- volume: x\n  volume: y\n  items: []",
+                "duplicate entry with key \"volume\" at line 1 column 3",
+            ),
+            ("[a, b", "line 2 column 1"),
+            ("- a\n\t- b", "line 2 column"),
+        ] {
+            let e = parse(text, "cfg.yml").unwrap_err().to_string();
+            assert!(e.contains("not valid YAML"), "{text:?}: {e}");
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn yaml_forms_serde_yaml_reads() {
+        let c = parse(
+            "---\n# backup\n- volume: \"data\"\n  items: [ {source: /a, target: 010}, {source: '/b'} ]\n...\n",
+            "t.yml",
+        )
+        .unwrap();
+        assert_eq!(c.volumes[0].name, "data");
+        assert_eq!(
+            c.volumes[0].items[0].target.as_deref(),
+            Some(Path::new("010"))
+        );
+        assert_eq!(c.volumes[0].items[1].source, Path::new("/b"));
+        let e = parse("- volume: !x data\n  items: []", "t.yml").unwrap_err();
+        assert!(e.to_string().contains("found a tagged value"), "{e}");
     }
 
     #[test]

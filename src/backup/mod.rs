@@ -17,9 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
-pub mod tar;
 pub mod walk;
-pub mod yaml;
 
 #[cfg(test)]
 mod tests;
@@ -31,8 +29,9 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Context, Error, Result};
-use crate::image::crc32::Crc32;
-use crate::image::gzip::{GzDecoder, GzEncoder};
+use crate::formats::crc32::Crc32;
+use crate::formats::gzip::{GzDecoder, GzEncoder};
+use crate::formats::tar;
 
 /// File name of the archive in the work dir (and at the root of the data partition).
 pub const ARCHIVE_NAME: &str = "backup.tgz";

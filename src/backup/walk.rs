@@ -41,8 +41,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::config::{BackupConfig, Filter, Item, Place};
-use super::tar;
 use crate::error::{Error, Result};
+use crate::formats::tar;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {

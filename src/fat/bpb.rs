@@ -83,33 +83,7 @@ pub fn parse(sector: &[u8], object: &str, dev_len: Option<u64>) -> Result<Layout
              partition offset and the image",
         )
     };
-    if sector.len() < 512 {
-        return Err(bad(format!(
-            "only {} bytes, a boot sector has 512",
-            sector.len()
-        )));
-    }
-    match &sector[3..11] {
-        b"EXFAT   " => {
-            return Err(bad(
-                "this is exFAT, which is not supported (only FAT12, FAT16, FAT32)".into(),
-            ))
-        }
-        b"NTFS    " => return Err(bad("this is NTFS, not FAT".into())),
-        _ => {}
-    }
-    if sector[510] != 0x55 || sector[511] != 0xAA {
-        return Err(bad(format!(
-            "no boot signature 55 AA at byte 510 (found {:02X} {:02X})",
-            sector[510], sector[511]
-        )));
-    }
-    if !(sector[0] == 0xEB || sector[0] == 0xE9) {
-        return Err(bad(format!(
-            "no x86 jump instruction at byte 0 (found {:02X})",
-            sector[0]
-        )));
-    }
+    check_boot_sector(sector, &bad)?;
     let bps = le16(sector, 11);
     if !matches!(bps, 512 | 1024 | 2048 | 4096) {
         return Err(bad(format!(
@@ -210,38 +184,12 @@ pub fn parse(sector: &[u8], object: &str, dev_len: Option<u64>) -> Result<Layout
     } else {
         (43, 38)
     };
-    let label = if sector[sig_at] == 0x29 {
-        let raw = &sector[label_at..label_at + 11];
-        let s: String = raw.iter().map(|&b| char::from(b)).collect();
-        let s = s.trim_end().to_string();
-        (!s.is_empty() && s != "NO NAME").then_some(s)
+    let label = volume_label(sector, sig_at, label_at);
+    let (root_cluster, fsinfo, active_fat) = if kind == FatKind::Fat32 {
+        fat32_fields(sector, cluster_count, num_fats, reserved, bps, &bad)?
     } else {
-        None
+        (0, None, None)
     };
-    let mut root_cluster = 0;
-    let mut fsinfo = None;
-    let mut active_fat = None;
-    if kind == FatKind::Fat32 {
-        root_cluster = le32(sector, 44);
-        if root_cluster < 2 || root_cluster > cluster_count + 1 {
-            return Err(bad(format!(
-                "root directory cluster {root_cluster} is outside 2..={}",
-                cluster_count + 1
-            )));
-        }
-        let ext_flags = le16(sector, 40);
-        if ext_flags & 0x80 != 0 {
-            let a = ext_flags & 0x0F;
-            if a >= num_fats {
-                return Err(bad(format!("active FAT {a} of {num_fats}")));
-            }
-            active_fat = Some(a);
-        }
-        let fs = le16(sector, 48);
-        if fs != 0 && fs != 0xFFFF && fs < reserved {
-            fsinfo = Some(u64::from(fs) * u64::from(bps));
-        }
-    }
     Ok(Layout {
         kind,
         bytes_per_sector: bps,
@@ -258,6 +206,85 @@ pub fn parse(sector: &[u8], object: &str, dev_len: Option<u64>) -> Result<Layout
         fsinfo,
         label,
     })
+}
+
+/// The checks that tell a FAT boot sector from anything else: size, exFAT/NTFS, signature,
+/// jump instruction.
+fn check_boot_sector(sector: &[u8], bad: &dyn Fn(String) -> Error) -> Result<()> {
+    if sector.len() < 512 {
+        return Err(bad(format!(
+            "only {} bytes, a boot sector has 512",
+            sector.len()
+        )));
+    }
+    match &sector[3..11] {
+        b"EXFAT   " => {
+            return Err(bad(
+                "this is exFAT, which is not supported (only FAT12, FAT16, FAT32)".into(),
+            ))
+        }
+        b"NTFS    " => return Err(bad("this is NTFS, not FAT".into())),
+        _ => {}
+    }
+    if sector[510] != 0x55 || sector[511] != 0xAA {
+        return Err(bad(format!(
+            "no boot signature 55 AA at byte 510 (found {:02X} {:02X})",
+            sector[510], sector[511]
+        )));
+    }
+    if !(sector[0] == 0xEB || sector[0] == 0xE9) {
+        return Err(bad(format!(
+            "no x86 jump instruction at byte 0 (found {:02X})",
+            sector[0]
+        )));
+    }
+    Ok(())
+}
+
+/// The volume label of the extended BPB (`None` without one, or "NO NAME").
+fn volume_label(sector: &[u8], sig_at: usize, label_at: usize) -> Option<String> {
+    if sector[sig_at] == 0x29 {
+        let raw = &sector[label_at..label_at + 11];
+        let s: String = raw.iter().map(|&b| char::from(b)).collect();
+        let s = s.trim_end().to_string();
+        (!s.is_empty() && s != "NO NAME").then_some(s)
+    } else {
+        None
+    }
+}
+
+/// FAT32's own fields: the root directory cluster, the FSInfo sector's offset and the active
+/// FAT (when mirroring is off).
+fn fat32_fields(
+    sector: &[u8],
+    cluster_count: u32,
+    num_fats: u32,
+    reserved: u32,
+    bps: u32,
+    bad: &dyn Fn(String) -> Error,
+) -> Result<(u32, Option<u64>, Option<u32>)> {
+    let mut fsinfo = None;
+    let mut active_fat = None;
+    let root_cluster = le32(sector, 44);
+    if root_cluster < 2 || root_cluster > cluster_count + 1 {
+        return Err(bad(format!(
+            "root directory cluster {root_cluster} is outside 2..={}",
+            cluster_count + 1
+        )));
+    }
+    let ext_flags = le16(sector, 40);
+    if ext_flags & 0x80 != 0 {
+        let a = ext_flags & 0x0F;
+        if a >= num_fats {
+            return Err(bad(format!("active FAT {a} of {num_fats}")));
+        }
+        active_fat = Some(a);
+    }
+    let fs = le16(sector, 48);
+    if fs != 0 && fs != 0xFFFF && fs < reserved {
+        fsinfo = Some(u64::from(fs) * u64::from(bps));
+    }
+    Ok((root_cluster, fsinfo, active_fat))
 }
 
 /// FSInfo sector signatures.

@@ -15,8 +15,6 @@
 //!    failure there it is zeroed again.
 #![forbid(unsafe_code)]
 
-pub mod xxh64;
-
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -25,8 +23,8 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use crate::error::{Context, Error, Result};
+use crate::formats::xxh64::{self, Xxh64};
 use crate::sys::direct::{self, AlignedBuf, ALIGN};
-use xxh64::Xxh64;
 
 /// Size of the region at the start of the disk held back until the image is proven complete.
 pub const HEAD: usize = 1024 * 1024;
@@ -266,188 +264,291 @@ pub fn flash_with<R: Read + Send>(
     }
     let t = Target::open(target)?;
     let start = Instant::now();
-
-    // The ring: `free` carries empty buffers to the decoder, `full` carries filled ones back.
-    let (free_tx, free_rx) = mpsc::channel::<AlignedBuf>();
-    let (full_tx, full_rx) = mpsc::sync_channel::<Msg>(o.buffers.max(2));
-    for _ in 0..o.buffers.max(2) {
-        // The receiver lives until the decoder thread ends; sending cannot fail here.
-        let _ = free_tx.send(AlignedBuf::new(buffer_size));
-    }
-
-    // The writer side owns `free_tx` and `full_rx`: when it stops early (an error), they are
-    // dropped before the scope joins the decoder, which then sees closed channels and ends.
-    let (t_ref, name_ref) = (&t, &name);
-    let result: Result<(Xxh64, Option<AlignedBuf>, u64, [f64; 3])> = std::thread::scope(move |s| {
-        let (t, name) = (t_ref, name_ref);
-        let mut hasher = Xxh64::new(0);
-        let mut head: Option<AlignedBuf> = None;
-        let mut offset: u64 = 0;
-        let mut src = src;
-        let dec = s.spawn(move || {
-            let mut waited = 0.0;
-            loop {
-                let w = Instant::now();
-                let Ok(mut buf) = free_rx.recv() else {
-                    return waited;
-                };
-                waited += w.elapsed().as_secs_f64();
-                let cap = buf.capacity();
-                let mut filled = 0;
-                let spare = buf.spare();
-                while filled < cap {
-                    match src.read(&mut spare[filled..]) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            let _ =
-                                full_tx.send(Msg::Failed(Error::io("reading image", "stream", e)));
-                            return waited;
-                        }
-                    }
-                }
-                buf.set_len(filled);
-                let last = filled < cap;
-                if filled > 0 && full_tx.send(Msg::Data(buf)).is_err() {
-                    return waited;
-                }
-                if last {
-                    let _ = full_tx.send(Msg::End);
-                    return waited;
-                }
-            }
-        });
-
-        let nbuf = o.buffers.max(2);
-        let mut batch: Vec<AlignedBuf> = Vec::with_capacity(nbuf);
-        let mut pending: Option<Msg> = None;
-        let (mut writer_wait, mut write_call) = (0.0, 0.0);
-        loop {
-            let msg = match pending.take() {
-                Some(m) => m,
-                None => {
-                    let w = Instant::now();
-                    let m = full_rx.recv().map_err(|_| {
-                        Error::new(
-                            "reading image",
-                            name,
-                            "the decoder stopped without a result",
-                        )
-                    })?;
-                    writer_wait += w.elapsed().as_secs_f64();
-                    m
-                }
-            };
-            let buf = match msg {
-                Msg::Data(buf) => buf,
-                Msg::End => {
-                    // The decoder has sent its last message and returns; panic=abort: no Err.
-                    let decoder_wait = dec.join().unwrap_or(0.0);
-                    return Ok((
-                        hasher,
-                        head,
-                        offset,
-                        [decoder_wait, writer_wait, write_call],
-                    ));
-                }
-                Msg::Failed(e) => return Err(e),
-            };
-            // This buffer and whatever else is queued go out in one system call: on a busy
-            // machine every wake-up of this thread (one per write) waits for a CPU, so fewer,
-            // larger writes keep the decoder from stalling on a full ring.
-            // At most half the ring, so the decoder has buffers to fill while these are written.
-            batch.push(buf);
-            while batch.len() < nbuf / 2 {
-                match full_rx.try_recv() {
-                    Ok(Msg::Data(b)) => batch.push(b),
-                    Ok(m) => {
-                        pending = Some(m);
-                        break;
-                    }
-                    Err(_) => break,
-                }
-            }
-            let mut end = offset;
-            for buf in &batch {
-                end += buf.len() as u64;
-                if let Some(l) = limit {
-                    if end > l {
-                        return Err(Error::new(
-                            "writing image to",
-                            name,
-                            format!("the image is larger than the target ({l} bytes)"),
-                        )
-                        .hint("use a larger disk or the image for this device"));
-                    }
-                }
-                hasher.update(buf.data());
-            }
-            let mut from = offset;
-            if offset == 0 {
-                // Hold the partition table back until the whole image is proven.
-                let h = batch.remove(0);
-                from = h.len() as u64;
-                head = Some(h);
-                let _ = free_tx.send(AlignedBuf::new(buffer_size));
-            }
-            let w = Instant::now();
-            t.write_bufs(&batch, from)?;
-            write_call += w.elapsed().as_secs_f64();
-            for buf in batch.drain(..) {
-                let _ = free_tx.send(buf);
-            }
-            offset = end;
-            progress(offset);
-        }
-    });
-    let (hasher, head, offset, [decoder_wait, writer_wait, write_call]) = result?;
+    let streamed = stream(
+        src,
+        &t,
+        &name,
+        o.buffers.max(2),
+        buffer_size,
+        limit,
+        progress,
+    )?;
     t.sync()?;
-    let mut stats = FlashStats {
-        bytes: offset,
-        hash: hasher.finish(),
-        write_secs: start.elapsed().as_secs_f64(),
-        verify_secs: None,
-        direct: t.direct.is_some(),
-        decoder_wait_secs: decoder_wait,
-        writer_wait_secs: writer_wait,
-        write_call_secs: write_call,
-    };
+    let mut stats = streamed.stats(start, t.direct.is_some());
     crate::debug!(
-        "{name}: {offset} bytes in {:.2} s; decoder waited {decoder_wait:.2} s for buffers, writer waited {writer_wait:.2} s for data and spent {write_call:.2} s in writes",
-        stats.write_secs
+        "{name}: {} bytes in {:.2} s; decoder waited {:.2} s for buffers, writer waited {:.2} s for data and spent {:.2} s in writes",
+        stats.bytes,
+        stats.write_secs,
+        stats.decoder_wait_secs,
+        stats.writer_wait_secs,
+        stats.write_call_secs
     );
-    let head: &[u8] = head.as_ref().map(|h| h.data()).unwrap_or(&[]);
-    let mismatch = || {
-        Error::new(
-            "verifying",
-            &name,
-            "what was read back differs from what was written",
-        )
-        .hint("the disk may be failing; try again or use another disk")
-    };
-    // Everything after the head, read back after the last write (a disk that maps two
-    // addresses to one cell shows only then), hashed after the head as held in memory.
+    let head: &[u8] = streamed.head.as_ref().map(|h| h.data()).unwrap_or(&[]);
     let v = Instant::now();
     if o.verify {
-        let mut h = Xxh64::new(0);
-        h.update(head);
-        hash_range_into(target, head.len() as u64, stats.bytes, buffer_size, &mut h)?;
-        if h.finish() != stats.hash {
-            return Err(mismatch());
-        }
+        verify_after_head(target, &name, head, &stats, buffer_size)?;
     }
     let mut verify_secs = v.elapsed().as_secs_f64();
     commit(head)?;
     let v = Instant::now();
+    write_head(t, target, &name, head, o.verify, buffer_size)?;
+    verify_secs += v.elapsed().as_secs_f64();
+    stats.verify_secs = o.verify.then_some(verify_secs);
+    Ok(stats)
+}
+
+/// What streaming the image left: its hash, the held-back head, the bytes and the waits.
+struct Streamed {
+    hasher: Xxh64,
+    head: Option<AlignedBuf>,
+    bytes: u64,
+    decoder_wait: f64,
+    writer_wait: f64,
+    write_call: f64,
+}
+
+impl Streamed {
+    fn stats(&self, start: Instant, direct: bool) -> FlashStats {
+        FlashStats {
+            bytes: self.bytes,
+            hash: self.hasher.finish(),
+            write_secs: start.elapsed().as_secs_f64(),
+            verify_secs: None,
+            direct,
+            decoder_wait_secs: self.decoder_wait,
+            writer_wait_secs: self.writer_wait,
+            write_call_secs: self.write_call,
+        }
+    }
+}
+
+/// The buffer ring between the decoder thread and the writer: `free` carries empty buffers to
+/// the decoder, `full` carries filled ones back.
+struct Ring {
+    free_tx: mpsc::Sender<AlignedBuf>,
+    full_rx: mpsc::Receiver<Msg>,
+    buffers: usize,
+    buffer_size: usize,
+}
+
+/// Decodes `src` into the ring on a thread of its own while this one writes everything but
+/// the head (held back) to `t`.
+fn stream<R: Read + Send>(
+    src: R,
+    t: &Target,
+    name: &str,
+    buffers: usize,
+    buffer_size: usize,
+    limit: Option<u64>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Streamed> {
+    let (free_tx, free_rx) = mpsc::channel::<AlignedBuf>();
+    let (full_tx, full_rx) = mpsc::sync_channel::<Msg>(buffers);
+    for _ in 0..buffers {
+        // The receiver lives until the decoder thread ends; sending cannot fail here.
+        let _ = free_tx.send(AlignedBuf::new(buffer_size));
+    }
+    let ring = Ring {
+        free_tx,
+        full_rx,
+        buffers,
+        buffer_size,
+    };
+    std::thread::scope(move |s| {
+        let dec = s.spawn(move || decode_into_ring(src, free_rx, full_tx));
+        // The writer owns the ring's ends: when it stops early (an error), they are dropped
+        // before the scope joins the decoder, which then sees closed channels and ends.
+        let mut streamed = write_from_ring(ring, t, name, limit, progress)?;
+        // The decoder has sent its last message and returns; panic=abort: no Err.
+        streamed.decoder_wait = dec.join().unwrap_or(0.0);
+        Ok(streamed)
+    })
+}
+
+/// The decoder thread: fills free buffers from `src` and sends them on; returns the seconds it
+/// waited for a free buffer.
+fn decode_into_ring<R: Read>(
+    mut src: R,
+    free_rx: mpsc::Receiver<AlignedBuf>,
+    full_tx: mpsc::SyncSender<Msg>,
+) -> f64 {
+    let mut waited = 0.0;
+    loop {
+        let w = Instant::now();
+        let Ok(mut buf) = free_rx.recv() else {
+            return waited;
+        };
+        waited += w.elapsed().as_secs_f64();
+        let cap = buf.capacity();
+        let mut filled = 0;
+        let spare = buf.spare();
+        while filled < cap {
+            match src.read(&mut spare[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = full_tx.send(Msg::Failed(Error::io("reading image", "stream", e)));
+                    return waited;
+                }
+            }
+        }
+        buf.set_len(filled);
+        let last = filled < cap;
+        if filled > 0 && full_tx.send(Msg::Data(buf)).is_err() {
+            return waited;
+        }
+        if last {
+            let _ = full_tx.send(Msg::End);
+            return waited;
+        }
+    }
+}
+
+/// The writer: hashes and writes each batch of filled buffers, holding the first one (the
+/// partition table) back, until the decoder says the stream ended.
+fn write_from_ring(
+    ring: Ring,
+    t: &Target,
+    name: &str,
+    limit: Option<u64>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Streamed> {
+    let mut out = Streamed {
+        hasher: Xxh64::new(0),
+        head: None,
+        bytes: 0,
+        decoder_wait: 0.0,
+        writer_wait: 0.0,
+        write_call: 0.0,
+    };
+    let mut pending: Option<Msg> = None;
+    loop {
+        let Some(mut batch) = next_batch(&ring, &mut pending, &mut out.writer_wait, name)? else {
+            return Ok(out);
+        };
+        let mut end = out.bytes;
+        for buf in &batch {
+            end += buf.len() as u64;
+            if let Some(l) = limit.filter(|l| end > *l) {
+                return Err(Error::new(
+                    "writing image to",
+                    name,
+                    format!("the image is larger than the target ({l} bytes)"),
+                )
+                .hint("use a larger disk or the image for this device"));
+            }
+            out.hasher.update(buf.data());
+        }
+        let mut from = out.bytes;
+        if out.bytes == 0 {
+            // Hold the partition table back until the whole image is proven.
+            let h = batch.remove(0);
+            from = h.len() as u64;
+            out.head = Some(h);
+            let _ = ring.free_tx.send(AlignedBuf::new(ring.buffer_size));
+        }
+        let w = Instant::now();
+        t.write_bufs(&batch, from)?;
+        out.write_call += w.elapsed().as_secs_f64();
+        for buf in batch.drain(..) {
+            let _ = ring.free_tx.send(buf);
+        }
+        out.bytes = end;
+        progress(end);
+    }
+}
+
+/// The next filled buffer and whatever else is queued (at most half the ring, so the decoder
+/// has buffers to fill while these are written); `None` at the end of the stream. They go out
+/// in one system call: on a busy machine every wake-up of the writer (one per write) waits
+/// for a CPU, so fewer, larger writes keep the decoder from stalling on a full ring.
+fn next_batch(
+    ring: &Ring,
+    pending: &mut Option<Msg>,
+    writer_wait: &mut f64,
+    name: &str,
+) -> Result<Option<Vec<AlignedBuf>>> {
+    let msg = match pending.take() {
+        Some(m) => m,
+        None => {
+            let w = Instant::now();
+            let m = ring.full_rx.recv().map_err(|_| {
+                Error::new(
+                    "reading image",
+                    name,
+                    "the decoder stopped without a result",
+                )
+            })?;
+            *writer_wait += w.elapsed().as_secs_f64();
+            m
+        }
+    };
+    let buf = match msg {
+        Msg::Data(buf) => buf,
+        Msg::End => return Ok(None),
+        Msg::Failed(e) => return Err(e),
+    };
+    let mut batch = Vec::with_capacity(ring.buffers);
+    batch.push(buf);
+    while batch.len() < ring.buffers / 2 {
+        match ring.full_rx.try_recv() {
+            Ok(Msg::Data(b)) => batch.push(b),
+            Ok(m) => {
+                *pending = Some(m);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    Ok(Some(batch))
+}
+
+fn mismatch(name: &str) -> Error {
+    Error::new(
+        "verifying",
+        name,
+        "what was read back differs from what was written",
+    )
+    .hint("the disk may be failing; try again or use another disk")
+}
+
+/// Everything after the head, read back after the last write (a disk that maps two addresses
+/// to one cell shows only then), hashed after the head as held in memory.
+fn verify_after_head(
+    target: &Path,
+    name: &str,
+    head: &[u8],
+    stats: &FlashStats,
+    buffer_size: usize,
+) -> Result<()> {
+    let mut h = Xxh64::new(0);
+    h.update(head);
+    hash_range_into(target, head.len() as u64, stats.bytes, buffer_size, &mut h)?;
+    if h.finish() != stats.hash {
+        return Err(mismatch(name));
+    }
+    Ok(())
+}
+
+/// Writes the head (the partition table), syncs and reads it back; on a failure the table is
+/// zeroed again.
+fn write_head(
+    t: Target,
+    target: &Path,
+    name: &str,
+    head: &[u8],
+    verify: bool,
+    buffer_size: usize,
+) -> Result<()> {
     let written = t.write_at(head, 0).and_then(|()| t.sync());
     drop(t);
     let proven = written.and_then(|()| {
-        if o.verify {
+        if verify {
             let mut h = Xxh64::new(0);
             hash_range_into(target, 0, head.len() as u64, buffer_size, &mut h)?;
             if h.finish() != xxh64::xxh64(head, 0) {
-                return Err(mismatch());
+                return Err(mismatch(name));
             }
         }
         Ok(())
@@ -458,9 +559,7 @@ pub fn flash_with<R: Read + Send>(
         }
         return Err(e);
     }
-    verify_secs += v.elapsed().as_secs_f64();
-    stats.verify_secs = o.verify.then_some(verify_secs);
-    Ok(stats)
+    Ok(())
 }
 
 /// A read-only view of the target as it will be once the held-back head is written: reads

@@ -8,11 +8,11 @@ use std::fs::{self, File};
 use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::ext4::Ext4;
-use super::gzip::GzEncoder;
 use super::source::{open_image, Format, HINT_REDOWNLOAD};
 use super::verify::{TempFile, Verified};
 use crate::error::{Context, Error, Result};
+use crate::formats::ext4::Ext4;
+use crate::formats::gzip::GzEncoder;
 
 /// Label of the flasher's root partition holding the inner image.
 pub const FLASHER_ROOT: &str = "flash-rootA";

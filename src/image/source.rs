@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::gzip::GzDecoder;
-use super::zip;
 use crate::error::{Context, Error, Result};
+use crate::formats::gzip::GzDecoder;
+use crate::formats::zip;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

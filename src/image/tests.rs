@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use super::sha256::{hex, sha256};
 use super::verify::{scan, verify, Layout, VerifyOptions};
+use crate::formats::sha256::{hex, sha256};
 
 const MIB: u64 = 1 << 20;
 
@@ -454,10 +454,10 @@ fn gzip_variants_are_accepted() {
         assert_eq!(v.layout, Layout::Balena);
         assert_eq!(v.compressed_bytes, fs::metadata(p).unwrap().len());
     }
-    let mut g = super::gzip::GzDecoder::new(fs::File::open(&mm).unwrap());
+    let mut g = crate::formats::gzip::GzDecoder::new(fs::File::open(&mm).unwrap());
     std::io::copy(&mut g, &mut std::io::sink()).unwrap();
     assert_eq!(g.members(), 2);
-    let mut g = super::gzip::GzDecoder::new(fs::File::open(&py).unwrap());
+    let mut g = crate::formats::gzip::GzDecoder::new(fs::File::open(&py).unwrap());
     let mut b = [0u8; 1];
     g.read_exact(&mut b).unwrap();
     assert_eq!(
@@ -625,7 +625,7 @@ fn zip_archives_deflate_stored_zip64() {
         &d,
     );
     let mut zf = fs::File::open(&z).unwrap();
-    let ents = super::zip::entries(&mut zf).unwrap();
+    let ents = crate::formats::zip::entries(&mut zf).unwrap();
     assert_eq!(ents.len(), 1);
     assert_eq!(
         (ents[0].size, ents[0].compressed, ents[0].local_offset),
@@ -730,7 +730,7 @@ fn flasher_image_is_recognised_and_never_accepted_as_is() {
         assert_eq!(p.verified.table, "gpt");
         assert_eq!(p.verified.device_type.as_deref(), Some("genericx86-64"));
         let mut inner = Vec::new();
-        super::gzip::GzDecoder::new(fs::File::open(&p.image).unwrap())
+        crate::formats::gzip::GzDecoder::new(fs::File::open(&p.image).unwrap())
             .read_to_end(&mut inner)
             .unwrap();
         assert!(inner == fs::read(&f.gpt).unwrap(), "inner image differs");
@@ -784,7 +784,8 @@ fn ext_reader_block_maps_extents_holes_and_big_dirs() {
         ]);
         run("mkfs.ext4", &a, &d);
         let len = fs::metadata(&img).unwrap().len();
-        let mut e = super::ext4::Ext4::open(fs::File::open(&img).unwrap(), 0, len).unwrap();
+        let mut e =
+            crate::formats::ext4::Ext4::open(fs::File::open(&img).unwrap(), 0, len).unwrap();
         let ino = e.lookup("/opt/big.bin").unwrap();
         let mut got = Vec::new();
         e.open_file(&ino).unwrap().read_to_end(&mut got).unwrap();
@@ -881,13 +882,13 @@ fn bench_1gib() {
     let raw_bytes = fs::read(&raw).unwrap();
     let gib = raw_bytes.len() as f64;
     let mut c = 0;
-    let (crc_w, crc_c) = timed(&mut || c = super::crc32::crc32(0, &raw_bytes));
+    let (crc_w, crc_c) = timed(&mut || c = crate::formats::crc32::crc32(0, &raw_bytes));
     let mut h = [0u8; 32];
     let (sha_w, sha_c) = timed(&mut || h = sha256(&raw_bytes));
     drop(raw_bytes);
     let mut n = 0;
     let (dec_w, dec_c) = timed(&mut || {
-        let mut g = super::gzip::GzDecoder::new(fs::File::open(&gzp).unwrap());
+        let mut g = crate::formats::gzip::GzDecoder::new(fs::File::open(&gzp).unwrap());
         n = std::io::copy(&mut g, &mut std::io::sink()).unwrap();
     });
     let v = scan(&gzp, &opts(&d)).unwrap();
@@ -925,7 +926,7 @@ fn corrupted_structures_never_panic() {
     // Partition tables: MBR + EBR chain, and GPT.
     for disk in [&f.balena, &f.gpt] {
         let base = fs::read(disk).unwrap();
-        let t = super::partition::read_table(&mut std::io::Cursor::new(&base)).unwrap();
+        let t = crate::formats::partition::read_table(&mut std::io::Cursor::new(&base)).unwrap();
         let mut hot: Vec<u64> = vec![0, 512, 1024];
         hot.extend(
             t.partitions
@@ -941,9 +942,9 @@ fn corrupted_structures_never_panic() {
                     m[at] = rnd() as u8;
                 }
             }
-            let _ = super::partition::read_table(&mut std::io::Cursor::new(&m));
+            let _ = crate::formats::partition::read_table(&mut std::io::Cursor::new(&m));
             let first = &m[..4096];
-            let _ = super::fslabel::probe(first);
+            let _ = crate::formats::fslabel::probe(first);
         }
     }
     // Zip central directories.
@@ -964,9 +965,10 @@ fn corrupted_structures_never_panic() {
         }
         fs::write(&zm, &m).unwrap();
         let mut file = fs::File::open(&zm).unwrap();
-        if let Ok(ents) = super::zip::entries(&mut file) {
-            if let Ok(e) = super::zip::pick_image(&file, &ents) {
-                if let Ok(mut r) = super::zip::open_entry(fs::File::open(&zm).unwrap(), &e) {
+        if let Ok(ents) = crate::formats::zip::entries(&mut file) {
+            if let Ok(e) = crate::formats::zip::pick_image(&file, &ents) {
+                if let Ok(mut r) = crate::formats::zip::open_entry(fs::File::open(&zm).unwrap(), &e)
+                {
                     let _ = std::io::copy(&mut r, &mut std::io::sink());
                 }
             }
@@ -1005,7 +1007,7 @@ fn corrupted_structures_never_panic() {
                 m[at] = rnd() as u8;
             }
             let len = m.len() as u64;
-            if let Ok(mut e) = super::ext4::Ext4::open(std::io::Cursor::new(m), 0, len) {
+            if let Ok(mut e) = crate::formats::ext4::Ext4::open(std::io::Cursor::new(m), 0, len) {
                 if let Ok(ino) = e.lookup("/opt/f.balenaos-img") {
                     if ino.size <= len {
                         if let Ok(mut r) = e.open_file(&ino) {

@@ -21,11 +21,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use super::fslabel::{self, PROBE_BYTES};
-use super::partition::{is_extended, Kind, Partition, PartitionTable, TableScan};
-use super::sha256::{hex, parse_hex_digest, Sha256};
 use super::source::{open_image, ImageReader, HINT_REDOWNLOAD};
 use crate::error::{Context, Error, Result};
+use crate::formats::fslabel::{self, PROBE_BYTES};
+use crate::formats::partition::{is_extended, Kind, Partition, PartitionTable, TableScan};
+use crate::formats::sha256::{hex, parse_hex_digest, Sha256};
 
 /// Largest boot partition copied out for reading `device-type.json`.
 pub const MAX_BOOT_CAPTURE: u64 = 128 << 20;
@@ -504,7 +504,7 @@ impl Collector {
             self.head.extend_from_slice(&chunk[..k]);
         }
         if self.region.is_none() && self.scan.is_some() && pos == 0 {
-            let (off, len) = (0, super::partition::FIRST_REGION);
+            let (off, len) = (0, crate::formats::partition::FIRST_REGION);
             self.region =
                 Some(Region::new(off, len, &self.head, pos).map_err(|m| self.table_err(m))?);
         }

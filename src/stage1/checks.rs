@@ -108,23 +108,53 @@ fn detail_of(e: &Error) -> String {
 pub fn run_checks(inputs: &CheckInputs, opts: &Options, report: &mut Report) -> Option<TargetDisk> {
     let p = inputs.probe;
     let cfg = inputs.config.ok();
-
-    // 1. root user
+    let cfg_dt = cfg.and_then(|c| c.device_type().ok());
     let (st, d) = check_root(inputs.euid, opts.mode());
     report.check("root-user", st, d);
-
-    // 2. config.json
     let (st, d) = check_config(inputs.config, opts);
     report.check("config-json", st, d);
-
-    // 3. device type
-    let cfg_dt = cfg.and_then(|c| c.device_type().ok());
     let (st, d) = check_device_type(p, cfg_dt, opts);
     report.check("device-type", st, d);
+    let (st, d) = check_os(p, opts);
+    report.check("os-support", st, d);
+    let (st, d) = check_api(inputs, cfg, opts);
+    report.check("api-ping", st, d);
+    let (st, d) = check_vpn_of(cfg, opts);
+    report.check("vpn-connect", st, d);
+    let (st, d) = check_network(inputs, opts);
+    report.check("network-config", st, d);
+    let (st, d) = check_secure_boot(p);
+    report.check("secure-boot", st, d);
+    let (st, d) = check_init(p);
+    report.check("init-system", st, d);
+    let (st, d) = check_kernel(p);
+    report.check("stage2-kernel", st, d);
+    let chosen = target::select(
+        p,
+        inputs.root,
+        opts.flash_to.as_deref(),
+        opts.log_to.as_deref(),
+        inputs.image_disk_bytes,
+    );
+    let (st, d) = check_target(&chosen, inputs);
+    report.check("target-disk", st, d);
+    let (st, d, ram) = check_ram(p, inputs);
+    report.ram = Some(ram);
+    report.check("ram-budget", st, d);
+    let (st, d) = check_work_dir_space(inputs, opts);
+    report.check("work-dir-space", st, d);
+    let parts = p.to_report_parts(cfg_dt, opts.change_dt_to.as_deref(), chosen.as_ref().ok());
+    report.device = Some(parts.device);
+    report.os = Some(parts.os);
+    report.init = Some(parts.init);
+    report.target = Some(parts.target);
+    chosen.ok()
+}
 
-    // 4. OS
+/// 4. The old OS is one takeover knows (or `--no-os-check`).
+fn check_os(p: &Probe, opts: &Options) -> (Status, String) {
     let v = p.os_verdict();
-    let (st, d) = if v.supported {
+    if v.supported {
         (Status::Pass, v.reason)
     } else if opts.no_os_check {
         (
@@ -139,11 +169,12 @@ pub fn run_checks(inputs: &CheckInputs, opts: &Options, report: &mut Report) -> 
                 v.reason
             ),
         )
-    };
-    report.check("os-support", st, d);
+    }
+}
 
-    // 5. API
-    let (st, d) = if opts.no_api_check {
+/// 5. `GET <apiEndpoint>/ping` answers.
+fn check_api(inputs: &CheckInputs, cfg: Option<&ConfigJson>, opts: &Options) -> (Status, String) {
+    if opts.no_api_check {
         (Status::Skip, "skipped (--no-api-check)".to_string())
     } else {
         match cfg.map(|c| c.api_endpoint()) {
@@ -163,11 +194,12 @@ pub fn run_checks(inputs: &CheckInputs, opts: &Options, report: &mut Report) -> 
                 "no valid apiEndpoint in config.json (see config-json)".to_string(),
             ),
         }
-    };
-    report.check("api-ping", st, d);
+    }
+}
 
-    // 6. VPN
-    let (st, d) = if opts.no_vpn_check {
+/// 6. The VPN endpoint of config.json takes a connection.
+fn check_vpn_of(cfg: Option<&ConfigJson>, opts: &Options) -> (Status, String) {
+    if opts.no_vpn_check {
         (Status::Skip, "skipped (--no-vpn-check)".to_string())
     } else {
         match cfg.map(|c| (c.vpn_endpoint(), c.vpn_port())) {
@@ -179,11 +211,12 @@ pub fn run_checks(inputs: &CheckInputs, opts: &Options, report: &mut Report) -> 
                 "no valid vpnEndpoint/vpnPort in config.json (see config-json)".to_string(),
             ),
         }
-    };
-    report.check("vpn-connect", st, d);
+    }
+}
 
-    // 7. network configuration
-    let (st, d) = match (&inputs.network, opts.no_nwmgr_check) {
+/// 7. The network module's verdict on the networks migrated.
+fn check_network(inputs: &CheckInputs, opts: &Options) -> (Status, String) {
+    match (&inputs.network, opts.no_nwmgr_check) {
         (Some((_, d)), true) => (Status::Skip, format!("skipped (--no-nwmgr-check): {d}")),
         (None, true) => (Status::Skip, "skipped (--no-nwmgr-check)".to_string()),
         (Some((s, d)), false) => (*s, d.clone()),
@@ -191,30 +224,12 @@ pub fn run_checks(inputs: &CheckInputs, opts: &Options, report: &mut Report) -> 
             Status::Skip,
             "network configuration was not examined".to_string(),
         ),
-    };
-    report.check("network-config", st, d);
+    }
+}
 
-    // 8. Secure Boot
-    let (st, d) = check_secure_boot(p);
-    report.check("secure-boot", st, d);
-
-    // 9. init
-    let (st, d) = check_init(p);
-    report.check("init-system", st, d);
-
-    // 10. stage 2 kernel support
-    let (st, d) = check_kernel(p);
-    report.check("stage2-kernel", st, d);
-
-    // 11. target disk
-    let chosen = target::select(
-        p,
-        inputs.root,
-        opts.flash_to.as_deref(),
-        opts.log_to.as_deref(),
-        inputs.image_disk_bytes,
-    );
-    let (st, d) = match &chosen {
+/// 11. The target disk chosen (or why none was).
+fn check_target(chosen: &Result<TargetDisk>, inputs: &CheckInputs) -> (Status, String) {
+    match chosen {
         Ok(t) => {
             let mut d = format!(
                 "{} ({} MiB, {}) will be overwritten",
@@ -250,17 +265,13 @@ pub fn run_checks(inputs: &CheckInputs, opts: &Options, report: &mut Report) -> 
             }
         }
         Err(e) => (Status::Fail, detail_of(e)),
-    };
-    report.check("target-disk", st, d);
+    }
+}
 
-    // 12. RAM budget
-    let (st, d, ram) = check_ram(p, inputs);
-    report.ram = Some(ram);
-    report.check("ram-budget", st, d);
-
-    // 13. work dir free space
+/// 13. The work directory has room for what stage 1 still writes there.
+fn check_work_dir_space(inputs: &CheckInputs, opts: &Options) -> (Status, String) {
     let wd = opts.work_dir();
-    let (st, d) = match (inputs.free_space)(&wd) {
+    match (inputs.free_space)(&wd) {
         Ok(free) if free >= inputs.work_dir_needed => (
             Status::Pass,
             format!(
@@ -288,15 +299,7 @@ pub fn run_checks(inputs: &CheckInputs, opts: &Options, report: &mut Report) -> 
                 wd.display()
             ),
         ),
-    };
-    report.check("work-dir-space", st, d);
-
-    let parts = p.to_report_parts(cfg_dt, opts.change_dt_to.as_deref(), chosen.as_ref().ok());
-    report.device = Some(parts.device);
-    report.os = Some(parts.os);
-    report.init = Some(parts.init);
-    report.target = Some(parts.target);
-    chosen.ok()
+    }
 }
 
 fn check_root(euid: u32, mode: Mode) -> (Status, String) {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::{Context, Error, Result};
-use crate::stage2::plan::{self, Stage2Plan};
+use crate::stage2_plan::{self as plan, Stage2Plan};
 use crate::sys::mount as sm;
 
 /// What stage 1 changed, in order, so that it can be undone.
@@ -206,7 +206,7 @@ pub fn hand_over(undo: &mut Undo, ram_root: &Path, init_exe: &Path, how: &Reexec
     sm::mount(Some(&ours), init_exe, None, sm::MS_BIND, None)
         .ctx("bind-mounting takeover over", init_exe.display())?;
     undo.bind = Some(init_exe.to_path_buf());
-    plan::fault_point("after-bind")?;
+    crate::fault::stage1_point("after-bind")?;
     // From here on a re-exec of init is ours: stage 2 runs only with this mark (see
     // plan::HANDOVER_MARK); the undo removes it with the RAM root.
     crate::files::write_private(&ram_root.join(plan::HANDOVER_MARK), b"")?;
@@ -215,7 +215,7 @@ pub fn hand_over(undo: &mut Undo, ram_root: &Path, init_exe: &Path, how: &Reexec
         Reexec::Telinit(p) => (p.clone(), vec!["u"]),
     };
     // Fault "reexec": the re-exec command itself fails (exits 1).
-    let prog = if plan::fault_env("reexec") {
+    let prog = if crate::fault::stage1_named("reexec") {
         "false".into()
     } else {
         prog

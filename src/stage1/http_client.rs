@@ -31,9 +31,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::elf::{self, ElfInfo};
 use crate::api::http::ToolKind;
 use crate::error::{Context, Error, Result};
+use crate::formats::elf::{self, ElfInfo};
 use crate::probe::Root;
 
 /// Largest file read as an ELF object (libcrypto is ~5 MiB).
@@ -94,21 +94,7 @@ impl ClientBundle {
 }
 
 pub fn kind_name(k: ToolKind) -> &'static str {
-    match k {
-        ToolKind::Curl => "curl",
-        ToolKind::GnuWget => "wget",
-        ToolKind::BusyboxWget => "busybox",
-    }
-}
-
-/// Parses a plan's tool name.
-pub fn kind_from_name(s: &str) -> Option<ToolKind> {
-    match s {
-        "curl" => Some(ToolKind::Curl),
-        "wget" => Some(ToolKind::GnuWget),
-        "busybox" => Some(ToolKind::BusyboxWget),
-        _ => None,
-    }
+    crate::stage2_plan::tool_kind_name(k)
 }
 
 fn not_found(what: &str, object: impl std::fmt::Display, cause: impl Into<String>) -> Error {
@@ -357,18 +343,8 @@ pub fn closure(root: &Root, program: &Path) -> Result<(Vec<PathBuf>, u64)> {
     let mut found: Vec<PathBuf> = Vec::new();
     let mut bytes = 0u64;
     if let Some(interp) = &top.interp {
-        let p = PathBuf::from(interp);
-        if !is_file(root, &p) {
-            return Err(not_found(
-                "the HTTP client",
-                interp,
-                format!("the dynamic loader of {} is missing", program.display()),
-            ));
-        }
-        let real = resolve_links(root, &p)?;
-        bytes += std::fs::metadata(root.path(&real))
-            .ctx_path("reading", &p)?
-            .len();
+        let (p, size) = loader(root, program, interp)?;
+        bytes += size;
         found.push(p);
     }
     let mut names_done: BTreeSet<String> = BTreeSet::new();
@@ -379,58 +355,15 @@ pub fn closure(root: &Root, program: &Path) -> Result<(Vec<PathBuf>, u64)> {
     // (object path, its info): objects whose DT_NEEDED are still to be resolved.
     let mut queue: Vec<(PathBuf, ElfInfo)> = vec![(program.to_path_buf(), top.clone())];
     while let Some((obj, info)) = queue.pop() {
-        let origin = resolve_links(root, &obj)?
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("/"));
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        if info.runpath.is_empty() {
-            dirs.extend(info.rpath.iter().map(|e| expand(e, &origin, info.class64)));
-            dirs.extend(top.rpath.iter().map(|e| expand(e, &origin, top.class64)));
-        }
-        dirs.extend(
-            info.runpath
-                .iter()
-                .map(|e| expand(e, &origin, info.class64)),
-        );
+        let mut dirs = rpath_dirs(root, &obj, &info, &top)?;
         dirs.extend(conf.iter().cloned());
         dirs.extend(defaults.iter().cloned());
         for name in &info.needed {
             if names_done.contains(name) {
                 continue;
             }
-            let candidates: Vec<PathBuf> = if name.contains('/') {
-                vec![normalize(Path::new(name))]
-            } else {
-                dirs.iter().map(|d| normalize(&d.join(name))).collect()
-            };
-            let mut hit = None;
-            for c in candidates {
-                if !is_file(root, &c) {
-                    continue;
-                }
-                match read_elf(root, &c) {
-                    Ok((li, size)) if li.class64 == top.class64 && li.machine == top.machine => {
-                        hit = Some((c, li, size));
-                        break;
-                    }
-                    _ => continue,
-                }
-            }
-            let Some((path, li, size)) = hit else {
-                return Err(not_found(
-                    "the HTTP client",
-                    name,
-                    format!(
-                        "library needed by {} not found (searched {})",
-                        obj.display(),
-                        dirs.iter()
-                            .map(|d| d.display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(":")
-                    ),
-                ));
-            };
+            let (path, li, size) = find_library(root, name, &dirs, &top)
+                .ok_or_else(|| library_not_found(name, &obj, &dirs))?;
             names_done.insert(name.clone());
             if !found.contains(&path) {
                 bytes += size;
@@ -449,6 +382,82 @@ pub fn closure(root: &Root, program: &Path) -> Result<(Vec<PathBuf>, u64)> {
     found.sort();
     found.dedup();
     Ok((found, bytes))
+}
+
+/// The dynamic loader `interp` of `program`, and its size.
+fn loader(root: &Root, program: &Path, interp: &str) -> Result<(PathBuf, u64)> {
+    let p = PathBuf::from(interp);
+    if !is_file(root, &p) {
+        return Err(not_found(
+            "the HTTP client",
+            interp,
+            format!("the dynamic loader of {} is missing", program.display()),
+        ));
+    }
+    let real = resolve_links(root, &p)?;
+    let size = std::fs::metadata(root.path(&real))
+        .ctx_path("reading", &p)?
+        .len();
+    Ok((p, size))
+}
+
+/// The DT_RPATH (of the object, then of the program; only without DT_RUNPATH) and DT_RUNPATH
+/// directories of `obj`, `$ORIGIN` expanded.
+fn rpath_dirs(root: &Root, obj: &Path, info: &ElfInfo, top: &ElfInfo) -> Result<Vec<PathBuf>> {
+    let origin = resolve_links(root, obj)?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if info.runpath.is_empty() {
+        dirs.extend(info.rpath.iter().map(|e| expand(e, &origin, info.class64)));
+        dirs.extend(top.rpath.iter().map(|e| expand(e, &origin, top.class64)));
+    }
+    dirs.extend(
+        info.runpath
+            .iter()
+            .map(|e| expand(e, &origin, info.class64)),
+    );
+    Ok(dirs)
+}
+
+/// The first file named `name` in `dirs` (or the path `name`) that is an ELF object of the
+/// program's class and machine: its path, its info and its size.
+fn find_library(
+    root: &Root,
+    name: &str,
+    dirs: &[PathBuf],
+    top: &ElfInfo,
+) -> Option<(PathBuf, ElfInfo, u64)> {
+    let candidates: Vec<PathBuf> = if name.contains('/') {
+        vec![normalize(Path::new(name))]
+    } else {
+        dirs.iter().map(|d| normalize(&d.join(name))).collect()
+    };
+    candidates
+        .into_iter()
+        .filter(|c| is_file(root, c))
+        .find_map(|c| match read_elf(root, &c) {
+            Ok((li, size)) if li.class64 == top.class64 && li.machine == top.machine => {
+                Some((c, li, size))
+            }
+            _ => None,
+        })
+}
+
+fn library_not_found(name: &str, obj: &Path, dirs: &[PathBuf]) -> Error {
+    not_found(
+        "the HTTP client",
+        name,
+        format!(
+            "library needed by {} not found (searched {})",
+            obj.display(),
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        ),
+    )
 }
 
 /// First non-comment `nameserver` that is not a loopback address?
@@ -617,8 +626,8 @@ pub fn install(root: &Root, b: &ClientBundle, ram: &Path) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::elf::tests::tiny_elf;
     use super::*;
+    use crate::formats::elf::tests::tiny_elf;
 
     struct Tree(PathBuf);
     impl Tree {

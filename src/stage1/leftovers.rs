@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::probe::mounts::Mount;
-use crate::stage2::plan;
+use crate::stage2_plan as plan;
 
 /// Mounts of an interrupted run.
 #[derive(Debug, Default, PartialEq, Eq)]

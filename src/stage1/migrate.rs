@@ -17,13 +17,16 @@ use std::path::{Path, PathBuf};
 
 use super::checks::{self, CheckInputs};
 use super::handover;
+use super::http_client::ClientBundle;
+use super::payload::{self, file_size, tree_size, Payload};
 use crate::cli::{Mode, Options};
 use crate::config::ConfigJson;
 use crate::error::{Context, Error, Result};
+use crate::fault;
 use crate::image::verify::{self, Layout, Prepared, VerifyOptions};
 use crate::probe::{self, target::TargetDisk, Probe, Root};
 use crate::report::{Report, Status};
-use crate::stage2::plan::{self as s2plan, Stage2Plan};
+use crate::stage2_plan::{self as s2plan, Stage2Plan};
 
 /// Name of the dry-run staging directory inside the work dir.
 pub const DRY_RUN_DIR: &str = "takeover-dry-run";
@@ -37,28 +40,9 @@ pub struct Prepared1 {
     pub image: Prepared,
     pub staging: PathBuf,
     pub target: Option<TargetDisk>,
-    pub network_bytes: u64,
-    pub backup_bytes: u64,
+    pub payload: Payload,
     /// The HTTP client stage 2 needs for its API calls (none needed: `None`).
     pub client: Option<super::http_client::ClientBundle>,
-}
-
-fn file_size(p: &Path) -> u64 {
-    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
-}
-
-/// Sum of the sizes of the regular files below `dir`.
-fn tree_size(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.filter_map(|e| e.ok())
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => tree_size(&e.path()),
-            Ok(t) if t.is_file() => file_size(&e.path()),
-            _ => 0,
-        })
-        .sum()
 }
 
 /// The config.json to use: `-c`, else on balenaOS the device's own `/mnt/boot/config.json`.
@@ -78,11 +62,75 @@ fn load_config(opts: &Options, root: &Root, probe: &Probe) -> Result<ConfigJson>
 /// Runs stage 1 for `--dry-run`, `--pretend` or a migration.
 pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let mode = opts.mode();
-    let root = opts
-        .sysroot
+    let root = sysroot(opts);
+    let euid = check_user(mode)?;
+    let work_dir = check_work_dir(opts)?;
+    // One run at a time (see stage1::lock); held until this function returns.
+    let _lock = super::lock::acquire(opts)?;
+    let probe = probe_device(&root, mode, report)?;
+    let config = read_config(opts, &root, &probe, report)?;
+    let image_path = image_file(opts, report)?;
+    let staging = work_dir.join(if mode == Mode::DryRun {
+        DRY_RUN_DIR
+    } else {
+        STAGING_DIR
+    });
+    fresh_dir(&staging)?;
+    // A migration's staging (config.json with the apiKey) does not outlive this run.
+    let _staged = (mode != Mode::DryRun && !opts.no_cleanup)
+        .then(|| super::lock::StagingGuard::new(&staging));
+    let image = verify_image(opts, &config, &image_path, report)?;
+    let source = payload::Source::ThisSystem {
+        root: &root,
+        balena_os: probe.balena_os(),
+    };
+    let (payload, config) = payload::stage(opts, source, config, &staging, report)?;
+    let client = stage2_client(opts, &root, &config)?;
+    let p1 = Prepared1 {
+        probe,
+        config,
+        image,
+        staging,
+        target: None,
+        payload,
+        client: None,
+    };
+    let p1 = run_checks(opts, euid, &root, p1, client, report)?;
+    if mode == Mode::DryRun {
+        crate::info!(
+            "dry run: a migration would go ahead; files stage 2 would write are in {}",
+            p1.staging.display()
+        );
+        return Ok(());
+    }
+    if p1.target.is_none() {
+        return Err(Error::new(
+            "choosing the target disk",
+            "this device",
+            "no target disk was chosen",
+        ));
+    }
+    if !opts.no_ack && !confirm(&p1, opts)? {
+        return Err(Error::new(
+            "asking for confirmation",
+            "operator",
+            "the migration was declined; nothing was changed",
+        ));
+    }
+    fault::stage1_point("after-checks")?;
+    take_over(opts, &p1)
+}
+
+/// The root the probes read: `--sysroot` (tests), else `/`.
+fn sysroot(opts: &Options) -> Root {
+    opts.sysroot
         .clone()
         .map(Root::new)
-        .unwrap_or_else(Root::system);
+        .unwrap_or_else(Root::system)
+}
+
+/// Root is needed for anything but `--dry-run`; returns the effective user id.
+fn check_user(mode: Mode) -> Result<u32> {
     let euid = crate::sys::geteuid();
     if mode != Mode::DryRun && euid != 0 {
         return Err(
@@ -90,6 +138,10 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
                 .hint("run it with sudo (or try --dry-run, which needs no root)"),
         );
     }
+    Ok(euid)
+}
+
+fn check_work_dir(opts: &Options) -> Result<PathBuf> {
     let work_dir = opts.work_dir();
     if !work_dir.is_dir() {
         return Err(Error::new(
@@ -99,11 +151,13 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         )
         .hint("create it, or pass an existing directory with -w"));
     }
-    // One run at a time (see stage1::lock); held until this function returns.
-    let _lock = super::lock::acquire(opts)?;
+    Ok(work_dir)
+}
 
-    // 1. probe
-    let probe = probe::probe(&root);
+/// Step 1: the device, OS, init and disks; leftovers of an interrupted run are reported
+/// (`--dry-run`) or removed.
+fn probe_device(root: &Root, mode: Mode, report: &mut Report) -> Result<Probe> {
+    let probe = probe::probe(root);
     for n in &probe.notes {
         crate::debug!("probe: {n}");
     }
@@ -133,131 +187,114 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             .unwrap_or_else(|| "unknown".into()),
         probe.init.kind.as_str()
     );
+    Ok(probe)
+}
 
-    // 2. config.json. The report gets the device part now, so that it says what was found
-    // even when a later step fails.
-    let config = load_config(opts, &root, &probe);
+/// Step 2: config.json. The report gets the device part first, so that it says what was
+/// found even when a later step fails.
+fn read_config(
+    opts: &Options,
+    root: &Root,
+    probe: &Probe,
+    report: &mut Report,
+) -> Result<ConfigJson> {
+    let config = load_config(opts, root, probe);
     let cfg_dt = config.as_ref().ok().and_then(|c| c.device_type().ok());
     let parts = probe.to_report_parts(cfg_dt, opts.change_dt_to.as_deref(), None);
     report.device = Some(parts.device);
     report.os = Some(parts.os);
     report.init = Some(parts.init);
-    let mut config = config?;
+    config
+}
 
-    // 3. image
-    let image_path = match &opts.image {
-        Some(p) => p.clone(),
+/// Step 3a: the image file: `-i`, else downloaded.
+fn image_file(opts: &Options, report: &mut Report) -> Result<PathBuf> {
+    match &opts.image {
+        Some(p) => Ok(p.clone()),
         None => {
             crate::info!("no image given: downloading");
-            super::download::download_only(opts, report)?
+            super::download::download_only(opts, report)
         }
-    };
-    let staging = work_dir.join(if mode == Mode::DryRun {
-        DRY_RUN_DIR
-    } else {
-        STAGING_DIR
-    });
-    fresh_dir(&staging)?;
-    // A migration's staging (config.json with the apiKey) does not outlive this run.
-    let _staged = (mode != Mode::DryRun && !opts.no_cleanup)
-        .then(|| super::lock::StagingGuard::new(&staging));
-    let expected_dt = super::image_device_type(opts, &config)?;
+    }
+}
+
+/// Step 3b: the image proven good (full decode, layout, device type, SHA-256) and reported.
+fn verify_image(
+    opts: &Options,
+    config: &ConfigJson,
+    image_path: &Path,
+    report: &mut Report,
+) -> Result<Prepared> {
     let vo = VerifyOptions {
         target_size: None,
         expected_sha256: opts.image_sha256.clone(),
-        expected_device_type: expected_dt,
-        work_dir: work_dir.clone(),
+        expected_device_type: super::image_device_type(opts, config)?,
+        work_dir: opts.work_dir(),
     };
     crate::info!(
         "verifying {} (full decode, layout, device type)",
         image_path.display()
     );
-    let image = verify::prepare(&image_path, &vo, 6)?;
-    s2plan::fault_point("after-image")?;
+    let image = verify::prepare(image_path, &vo, 6)?;
+    fault::stage1_point("after-image")?;
     let mut ri = image.verified.to_report(&image.image);
     if let Some(prev) = &report.image {
         ri.version = ri.version.or_else(|| prev.version.clone());
     }
     report.image = Some(ri);
+    let v = &image.verified;
     crate::info!(
         "image verified: {} {}, {} MiB decoded at {:.0} MB/s, built for {}",
-        image.verified.format,
-        image.verified.table,
-        image.verified.uncompressed_bytes >> 20,
-        image.verified.mb_per_s,
-        image
-            .verified
-            .device_type
-            .as_deref()
-            .unwrap_or("an unknown device type")
+        v.format,
+        v.table,
+        v.uncompressed_bytes >> 20,
+        v.mb_per_s,
+        v.device_type.as_deref().unwrap_or("an unknown device type")
     );
-    if image.verified.layout != Layout::Balena {
+    if v.layout != Layout::Balena {
         return Err(Error::new(
             "checking the image",
             image_path.display(),
             "not a balenaOS disk image",
         ));
     }
+    Ok(image)
+}
 
-    // 4. networks, hostname, config.json, backup — staged
-    let boot = staging.join("boot");
-    let data = staging.join("data");
-    crate::files::create_private_dir(&boot)?;
-    crate::files::create_private_dir(&data)?;
-    let net_opts = crate::net::NetOptions {
-        scan_wifis: opts.scan_wifis(),
-        wifis: opts.wifis.clone(),
-        nwmgr_cfgs: opts.nwmgr_cfgs.clone(),
-        balena_os: probe.balena_os(),
-    };
-    let collected = crate::net::collect(&root, &net_opts)?;
-    // The network module already logged a warning for each of these.
-    for (name, why) in &collected.unmigratable {
-        report
-            .warnings
-            .push(format!("network '{name}' not migrated: {why}"));
-    }
-    for n in &collected.notes {
-        crate::info!("network: {n}");
-    }
-    crate::net::stage(&collected, &boot)?;
-    s2plan::fault_point("after-network")?;
-    report.network = crate::net::report_entries(&collected);
-    let network_check = crate::net::network_check(&collected, opts.no_nwmgr_check);
-
-    if !opts.no_keep_name {
-        if let Some(h) = crate::net::hostname(&root)? {
-            crate::info!("keeping the hostname '{h}'");
-            config.set_hostname(&h);
-            report.hostname = Some(h);
-        }
-    }
-    if let Some(dt) = &opts.change_dt_to {
-        crate::info!("device type changes to {dt}");
-        config.set_device_type(dt);
-    }
-    crate::files::write_private(&boot.join("config.json"), &config.to_bytes())?;
-
-    let backup_bytes = stage_backup(opts, &data, report)?;
-    s2plan::fault_point("after-backup")?;
-    let network_bytes = tree_size(&boot);
-
-    // 4b. stage 2's API calls: their HTTP client must be made whole in the RAM root. The
-    // outcome is the check "stage2-client" (recorded after the others): a client that
-    // cannot be made whole fails it, naming the missing file, before anything changes.
-    let client = if super::http_client::stage2_api_needed(
+/// Step 4b: stage 2's API calls need their HTTP client made whole in the RAM root. The
+/// outcome is the check "stage2-client" (recorded after the others): a client that cannot be
+/// made whole fails it, naming the missing file, before anything changes. `None`: no calls.
+fn stage2_client(
+    opts: &Options,
+    root: &Root,
+    config: &ConfigJson,
+) -> Result<Option<Result<ClientBundle>>> {
+    if !super::http_client::stage2_api_needed(
         opts.report_hup_progress,
         opts.change_dt_to.as_deref(),
-        &config,
+        config,
     )? {
-        let https = config.api_endpoint()?.starts_with("https://");
-        let forced = std::env::var("TAKEOVER_HTTP_TOOL").ok();
-        Some(super::http_client::resolve(&root, https, forced.as_deref()))
-    } else {
-        None
-    };
+        return Ok(None);
+    }
+    let https = config.api_endpoint()?.starts_with("https://");
+    let forced = std::env::var("TAKEOVER_HTTP_TOOL").ok();
+    Ok(Some(super::http_client::resolve(
+        root,
+        https,
+        forced.as_deref(),
+    )))
+}
 
-    // 5. checks
+/// Step 5: the checks, in their fixed order, then "stage2-client"; prints the summary.
+/// Fails naming the failed checks; else returns `p` with the target disk and the client.
+fn run_checks(
+    opts: &Options,
+    euid: u32,
+    root: &Root,
+    mut p: Prepared1,
+    client: Option<Result<ClientBundle>>,
+    report: &mut Report,
+) -> Result<Prepared1> {
     let binary_bytes = std::env::current_exe()
         .map(|p| file_size(&p))
         .unwrap_or(1 << 20)
@@ -265,30 +302,50 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             Some(Ok(c)) => c.bytes,
             _ => 0,
         };
-    let staged_image = file_size(&image.image);
     let ping = |ep: &str| -> Result<()> {
         let http = crate::api::http::Http::detect()?;
         crate::api::balena::Api::new(&http, ep, None).ping()
     };
     let free = |p: &Path| crate::sys::fs::statvfs(p).map(|s| s.avail_bytes);
-    let cfg_ok: std::result::Result<&ConfigJson, &Error> = Ok(&config);
     let inputs = CheckInputs {
-        probe: &probe,
-        root: &root,
+        probe: &p.probe,
+        root,
         euid,
-        config: cfg_ok,
+        config: Ok(&p.config),
         ping: &ping,
-        network: Some(network_check),
-        image_staged_bytes: Some(staged_image),
-        image_disk_bytes: Some(image.verified.required_bytes()),
-        backup_bytes,
+        network: Some(p.payload.network_check.clone()),
+        image_staged_bytes: Some(file_size(&p.image.image)),
+        image_disk_bytes: Some(p.image.verified.required_bytes()),
+        backup_bytes: p.payload.backup_bytes,
         binary_bytes,
-        network_bytes,
+        network_bytes: p.payload.network_bytes,
         work_dir_needed: 0,
         free_space: &free,
     };
-    let target = checks::run_checks(&inputs, opts, report);
-    let client = match client {
+    p.target = checks::run_checks(&inputs, opts, report);
+    p.client = client_check(client, report);
+    report.staged_files = payload::staged_list(&p.staging);
+    print_summary(report, &p.staging, opts.mode());
+    let failed: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| c.name.clone())
+        .collect();
+    if !failed.is_empty() {
+        return Err(Error::new(
+            "checking whether the migration can go ahead",
+            "this device",
+            format!("failed checks: {}", failed.join(", ")),
+        )
+        .hint("see each failed check above for what to do; nothing was changed"));
+    }
+    Ok(p)
+}
+
+/// The check "stage2-client": the client stage 2 will use, or why there is none.
+fn client_check(client: Option<Result<ClientBundle>>, report: &mut Report) -> Option<ClientBundle> {
+    match client {
         Some(Ok(b)) => {
             let d = format!(
                 "stage 2 calls the API through {} ({}, {} libraries, {} KiB{})",
@@ -312,84 +369,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             None
         }
         None => None,
-    };
-    report.staged_files = staged_list(&staging);
-    print_plan(report, &staging, mode);
-
-    let failed: Vec<String> = report
-        .checks
-        .iter()
-        .filter(|c| c.status == Status::Fail)
-        .map(|c| c.name.clone())
-        .collect();
-    if !failed.is_empty() {
-        return Err(Error::new(
-            "checking whether the migration can go ahead",
-            "this device",
-            format!("failed checks: {}", failed.join(", ")),
-        )
-        .hint("see each failed check above for what to do; nothing was changed"));
     }
-    if mode == Mode::DryRun {
-        crate::info!(
-            "dry run: a migration would go ahead; files stage 2 would write are in {}",
-            staging.display()
-        );
-        return Ok(());
-    }
-    let Some(target) = target else {
-        return Err(Error::new(
-            "choosing the target disk",
-            "this device",
-            "no target disk was chosen",
-        ));
-    };
-    let p1 = Prepared1 {
-        probe,
-        config,
-        image,
-        staging,
-        target: Some(target),
-        network_bytes,
-        backup_bytes,
-        client,
-    };
-    if !opts.no_ack && !confirm(&p1, opts)? {
-        return Err(Error::new(
-            "asking for confirmation",
-            "operator",
-            "the migration was declined; nothing was changed",
-        ));
-    }
-    s2plan::fault_point("after-checks")?;
-    take_over(opts, &p1)
-}
-
-/// `--backup-cfg`: writes backup.tgz into `data` (the staged resin-data), logs and reports it
-/// and its warnings; returns its size (0 without a backup).
-pub fn stage_backup(opts: &Options, data: &Path, report: &mut Report) -> Result<u64> {
-    let Some(cfg) = &opts.backup_cfg else {
-        return Ok(0);
-    };
-    let b = crate::backup::create(
-        cfg,
-        data,
-        &crate::backup::BackupOptions {
-            tar_internal: opts.tar_internal,
-        },
-    )?;
-    for w in &b.warnings {
-        crate::warn!("backup: {w}");
-        report.warnings.push(format!("backup: {w}"));
-    }
-    crate::info!(
-        "backup: {} files in volumes {} ({} KiB)",
-        b.files,
-        b.volumes.join(", "),
-        b.bytes >> 10
-    );
-    report.backup = Some(b.to_report());
-    Ok(b.bytes)
 }
 
 /// Removes and recreates a staging directory (0700). Refuses paths that are not ours.
@@ -408,34 +388,13 @@ fn fresh_dir(dir: &Path) -> Result<()> {
     crate::files::create_private_dir(dir)
 }
 
-/// Staged files, relative to the staging dir ("boot/config.json", ...).
-fn staged_list(staging: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut v: Vec<_> = rd.filter_map(|e| e.ok()).collect();
-        v.sort_by_key(|e| e.file_name());
-        for e in v {
-            let p = e.path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else if let Ok(r) = p.strip_prefix(base) {
-                out.push(r.to_string_lossy().into_owned());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(staging, staging, &mut out);
-    out
-}
-
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / 1048576.0)
 }
 
-/// The plan, for the operator (stdout).
-pub fn plan_text(r: &Report, staging: &Path, mode: Mode) -> String {
+/// The summary for the operator (stdout): what was found, what stage 2 would write, the
+/// checks.
+pub fn summary_text(r: &Report, staging: &Path, mode: Mode) -> String {
     let mut s = String::new();
     let na = || "-".to_string();
     s.push_str(&format!(
@@ -488,6 +447,13 @@ pub fn plan_text(r: &Report, staging: &Path, mode: Mode) -> String {
             i.device_type.clone().unwrap_or_else(na)
         ));
     }
+    summary_payload(r, &mut s);
+    summary_checks(r, staging, &mut s);
+    crate::log::redact(&s)
+}
+
+/// Networks, hostname, backup and RAM of the summary.
+fn summary_payload(r: &Report, s: &mut String) {
     if r.network.is_empty() {
         s.push_str("  networks  none\n");
     }
@@ -523,6 +489,10 @@ pub fn plan_text(r: &Report, staging: &Path, mode: Mode) -> String {
             mib(ram.available_bytes)
         ));
     }
+}
+
+/// The checks and the staged files of the summary.
+fn summary_checks(r: &Report, staging: &Path, s: &mut String) {
     s.push_str("  checks:\n");
     for c in &r.checks {
         let st = match c.status {
@@ -540,11 +510,10 @@ pub fn plan_text(r: &Report, staging: &Path, mode: Mode) -> String {
     for f in &r.staged_files {
         s.push_str(&format!("    {f}\n"));
     }
-    crate::log::redact(&s)
 }
 
-fn print_plan(r: &Report, staging: &Path, mode: Mode) {
-    print!("{}", plan_text(r, staging, mode));
+fn print_summary(r: &Report, staging: &Path, mode: Mode) {
+    print!("{}", summary_text(r, staging, mode));
     let _ = std::io::stdout().flush();
 }
 
@@ -588,22 +557,24 @@ pub fn resolve_log_to(dev: &Path, mounts: &[probe::mounts::Mount]) -> Result<s2p
     let fs_type = match mounted {
         Some(t) => t,
         None => {
-            let first = read_first(&real, crate::image::fslabel::PROBE_BYTES)
+            let first = read_first(&real, crate::formats::fslabel::PROBE_BYTES)
                 .ctx("reading the superblock of", real.display())?;
-            crate::image::fslabel::probe(&first).fstype.to_string()
+            crate::formats::fslabel::probe(&first).fstype.to_string()
         }
     };
     let fs_type = match fs_type.as_str() {
-        "vfat" | "msdos" => "vfat".to_string(),
-        "ext2" | "ext3" | "ext4" => fs_type,
-        other => {
-            return Err(Error::new(
-                "checking --log-to",
-                dev.display(),
-                format!("holds a filesystem of type '{other}'"),
-            )
-            .hint("choose a vfat, ext3 or ext4 partition on another disk (e.g. a USB stick)"))
-        }
+        "msdos" => s2plan::LogFs::Vfat,
+        t => match s2plan::LogFs::from_name(t) {
+            Some(fs) => fs,
+            None => {
+                return Err(Error::new(
+                    "checking --log-to",
+                    dev.display(),
+                    format!("holds a filesystem of type '{t}'"),
+                )
+                .hint("choose a vfat, ext3 or ext4 partition on another disk (e.g. a USB stick)"))
+            }
+        },
     };
     crate::info!(
         "stage 2 will leave its log on {} ({fs_type})",
@@ -669,75 +640,11 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
         .map(|s| PathBuf::from(&s.name))
         .collect();
     handover::swaps_off(undo, &swaps)?;
-    s2plan::fault_point("after-swapoff")?;
-    let image_bytes = file_size(&p.image.image);
-    let exe = std::env::current_exe().ctx("finding", "this binary")?;
-    let client_bytes = p.client.as_ref().map_or(0, |c| c.bytes);
-    let size =
-        image_bytes + tree_size(&p.staging) + file_size(&exe) + client_bytes + checks::RAM_HEADROOM;
-    let ram = handover::mount_ram_root(undo, size)?;
-    s2plan::fault_point("after-ram-root")?;
-    handover::copy_in(&exe, &ram.join(s2plan::BINARY), 0o700)?;
-    crate::info!("copying the image into RAM ({} MiB)", image_bytes >> 20);
-    handover::copy_in(&p.image.image, &ram.join(s2plan::IMAGE_FILE), 0o600)?;
-    handover::copy_tree(&p.staging, &ram.join(s2plan::PAYLOAD_DIR))?;
-    let http_client = match &p.client {
-        Some(c) => {
-            let root = opts
-                .sysroot
-                .clone()
-                .map(Root::new)
-                .unwrap_or_else(Root::system);
-            super::http_client::install(&root, c, &ram)?;
-            Some(s2plan::HttpClient {
-                kind: c.kind_name().to_string(),
-                program: c.program.clone(),
-                lib_dirs: c.lib_dirs.clone(),
-                ca_bundle: c.ca_bundle.clone(),
-            })
-        }
-        None => None,
-    };
-    let root_mount = p
-        .probe
-        .mounts
-        .iter()
-        .flatten()
-        .find(|m| m.mount_point == "/");
-    let plan = Stage2Plan {
-        version: s2plan::PLAN_VERSION,
-        flash_device: PathBuf::from(&target.path),
-        image: PathBuf::from("/").join(s2plan::IMAGE_FILE),
-        image_bytes: p.image.verified.uncompressed_bytes,
-        image_sha256: p.image.verified.sha256.clone(),
-        payload: PathBuf::from("/").join(s2plan::PAYLOAD_DIR),
-        old_root_device: root_mount.map(|m| PathBuf::from(&m.source)),
-        old_root_fs_type: root_mount.map(|m| m.fs_type.clone()),
-        log_to,
-        log_level: opts.stage2_level().as_str().to_ascii_lowercase(),
-        pretend: opts.pretend,
-        efi_setup: !opts.no_efi_setup,
-        fallback_log: opts.fallback_log,
-        fallback_log_filename: opts.fallback_log_filename.clone(),
-        fallback_log_dir: opts.fallback_log_dir.clone(),
-        report_hup_progress: opts.report_hup_progress,
-        change_dt_to: opts.change_dt_to.clone(),
-        api_endpoint: p.config.api_endpoint().ok().map(str::to_string),
-        api_key: p.config.api_key().ok().map(str::to_string),
-        uuid: p.config.uuid().ok().flatten().map(str::to_string),
-        deadline_secs: s2plan::deadline_secs(3600 + image_bytes / (1 << 20)),
-        fault: s2plan::fault_spec(),
-        stage1_pid: Some(std::process::id()),
-        http_client,
-        jetson: p
-            .probe
-            .board
-            .map(|b| b.id)
-            .filter(|id| crate::stage2::jetson::BOARDS.contains(id))
-            .map(str::to_string),
-    };
+    fault::stage1_point("after-swapoff")?;
+    let (ram, http_client) = fill_ram_root(opts, p, undo)?;
+    let plan = stage2_plan(opts, p, target, log_to, http_client);
     handover::write_plan(&ram, &plan)?;
-    s2plan::fault_point("after-plan")?;
+    fault::stage1_point("after-plan")?;
     let init_exe = p
         .probe
         .init
@@ -762,6 +669,85 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
     Ok(())
 }
 
+/// Mounts the RAM root and copies in this binary, the image, the payload and stage 2's HTTP
+/// client; returns the RAM root and where the client is in it.
+fn fill_ram_root(
+    opts: &Options,
+    p: &Prepared1,
+    undo: &mut handover::Undo,
+) -> Result<(PathBuf, Option<s2plan::HttpClient>)> {
+    let image_bytes = file_size(&p.image.image);
+    let exe = std::env::current_exe().ctx("finding", "this binary")?;
+    let client_bytes = p.client.as_ref().map_or(0, |c| c.bytes);
+    let size =
+        image_bytes + tree_size(&p.staging) + file_size(&exe) + client_bytes + checks::RAM_HEADROOM;
+    let ram = handover::mount_ram_root(undo, size)?;
+    fault::stage1_point("after-ram-root")?;
+    handover::copy_in(&exe, &ram.join(s2plan::BINARY), 0o700)?;
+    crate::info!("copying the image into RAM ({} MiB)", image_bytes >> 20);
+    handover::copy_in(&p.image.image, &ram.join(s2plan::IMAGE_FILE), 0o600)?;
+    handover::copy_tree(&p.staging, &ram.join(s2plan::PAYLOAD_DIR))?;
+    let Some(c) = &p.client else {
+        return Ok((ram, None));
+    };
+    super::http_client::install(&sysroot(opts), c, &ram)?;
+    let client = s2plan::HttpClient {
+        kind: c.kind,
+        program: c.program.clone(),
+        lib_dirs: c.lib_dirs.clone(),
+        ca_bundle: c.ca_bundle.clone(),
+    };
+    Ok((ram, Some(client)))
+}
+
+/// What stage 2 needs, for the RAM root.
+fn stage2_plan(
+    opts: &Options,
+    p: &Prepared1,
+    target: &TargetDisk,
+    log_to: Option<s2plan::LogDevice>,
+    http_client: Option<s2plan::HttpClient>,
+) -> Stage2Plan {
+    let image_bytes = file_size(&p.image.image);
+    let root_mount = p
+        .probe
+        .mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_point == "/");
+    Stage2Plan {
+        version: s2plan::PLAN_VERSION,
+        flash_device: PathBuf::from(&target.path),
+        image: PathBuf::from("/").join(s2plan::IMAGE_FILE),
+        image_bytes: p.image.verified.uncompressed_bytes,
+        image_sha256: p.image.verified.sha256.clone(),
+        payload: PathBuf::from("/").join(s2plan::PAYLOAD_DIR),
+        old_root_device: root_mount.map(|m| PathBuf::from(&m.source)),
+        old_root_fs_type: root_mount.map(|m| m.fs_type.clone()),
+        log_to,
+        log_level: opts.stage2_level(),
+        pretend: opts.pretend,
+        efi_setup: !opts.no_efi_setup,
+        fallback_log: opts.fallback_log,
+        fallback_log_filename: opts.fallback_log_filename.clone(),
+        fallback_log_dir: opts.fallback_log_dir.clone(),
+        report_hup_progress: opts.report_hup_progress,
+        change_dt_to: opts.change_dt_to.clone(),
+        api_endpoint: p.config.api_endpoint().ok().map(str::to_string),
+        api_key: p.config.api_key().ok().map(str::to_string),
+        uuid: p.config.uuid().ok().flatten().map(str::to_string),
+        deadline_secs: fault::deadline_secs(3600 + image_bytes / (1 << 20)),
+        fault: fault::spec_from_env(),
+        stage1_pid: Some(std::process::id()),
+        http_client,
+        jetson: p
+            .probe
+            .board
+            .map(|b| b.id)
+            .and_then(s2plan::JetsonBoard::from_id),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -772,7 +758,7 @@ mod tests {
                   31 1 8:33 / /media/disk rw - ntfs3 /dev/sdc1 rw\n";
         let m = probe::mounts::parse_mountinfo(mi, "mountinfo").unwrap();
         let l = resolve_log_to(Path::new("/dev/sdb1"), &m).unwrap();
-        assert_eq!(l.fs_type, "vfat");
+        assert_eq!(l.fs_type, crate::stage2_plan::LogFs::Vfat);
         let e = resolve_log_to(Path::new("/dev/sdc1"), &m).unwrap_err();
         assert!(e.to_string().contains("ntfs3"), "{e}");
 
@@ -792,7 +778,7 @@ mod tests {
         std::fs::write(&zero, vec![0u8; 4096]).unwrap();
         let e = resolve_log_to(&zero, &[]).unwrap_err();
         std::fs::remove_dir_all(&d).unwrap();
-        assert!(got.unwrap().fs_type.starts_with("ext"));
+        assert!(got.unwrap().fs_type.as_str().starts_with("ext"));
         assert!(e.to_string().contains("unknown"), "{e}");
     }
 }

@@ -7,28 +7,16 @@
 
 pub mod checks;
 pub mod download;
-pub mod elf;
 pub mod handover;
 pub mod http_client;
 pub mod leftovers;
 pub mod lock;
 pub mod migrate;
+pub mod payload;
 pub mod write_only;
 
-use crate::cli::{Mode, Options};
+use crate::cli::Options;
 use crate::error::Result;
-use crate::report::Report;
-
-/// Runs the mode the options ask for, filling `report` as it goes.
-pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
-    match opts.mode() {
-        Mode::DryRun | Mode::Pretend | Mode::Migrate => migrate::run(opts, report),
-        Mode::DownloadOnly => download::download_only(opts, report).map(|_| ()),
-        Mode::WriteOnly => write_only::run(opts, report),
-        Mode::Stage2Worker => crate::stage2::worker::run(opts.stage2_failed),
-    }
-    .inspect_err(|e| report.error = Some(e.message()))
-}
 
 /// The device type the image must have been built for: `--change-dt-to`, else config.json's
 /// `deviceType`; `None` with `--no-dt-check`.

@@ -22,16 +22,19 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::payload::{self, Payload, Source};
 use crate::cli::Options;
 use crate::config::ConfigJson;
+use crate::configure;
 use crate::error::{Context, Error, Result};
 use crate::flash::{self, FlashOptions, FlashStats, HEAD};
 use crate::image::source::{open_image, ImageReader};
 use crate::image::verify::{self, StreamCheck, Verified, VerifyOptions};
 use crate::probe::{self, Root};
 use crate::report::{Report, Target};
-use crate::stage2::configure;
 
+/// Runs `--write-only`: image checked while written, payload staged and written, as stage 2
+/// would.
 pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let (Some(image_path), Some(target), Some(cfg_path)) =
         (&opts.image, &opts.flash_to, &opts.config)
@@ -41,9 +44,51 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             "needs -i IMAGE -f DEVICE_OR_FILE -c CONFIG_JSON",
         ));
     };
-    let work_dir = opts.work_dir();
     let _lock = super::lock::acquire(opts)?;
-    let mut config = ConfigJson::load(cfg_path)?;
+    let config = ConfigJson::load(cfg_path)?;
+    let is_block = check_target(target)?;
+    let target_size = if is_block {
+        Some(flash::target_size(target)?)
+    } else {
+        None
+    };
+    let vo = VerifyOptions {
+        target_size,
+        expected_sha256: opts.image_sha256.clone(),
+        expected_device_type: super::image_device_type(opts, &config)?,
+        work_dir: opts.work_dir(),
+    };
+    let pass = open_checked(image_path, target, &vo)?;
+    // Stage the payload exactly as for a migration.
+    let staging = opts.work_dir().join(super::migrate::STAGING_DIR);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).ctx_path("cleaning", &staging)?;
+    }
+    // A failure from here on leaves no staging dir (it holds config.json) behind.
+    let _staged = (!opts.no_cleanup).then(|| super::lock::StagingGuard::new(&staging));
+    let (payload, _) = payload::stage(opts, Source::GivenOnly, config, &staging, report)?;
+    let created = create_target(target, is_block)?;
+    let o = FlashOptions {
+        limit: target_size,
+        ..Default::default()
+    };
+    let written = write_image(pass, image_path, target, created.is_some(), &o, &vo)?;
+    report_written(report, target, written)?;
+    report.staged_files = configure_disk(target, &staging, &payload)?;
+    std::fs::remove_dir_all(&staging).ctx_path("cleaning", &staging)?;
+    if let Some(c) = created {
+        std::mem::forget(c);
+    }
+    crate::info!(
+        "{} is ready: balenaOS written, verified and configured",
+        target.display()
+    );
+    Ok(())
+}
+
+/// `--flash-to` names a block device not in use (returns true), or a regular file (existing
+/// or not, outside /dev).
+fn check_target(target: &Path) -> Result<bool> {
     let is_block = std::fs::metadata(target)
         .map(|m| m.file_type().is_block_device())
         .unwrap_or(false);
@@ -62,22 +107,13 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             "is neither a block device nor a regular file",
         ));
     }
+    Ok(is_block)
+}
 
-    let expected_dt = super::image_device_type(opts, &config)?;
-    let target_size = if is_block {
-        Some(flash::target_size(target)?)
-    } else {
-        None
-    };
-    let vo = VerifyOptions {
-        target_size,
-        expected_sha256: opts.image_sha256.clone(),
-        expected_device_type: expected_dt,
-        work_dir: work_dir.clone(),
-    };
-    // Up front, before anything is changed: the image opens and its first MiB holds a
-    // partition table that fits the target.
-    let pass = Pass::open(image_path, &vo).map_err(|e| {
+/// Up front, before anything is changed: the image opens and its first MiB holds a partition
+/// table that fits the target.
+fn open_checked(image_path: &Path, target: &Path, vo: &VerifyOptions) -> Result<Pass> {
+    Pass::open(image_path, vo).map_err(|e| {
         if e.step == verify::SIZE_STEP {
             let hint = format!(
                 "{} is too small for it: use a larger disk (-f) or an image for this device",
@@ -87,39 +123,13 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         } else {
             e
         }
-    })?;
+    })
+}
 
-    // Stage the payload exactly as for a migration.
-    let staging = work_dir.join(super::migrate::STAGING_DIR);
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).ctx_path("cleaning", &staging)?;
-    }
-    // A failure from here on leaves no staging dir (it holds config.json) behind.
-    let _staged = (!opts.no_cleanup).then(|| super::lock::StagingGuard::new(&staging));
-    let boot = staging.join("boot");
-    let data = staging.join("data");
-    crate::files::create_private_dir(&boot)?;
-    crate::files::create_private_dir(&data)?;
-    let empty_root = staging.join("no-system");
-    crate::files::create_private_dir(&empty_root)?;
-    let net_opts = crate::net::NetOptions {
-        scan_wifis: false,
-        wifis: Vec::new(),
-        nwmgr_cfgs: opts.nwmgr_cfgs.clone(),
-        balena_os: false,
-    };
-    let collected = crate::net::collect(&Root::new(&empty_root), &net_opts)?;
-    crate::net::stage(&collected, &boot)?;
-    report.network = crate::net::report_entries(&collected);
-    if let Some(dt) = &opts.change_dt_to {
-        config.set_device_type(dt);
-    }
-    report.hostname = config.hostname().ok().flatten().map(str::to_string);
-    crate::files::write_private(&boot.join("config.json"), &config.to_bytes())?;
-    super::migrate::stage_backup(opts, &data, report)?;
-
-    // Write, checking as the image goes by.
-    let created = (!is_block && !target.exists()).then(|| RemoveOnDrop(target.clone()));
+/// A target file that does not exist yet is created (and removed again unless the run
+/// succeeds).
+fn create_target(target: &Path, is_block: bool) -> Result<Option<RemoveOnDrop>> {
+    let created = (!is_block && !target.exists()).then(|| RemoveOnDrop(target.to_path_buf()));
     if created.is_some() {
         OpenOptions::new()
             .create(true)
@@ -128,42 +138,64 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             .open(target)
             .ctx_path("creating", target)?;
     }
-    let o = FlashOptions {
-        limit: target_size,
-        ..Default::default()
+    Ok(created)
+}
+
+/// What was written: the flash statistics, the verified image and the file it came from.
+struct Written {
+    stats: FlashStats,
+    verified: Verified,
+    image: PathBuf,
+}
+
+/// Writes the image, checking it as it goes by. A flasher image is proven and its inner image
+/// extracted first (two passes), then that is written in one pass.
+fn write_image(
+    pass: Pass,
+    image_path: &Path,
+    target: &Path,
+    created: bool,
+    o: &FlashOptions,
+    vo: &VerifyOptions,
+) -> Result<Written> {
+    if let Some((stats, verified)) = pass.write(target, created, o, vo)? {
+        return Ok(Written {
+            stats,
+            verified,
+            image: image_path.to_path_buf(),
+        });
+    }
+    // The SHA-256 was of the file given, checked by `prepare`.
+    crate::info!(
+        "{} is a flasher image: verifying it and extracting its inner image",
+        image_path.display()
+    );
+    let image = verify::prepare(image_path, vo, 6)?;
+    let inner = VerifyOptions {
+        expected_sha256: None,
+        ..vo.clone()
     };
-    let (st, verified, written) = match pass.write(target, created.is_some(), &o, &vo)? {
-        Some((st, v)) => (st, v, image_path.clone()),
-        None => {
-            // A flasher image: prove it and extract its inner image (two passes), then write
-            // that in one pass. The SHA-256 was of the file given, checked by `prepare`.
-            crate::info!(
-                "{} is a flasher image: verifying it and extracting its inner image",
-                image_path.display()
-            );
-            let image = verify::prepare(image_path, &vo, 6)?;
-            let inner = VerifyOptions {
-                expected_sha256: None,
-                ..vo.clone()
-            };
-            match Pass::open(&image.image, &inner)?.write(target, created.is_some(), &o, &inner)? {
-                Some((st, v)) => (st, v, image.image),
-                None => {
-                    return Err(Error::new(
-                        "checking the image layout",
-                        image.image.display(),
-                        "the flasher image's inner image is itself a flasher image",
-                    ))
-                }
-            }
-        }
-    };
-    report.image = Some(verified.to_report(&written));
+    match Pass::open(&image.image, &inner)?.write(target, created, o, &inner)? {
+        Some((stats, verified)) => Ok(Written {
+            stats,
+            verified,
+            image: image.image,
+        }),
+        None => Err(Error::new(
+            "checking the image layout",
+            image.image.display(),
+            "the flasher image's inner image is itself a flasher image",
+        )),
+    }
+}
+
+fn report_written(report: &mut Report, target: &Path, w: Written) -> Result<()> {
+    report.image = Some(w.verified.to_report(&w.image));
     crate::info!(
         "wrote and verified {} MiB at {:.0} MB/s (read-back {:.1} s)",
-        st.bytes >> 20,
-        st.write_mb_per_s(),
-        st.verify_secs.unwrap_or(0.0)
+        w.stats.bytes >> 20,
+        w.stats.write_mb_per_s(),
+        w.stats.verify_secs.unwrap_or(0.0)
     );
     report.target = Some(Target {
         device: Some(target.display().to_string()),
@@ -171,34 +203,28 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         efi: false,
         secure_boot: false,
     });
+    Ok(())
+}
 
-    // Configure.
+/// Writes the payload onto the new disk; returns the files written ("boot/config.json", ...).
+fn configure_disk(target: &Path, staging: &Path, payload: &Payload) -> Result<Vec<String>> {
     let layout = configure::find_layout(target)?;
     let mut staged = Vec::new();
-    for f in configure::write_boot(target, &layout, &boot)? {
+    for f in configure::write_boot(target, &layout, &payload.boot)? {
         staged.push(format!("boot/{f}"));
     }
-    if std::fs::read_dir(&data)
+    if std::fs::read_dir(&payload.data)
         .map(|mut d| d.next().is_some())
         .unwrap_or(false)
     {
         let mp = staging.join("mnt-data");
         let files =
             configure::with_data_partition(target, &layout, Path::new("/dev"), &mp, |root| {
-                configure::copy_data(&data, root)
+                configure::copy_data(&payload.data, root)
             })?;
         staged.extend(files.into_iter().map(|f| format!("data/{f}")));
     }
-    report.staged_files = staged;
-    std::fs::remove_dir_all(&staging).ctx_path("cleaning", &staging)?;
-    if let Some(c) = created {
-        std::mem::forget(c);
-    }
-    crate::info!(
-        "{} is ready: balenaOS written, verified and configured",
-        target.display()
-    );
-    Ok(())
+    Ok(staged)
 }
 
 /// Removes a target file this run created, unless the run succeeded (then forgotten).

@@ -26,10 +26,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::plan::Stage2Plan;
 use crate::api::balena::Api;
 use crate::api::http::{Http, Tool};
 use crate::error::{Error, Result};
+use crate::stage2_plan::Stage2Plan;
 
 pub const MSG_OK: &str = "Update successful, rebooting";
 pub const MSG_FAILED: &str = "OS update failed";
@@ -66,15 +66,8 @@ pub fn client(plan: &Stage2Plan) -> Result<Http> {
             "stage 1 prepared no HTTP client",
         )
     })?;
-    let kind = crate::stage1::http_client::kind_from_name(&c.kind).ok_or_else(|| {
-        Error::new(
-            "calling the API",
-            "the stage 2 plan",
-            format!("unknown HTTP client '{}'", c.kind),
-        )
-    })?;
     let mut http = Http::with_tool(Tool {
-        kind,
+        kind: c.kind,
         program: c.program.clone(),
         pre_args: Vec::new(),
     });
@@ -134,11 +127,11 @@ pub fn run(plan: &Stage2Plan, succeeded: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stage2::plan::HttpClient;
+    use crate::stage2_plan::HttpClient;
 
     fn plan() -> Stage2Plan {
         let text = serde_json::json!({
-            "version": crate::stage2::plan::PLAN_VERSION,
+            "version": crate::stage2_plan::PLAN_VERSION,
             "flash_device": "/dev/vda", "image": "/image", "image_bytes": 1,
             "image_sha256": "00", "payload": "/payload", "old_root_device": null,
             "old_root_fs_type": null, "log_to": null, "log_level": "info", "pretend": false,
@@ -177,7 +170,7 @@ mod tests {
         let mut p = plan();
         assert!(client(&p).is_err());
         p.http_client = Some(HttpClient {
-            kind: "curl".into(),
+            kind: crate::api::http::ToolKind::Curl,
             program: "/usr/bin/curl".into(),
             lib_dirs: vec!["/lib/x86_64-linux-gnu".into(), "/opt/l".into()],
             ca_bundle: Some("/etc/ssl/certs/ca-certificates.crt".into()),
@@ -260,7 +253,7 @@ mod tests {
         let mut p = plan();
         p.api_endpoint = Some(format!("http://127.0.0.1:{port}"));
         p.http_client = Some(HttpClient {
-            kind: "curl".into(),
+            kind: crate::api::http::ToolKind::Curl,
             program: curl.into(),
             lib_dirs: Vec::new(),
             ca_bundle: None,

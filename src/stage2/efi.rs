@@ -12,7 +12,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::error::{Context, Error, Result};
-use crate::image::partition::{Partition, Table};
+use crate::formats::partition::{Partition, Table};
 
 /// EFI_GLOBAL_VARIABLE, as efivarfs spells it in file names.
 pub const GLOBAL_GUID: &str = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
@@ -220,7 +220,7 @@ pub fn add_boot_entry(efivars: &Path, option: &[u8]) -> Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::partition::Kind;
+    use crate::formats::partition::Kind;
 
     fn part() -> Partition {
         Partition {

@@ -17,8 +17,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::plan::{self, Stage2Plan};
 use crate::error::{Context, Error, Result};
+use crate::stage2_plan::{self as plan, Stage2Plan};
 use crate::sys::{mount as sm, power, process};
 
 /// PID 1 entry point.
@@ -88,9 +88,7 @@ fn console_log() {
 fn enter_ram_root() -> Result<Stage2Plan> {
     let ram = Path::new(plan::RAM_ROOT);
     let plan = Stage2Plan::load(&ram.join(plan::PLAN_FILE))?;
-    if let Some(l) = crate::log::Level::parse(&plan.log_level) {
-        crate::log::set_level(l);
-    }
+    crate::log::set_level(plan.log_level);
     if let Some(pid) = plan.stage1_pid {
         wait_for_stage1(pid, Duration::from_secs(30));
     }

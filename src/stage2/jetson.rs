@@ -24,12 +24,10 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Error, Result};
-use crate::image::ext4::Ext4;
-use crate::image::fslabel;
-use crate::image::partition::{self, Partition, Table};
+use crate::formats::ext4::Ext4;
+use crate::formats::fslabel;
+use crate::formats::partition::{self, Partition, Table};
 
-/// The boards with a boot flash outside the disk image.
-pub const BOARDS: &[&str] = &["jetson-xavier", "jetson-xavier-nx"];
 /// Largest blob accepted (the NX QSPI is 32 MiB; the AGX boot0 partition 4–8 MiB).
 pub const MAX_BLOB: u64 = 64 << 20;
 /// Most directory entries visited while searching rootA for the blob.
@@ -72,9 +70,9 @@ pub fn for_board(board: &str) -> Option<(Kind, &'static str)> {
 }
 
 /// Stage 2 entry, after the flash: nothing for other boards.
-pub fn after_flash(plan: &super::plan::Stage2Plan) -> Result<()> {
-    match plan.jetson.as_deref() {
-        Some(b) => write_boot_flash(b, &plan.flash_device, &Paths::system()),
+pub fn after_flash(plan: &crate::stage2_plan::Stage2Plan) -> Result<()> {
+    match plan.jetson {
+        Some(b) => write_boot_flash(b.id(), &plan.flash_device, &Paths::system()),
         None => Ok(()),
     }
 }
@@ -447,6 +445,8 @@ mod tests {
         assert!(erase_range(10, 32 << 20, 0).is_err());
         assert_eq!(for_board("jetson-xavier-nx").unwrap().0, Kind::Qspi);
         assert!(for_board("intel-nuc").is_none());
-        assert!(BOARDS.iter().all(|b| for_board(b).is_some()));
+        assert!(crate::stage2_plan::JetsonBoard::ALL
+            .iter()
+            .all(|b| for_board(b.id()).is_some()));
     }
 }

@@ -11,13 +11,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::configure;
 use super::kill;
-use super::plan::{self, Stage2Plan};
 use super::umount;
+use crate::configure;
 use crate::error::{Context, Error, Result};
 use crate::flash::{self, FlashOptions};
 use crate::probe::{block, mounts, Root};
+use crate::stage2_plan::{self as plan, LogFs, Stage2Plan};
 use crate::sys::mount as sm;
 
 /// Where things happened, to decide what a failure means for the disk.
@@ -54,9 +54,7 @@ pub fn run(after_death: bool) -> Result<()> {
         crate::log::set_console(Box::new(f));
     }
     let plan = Stage2Plan::load(&plan_path)?;
-    if let Some(l) = crate::log::Level::parse(&plan.log_level) {
-        crate::log::set_level(l);
-    }
+    crate::log::set_level(plan.log_level);
     if after_death {
         // `--stage2-failed`: stage 2 ended early (the worker died or was killed at the
         // deadline, or init failed after the pivot), so nobody was told. Do what the worker's
@@ -125,6 +123,25 @@ fn target_disk(plan: &Stage2Plan) -> Result<block::BlockDev> {
 }
 
 fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
+    stop_processes(plan)?;
+    let disk = unmount_old_system(plan)?;
+    plan.fault_point("before-flash")?;
+    if plan.pretend {
+        crate::info!(
+            "--pretend: not writing {}; the old OS boots again",
+            plan.flash_device.display()
+        );
+        save_log_in_old_root(plan, "pretend");
+        return Ok(());
+    }
+    *phase = Phase::Flashing;
+    write_image(plan, disk.size_bytes())?;
+    *phase = Phase::AfterFlash;
+    plan.fault_point("after-write")?;
+    configure_new_disk(plan)
+}
+
+fn stop_processes(plan: &Stage2Plan) -> Result<()> {
     crate::info!("stopping the processes of the old system");
     let r = kill::stop_all(&Root::system(), Duration::from_secs(5));
     crate::info!(
@@ -132,8 +149,12 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
         r.terminated,
         r.killed
     );
-    plan.fault_point("after-kill")?;
+    plan.fault_point("after-kill")
+}
 
+/// Unmounts everything below the old root; nothing on the target disk may stay writable.
+/// Returns the target disk.
+fn unmount_old_system(plan: &Stage2Plan) -> Result<block::BlockDev> {
     crate::info!("unmounting the old system");
     let old_root = format!("/{}", plan::OLD_ROOT);
     let disk = target_disk(plan)?;
@@ -148,18 +169,12 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
     );
     plan.fault_point("after-unmount")?;
     umount::ensure_no_writable(&read_mounts()?, &disk)?;
-    plan.fault_point("before-flash")?;
-    if plan.pretend {
-        crate::info!(
-            "--pretend: not writing {}; the old OS boots again",
-            plan.flash_device.display()
-        );
-        save_log_in_old_root(plan, "pretend");
-        return Ok(());
-    }
+    Ok(disk)
+}
 
-    *phase = Phase::Flashing;
-    let limit = disk.size_bytes();
+/// Writes the image onto the target disk (`limit` bytes), verified; a failed attempt is
+/// retried once.
+fn write_image(plan: &Stage2Plan, limit: u64) -> Result<()> {
     let mut last_err = None;
     for attempt in 1..=2 {
         if let Some(e) = &last_err {
@@ -219,12 +234,15 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
             Err(e) => last_err = Some(e),
         }
     }
-    if let Some(e) = last_err {
-        return Err(e);
+    match last_err {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
+}
 
-    *phase = Phase::AfterFlash;
-    plan.fault_point("after-write")?;
+/// resin-boot (config.json, networks), the Jetson boot flash, the EFI entry, then resin-data
+/// (backup, log).
+fn configure_new_disk(plan: &Stage2Plan) -> Result<()> {
     let layout = configure::find_layout(&plan.flash_device)?;
     let payload = PathBuf::from(&plan.payload);
     let boot_files = configure::write_boot(&plan.flash_device, &layout, &payload.join("boot"))?;
@@ -348,14 +366,14 @@ fn save_log_to_device(plan: &Stage2Plan) {
     });
     let r = if let Err(e) = plan.fault_point("log-to") {
         Err(e)
-    } else if let (Some(mp), true) = (&still_mounted, l.fs_type == "vfat") {
+    } else if let (Some(mp), true) = (&still_mounted, l.fs_type == LogFs::Vfat) {
         // Writing the FAT directly under a mounted kernel vfat would corrupt it.
         Err(Error::new(
             "saving the log on",
             l.device.display(),
             format!("still mounted at {mp}"),
         ))
-    } else if l.fs_type == "vfat" {
+    } else if l.fs_type == LogFs::Vfat {
         std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -374,7 +392,7 @@ fn save_log_to_device(plan: &Stage2Plan) {
                 fat.flush()
             })
     } else {
-        sm::mount(Some(&l.device), mp, Some(&l.fs_type), 0, None)
+        sm::mount(Some(&l.device), mp, Some(l.fs_type.as_str()), 0, None)
             .ctx("mounting", l.device.display())
             .and_then(|()| {
                 let r = crate::files::write_private(&mp.join("stage2.log"), &log);

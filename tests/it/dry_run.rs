@@ -21,7 +21,7 @@ fn image_for(slug: &str, dir: &Path) -> PathBuf {
         .write(true)
         .open(&out)
         .unwrap();
-    let table = takeover::image::partition::read_table(&mut f).unwrap();
+    let table = takeover::formats::partition::read_table(&mut f).unwrap();
     let boot = table.partitions.iter().find(|p| p.index == 1).unwrap();
     let slice = takeover::fat::Slice::new(f, boot.start, boot.size).unwrap();
     let mut fat = takeover::fat::Fat::open(slice).unwrap();

@@ -1,14 +1,18 @@
-//! The stage 2 plan: everything stage 2 needs, written by stage 1 into the RAM root (0600).
+//! The stage 2 plan, the contract between the stages: everything stage 2 needs, written by
+//! stage 1 into the RAM root (0600), and the RAM root's layout both stages agree on.
 //!
 //! Stage 2 reads nothing else from the old system: no config.json, no work dir. The plan is
 //! versioned; a plan of another version is refused (and the device reboots into the old OS).
+//! This module names neither stage: stage 1 builds a [`Stage2Plan`], stage 2 loads it.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::http::ToolKind;
 use crate::error::{Error, Result};
+use crate::log::Level;
 
 pub const PLAN_VERSION: u32 = 1;
 
@@ -46,11 +50,76 @@ pub fn handover_requested() -> bool {
     Path::new(RAM_ROOT).join(HANDOVER_MARK).is_file()
 }
 
+/// Where stage 2 leaves its log (`--log-to`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogDevice {
     pub device: PathBuf,
-    /// "vfat" | "ext3" | "ext4"
-    pub fs_type: String,
+    pub fs_type: LogFs,
+}
+
+/// The filesystems stage 2 can leave its log on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFs {
+    Vfat,
+    Ext2,
+    Ext3,
+    Ext4,
+}
+
+impl LogFs {
+    /// A filesystem type as the kernel names it (`/proc/mounts`, blkid); `None` for others.
+    pub fn from_name(s: &str) -> Option<LogFs> {
+        Some(match s {
+            "vfat" => LogFs::Vfat,
+            "ext2" => LogFs::Ext2,
+            "ext3" => LogFs::Ext3,
+            "ext4" => LogFs::Ext4,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFs::Vfat => "vfat",
+            LogFs::Ext2 => "ext2",
+            LogFs::Ext3 => "ext3",
+            LogFs::Ext4 => "ext4",
+        }
+    }
+}
+
+impl std::fmt::Display for LogFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The Jetson boards whose boot flash stage 2 writes after the flash (reference-behaviour §13.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JetsonBoard {
+    /// AGX Xavier: the eMMC hardware boot partition.
+    #[serde(rename = "jetson-xavier")]
+    Xavier,
+    /// Xavier NX: the QSPI flash.
+    #[serde(rename = "jetson-xavier-nx")]
+    XavierNx,
+}
+
+impl JetsonBoard {
+    pub const ALL: [JetsonBoard; 2] = [JetsonBoard::Xavier, JetsonBoard::XavierNx];
+
+    /// The board of a device type id (`jetson-xavier`, `jetson-xavier-nx`); `None` for others.
+    pub fn from_id(id: &str) -> Option<JetsonBoard> {
+        Self::ALL.into_iter().find(|b| b.id() == id)
+    }
+
+    pub fn id(self) -> &'static str {
+        match self {
+            JetsonBoard::Xavier => "jetson-xavier",
+            JetsonBoard::XavierNx => "jetson-xavier-nx",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +139,8 @@ pub struct Stage2Plan {
     pub old_root_device: Option<PathBuf>,
     pub old_root_fs_type: Option<String>,
     pub log_to: Option<LogDevice>,
-    pub log_level: String,
+    #[serde(with = "level_name")]
+    pub log_level: Level,
     pub pretend: bool,
     pub efi_setup: bool,
     pub fallback_log: bool,
@@ -84,7 +154,8 @@ pub struct Stage2Plan {
     pub uuid: Option<String>,
     /// Seconds the whole of stage 2 may take before PID 1 gives up and reboots.
     pub deadline_secs: u64,
-    /// Test-only fault injection point (ignored unless built with the fault-injection feature).
+    /// Test-only fault injection spec, see [`crate::fault`] (ignored unless built with the
+    /// fault-injection feature).
     #[serde(default)]
     pub fault: Option<String>,
     /// Stage 1's process: PID 1 waits (bounded) for it to exit before the pivot, so that its
@@ -95,17 +166,17 @@ pub struct Stage2Plan {
     /// copied into the RAM root by stage 1; `None` when no call is needed.
     #[serde(default)]
     pub http_client: Option<HttpClient>,
-    /// `jetson-xavier` or `jetson-xavier-nx`: the new image's boot blob is written to the
-    /// board's boot flash after the flash (reference-behaviour §13.1).
+    /// The new image's boot blob is written to this board's boot flash after the flash.
     #[serde(default)]
-    pub jetson: Option<String>,
+    pub jetson: Option<JetsonBoard>,
 }
 
 /// Where the HTTP client is inside the RAM root (the same paths as on the old system).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpClient {
-    /// "curl" | "wget"
-    pub kind: String,
+    /// "curl" | "wget" | "busybox" in the file.
+    #[serde(with = "tool_name")]
+    pub kind: ToolKind,
     pub program: PathBuf,
     /// Its libraries' directories: `LD_LIBRARY_PATH` (the RAM root has no ld.so.cache).
     pub lib_dirs: Vec<PathBuf>,
@@ -148,78 +219,54 @@ impl Stage2Plan {
 
     /// Is fault `name` injected? Always false in builds without the `fault-injection` feature.
     pub fn fault(&self, name: &str) -> bool {
-        cfg!(feature = "fault-injection") && self.fault.as_deref() == Some(name)
+        crate::fault::named(self.fault.as_deref(), name)
     }
 
-    /// A stage 2 fault point (see [`inject`]): `Ok` unless this plan's fault names `point`.
+    /// A stage 2 fault point (see [`crate::fault::point`]): `Ok` unless this plan's fault
+    /// names `point`.
     pub fn fault_point(&self, point: &str) -> Result<()> {
-        inject(self.fault.as_deref(), point)
+        crate::fault::point(self.fault.as_deref(), point)
     }
 }
 
-// ------------------------------------------------------------------------- fault injection
-//
-// Test-only (cargo feature `fault-injection`, built apart from the release binary by
-// `make vm-fault-binary`). Stage 1 reads `TAKEOVER_FAULT=<spec>` and puts it into the plan for
-// stage 2. `<spec>` is a fault point name (that step fails with an error, which the normal
-// failure path handles), `hang:<point>` (the process sleeps there forever: the stage 2
-// deadline must end it) or `panic:<point>` (the process panics there). Without the feature
-// every check is a constant `false`/`Ok(())`.
-//
-// Stage 1 points, in order: after-image, after-network, after-backup, after-checks,
-// after-swapoff, after-ram-root, after-plan, after-bind, reexec (the re-exec command fails).
-// Stage 2 points: after-pivot (init), supervise (init, with the watchdog open, before the
-// worker starts), after-kill, after-unmount, before-flash, flash (first write attempt fails),
-// flash-always (both fail), mid-flash (hang:/panic: only, at half the image), after-write,
-// after-flash (resin-boot configured), efi, data, log-to.
-
-/// Acts on fault `spec` at fault point `point`.
-pub fn inject(spec: Option<&str>, point: &str) -> Result<()> {
-    if !cfg!(feature = "fault-injection") {
-        return Ok(());
+/// The HTTP tool's name in the plan file.
+pub fn tool_kind_name(k: ToolKind) -> &'static str {
+    match k {
+        ToolKind::Curl => "curl",
+        ToolKind::GnuWget => "wget",
+        ToolKind::BusyboxWget => "busybox",
     }
-    let Some(spec) = spec else { return Ok(()) };
-    if spec == point {
-        return Err(Error::new("fault injection", point, "injected failure"));
-    }
-    if spec.strip_prefix("hang:") == Some(point) {
-        crate::error!("fault injection: hanging at {point}");
-        loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
-        }
-    }
-    if spec.strip_prefix("panic:") == Some(point) {
-        // Deliberate: the panic path is what this fault tests (test builds only).
-        panic!("fault injection: injected panic at {point}");
-    }
-    Ok(())
 }
 
-/// Stage 1's twin of [`Stage2Plan::fault`]: is `TAKEOVER_FAULT` exactly `point`?
-pub fn fault_env(point: &str) -> bool {
-    cfg!(feature = "fault-injection") && fault_spec().as_deref() == Some(point)
+mod tool_name {
+    use super::ToolKind;
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(k: &ToolKind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(super::tool_kind_name(*k))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ToolKind, D::Error> {
+        let name = String::deserialize(d)?;
+        [ToolKind::Curl, ToolKind::GnuWget, ToolKind::BusyboxWget]
+            .into_iter()
+            .find(|k| super::tool_kind_name(*k) == name)
+            .ok_or_else(|| D::Error::custom(format!("unknown HTTP client '{name}'")))
+    }
 }
 
-/// A stage 1 fault point: `Ok` unless `TAKEOVER_FAULT` names `point` (see [`inject`]).
-pub fn fault_point(point: &str) -> Result<()> {
-    inject(fault_spec().as_deref(), point)
-}
+mod level_name {
+    use super::Level;
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
 
-/// `TAKEOVER_FAULT`, read only in builds with the feature.
-pub fn fault_spec() -> Option<String> {
-    std::env::var("TAKEOVER_FAULT")
-        .ok()
-        .filter(|_| cfg!(feature = "fault-injection"))
-}
+    pub fn serialize<S: Serializer>(l: &Level, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&l.as_str().to_ascii_lowercase())
+    }
 
-/// Stage 2's deadline: `default`, or `TAKEOVER_DEADLINE` seconds in builds with the feature
-/// (so that a hang scenario ends in a minute, not an hour).
-pub fn deadline_secs(default: u64) -> u64 {
-    std::env::var("TAKEOVER_DEADLINE")
-        .ok()
-        .filter(|_| cfg!(feature = "fault-injection"))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
+        let name = String::deserialize(d)?;
+        Level::parse(&name).ok_or_else(|| D::Error::custom(format!("unknown log level '{name}'")))
+    }
 }
 
 #[cfg(test)]
@@ -237,7 +284,7 @@ mod tests {
             old_root_device: Some("/dev/vda1".into()),
             old_root_fs_type: Some("ext4".into()),
             log_to: None,
-            log_level: "info".into(),
+            log_level: Level::Info,
             pretend: false,
             efi_setup: true,
             fallback_log: false,
@@ -252,7 +299,7 @@ mod tests {
             fault: Some("before-flash".into()),
             stage1_pid: Some(4242),
             http_client: Some(HttpClient {
-                kind: "curl".into(),
+                kind: ToolKind::Curl,
                 program: "/usr/bin/curl".into(),
                 lib_dirs: vec!["/lib/x86_64-linux-gnu".into()],
                 ca_bundle: None,
@@ -273,27 +320,32 @@ mod tests {
         assert!(e.to_string().contains("version 99"), "{e}");
         // Fault injection is off unless the feature is built in.
         assert_eq!(p.fault("before-flash"), cfg!(feature = "fault-injection"));
+        let on = cfg!(feature = "fault-injection");
+        assert_eq!(p.fault_point("before-flash").is_err(), on);
+        assert!(p.fault_point("after-flash").is_ok());
     }
 
     #[test]
-    fn fault_points_fail_only_where_named_and_only_with_the_feature() {
-        let on = cfg!(feature = "fault-injection");
-        assert!(inject(None, "after-kill").is_ok());
-        assert!(inject(Some("after-unmount"), "after-kill").is_ok());
-        // hang:/panic: of another point do nothing here.
-        assert!(inject(Some("hang:mid-flash"), "after-kill").is_ok());
-        assert!(inject(Some("panic:mid-flash"), "after-kill").is_ok());
-        let r = inject(Some("after-kill"), "after-kill");
-        assert_eq!(r.is_err(), on);
-        if let Err(e) = r {
-            assert!(e.to_string().contains("injected failure"), "{e}");
-        }
-        let p = sample();
-        assert_eq!(p.fault_point("before-flash").is_err(), on);
-        assert!(p.fault_point("after-flash").is_ok());
-        if !on {
-            // Without the feature the environment is never read.
-            assert_eq!(deadline_secs(3600), 3600);
-        }
+    fn typed_fields_keep_their_names_in_the_file() {
+        let mut p = sample();
+        p.jetson = Some(JetsonBoard::XavierNx);
+        p.log_to = Some(LogDevice {
+            device: "/dev/sdb1".into(),
+            fs_type: LogFs::Vfat,
+        });
+        let v: serde_json::Value = serde_json::from_slice(&p.to_json()).unwrap();
+        assert_eq!(v["jetson"], "jetson-xavier-nx");
+        assert_eq!(v["log_level"], "info");
+        assert_eq!(v["http_client"]["kind"], "curl");
+        assert_eq!(v["log_to"]["fs_type"], "vfat");
+        let mut bad = v.clone();
+        bad["http_client"]["kind"] = "lynx".into();
+        let e = Stage2Plan::parse(bad.to_string().as_bytes(), Path::new("plan.json")).unwrap_err();
+        assert!(e.to_string().contains("unknown HTTP client 'lynx'"), "{e}");
+        assert_eq!(
+            JetsonBoard::from_id("jetson-xavier"),
+            Some(JetsonBoard::Xavier)
+        );
+        assert_eq!(JetsonBoard::from_id("jetson-nano"), None);
     }
 }

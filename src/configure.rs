@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Error, Result};
 use crate::fat::{Fat, Slice};
-use crate::image::fslabel;
-use crate::image::partition::{self, Partition, PartitionTable, Table};
+use crate::formats::fslabel;
+use crate::formats::partition::{self, Partition, PartitionTable, Table};
 use crate::sys::{loopdev::Loop, mount as sm};
 
 /// The partitions of a balenaOS disk that takeover writes to.
