@@ -19,6 +19,10 @@
 # p6 data (ext4), a 4 MiB gap before each logical partition. GPT: the same five partitions as
 # p1..p5 with partition names. Flasher: labels flash-boot, flash-rootA, ... and rootA carries
 # /opt/balena-image-<machine>.balenaos-img, the raw inner (MBR) image.
+# Raspberry Pi device types (raspberry*, e.g. raspberrypi3-64, raspberry-pi2): resin-boot holds
+# config.txt, cmdline.txt, bootcode.bin, start.elf, fixup.dat, kernel8.img (64-bit) or
+# kernel7.img, device trees and overlays/ instead of EFI/BOOT; device-type.json's arch is
+# aarch64 / armv7hf.
 set -euo pipefail
 
 VARIANT=mbr
@@ -50,9 +54,21 @@ if [ -z "$MACHINE" ]; then
         genericx86-64-ext|intel-nuc) MACHINE=genericx86-64 ;;
         raspberrypi4-64) MACHINE=raspberrypi4-64 ;;
         raspberrypi3) MACHINE=raspberrypi3 ;;
+        raspberry-pi2) MACHINE=raspberrypi2 ;;
+        raspberry-pi) MACHINE=raspberrypi ;;
         *) MACHINE=$DT ;;
     esac
 fi
+# Raspberry Pi types: resin-boot holds the Pi firmware's files (config.txt, cmdline.txt, the
+# kernel and device trees) instead of an EFI loader, like balenaOS's Raspberry Pi images.
+PI=0 ARCH=amd64
+case $DT in
+    raspberry*) PI=1; ARCH=armv7hf ;;
+esac
+case $DT in
+    raspberry-pi) ARCH=rpi ;;
+    raspberry*-64) ARCH=aarch64 ;;
+esac
 for t in mkfs.vfat mcopy mmd mkfs.ext4 sfdisk python3; do
     command -v $t >/dev/null || { echo "mkimage: $t not found (tests/vm/deps.sh installs it)" >&2; exit 1; }
 done
@@ -101,12 +117,12 @@ build_image() {
     local starts=($s1 $s2 $s3 $s5 $s6) sizes=($boot_mb $x $x 4 $d)
 
     # --- resin-boot (FAT16)
-    dir=$TMP/$lp-boot.d; mkdir -p "$dir/system-connections" "$dir/system-proxy" "$dir/EFI/BOOT" "$dir/splash"
+    dir=$TMP/$lp-boot.d; mkdir -p "$dir/system-connections" "$dir/system-proxy" "$dir/splash"
     cat >"$dir/device-type.json" <<J
 {
   "slug": "$DT",
   "name": "Fake $DT",
-  "arch": "amd64",
+  "arch": "$ARCH",
   "state": "RELEASED",
   "yocto": {"machine": "$MACHINE", "image": "balena-image", "fstype": "balenaos-img", "deployArtifact": "balena-image-$MACHINE.balenaos-img"},
   "options": [],
@@ -130,7 +146,25 @@ J
     printf 'Sample NetworkManager keyfile location (files ending in .ignore are skipped)\n' \
         >"$dir/system-connections/resin-sample.ignore"
     printf 'Proxy configuration for redsocks goes here\n' >"$dir/system-proxy/README.ignore"
-    filler "$dir/EFI/BOOT/bootx64.efi" "efi-$VERSION" 262144
+    if [ "$PI" = 1 ]; then
+        local kimg=kernel7.img
+        [ "$ARCH" = aarch64 ] && kimg=kernel8.img
+        mkdir -p "$dir/overlays"
+        printf '%s\n' "# balenaOS config.txt" "arm_64bit=$([ "$ARCH" = aarch64 ] && echo 1 || echo 0)" \
+            "disable_splash=1" "dtparam=i2c_arm=on" "dtparam=spi=on" "dtparam=audio=on" \
+            "enable_uart=1" "gpu_mem=16" "avoid_warnings=1" >"$dir/config.txt"
+        echo "dwc_otg.lpm_enable=0 rootwait" >"$dir/cmdline.txt"
+        filler "$dir/bootcode.bin" "bootcode-$VERSION" 52480
+        filler "$dir/start.elf" "start-$VERSION" 131072
+        filler "$dir/fixup.dat" "fixup-$VERSION" 7314
+        filler "$dir/$kimg" "kernel-$VERSION" 262144
+        filler "$dir/bcm2710-rpi-3-b.dtb" "dtb3-$VERSION" 32768
+        filler "$dir/bcm2709-rpi-2-b.dtb" "dtb2-$VERSION" 32768
+        filler "$dir/overlays/dwc2.dtbo" "dwc2-$VERSION" 1024
+    else
+        mkdir -p "$dir/EFI/BOOT"
+        filler "$dir/EFI/BOOT/bootx64.efi" "efi-$VERSION" 262144
+    fi
     filler "$dir/splash/balena-logo.png" "logo" 16384
     (cd "$dir" && find . -type f ! -name '*.fingerprint' | sort | xargs md5sum) >"$dir/balenaos.fingerprint"
     local img=$TMP/$lp-boot.img

@@ -1528,6 +1528,13 @@ def m_log_to_fault(ctx):
     return f"migration complete, log-to failure on the console, log in resin-data; run {res['seconds']} s"
 
 
+# Raspberry Pi boards (issue 17): tests/vm/pi/scenarios_pi.py
+sys.path.insert(0, os.path.join(HERE, "pi"))
+import scenarios_pi  # noqa: E402
+
+scenarios_pi.register(sys.modules[__name__])
+
+
 # ------------------------------------------------------------------------------------ driver
 class Ctx:
     pass

@@ -35,10 +35,17 @@ vm-guests: vm-deps
 e2e: vm-deps vm-binary vm-fault-binary vm-guests
 	$(VM_PYTHON) $(VM_DIR)/scenarios.py --binary $(VM_BINARY) --fault-binary $(VM_FAULT_BINARY) $(E2E_ARGS)
 
+ifeq ($(BOARD),)
 demo: vm-deps vm-binary
 	$(VM_DIR)/build-guest.sh systemd
 	$(VM_PYTHON) $(VM_DIR)/demo.py --binary $(VM_BINARY) $(DEMO_ARGS)
+else
+demo: pi-demo
+endif
 
 vm-clean:
 	rm -rf $(VM_DIR)/out $(VM_DIR)/cache/guest-* $(VM_DIR)/cache/build-*
 	@if [ "$(VM_CLEAN_ALL)" = 1 ]; then rm -rf $(VM_DIR)/cache; fi
+
+# Raspberry Pi boards (issue 17): pi-guests, pi-fault-binary, the Pi scenarios, demo BOARD=pi3.
+include $(VM_DIR)/pi/pi.mk
