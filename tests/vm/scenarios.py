@@ -1528,6 +1528,10 @@ def m_log_to_fault(ctx):
     return f"migration complete, log-to failure on the console, log in resin-data; run {res['seconds']} s"
 
 
+import fleet  # noqa: E402 - issue 22: the Ansible fleet rollout (tests/vm/fleet.py)
+fleet.register(sys.modules[__name__])
+
+
 # ------------------------------------------------------------------------------------ driver
 class Ctx:
     pass
