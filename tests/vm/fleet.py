@@ -36,7 +36,8 @@ VENV = os.environ.get("ANSIBLE_VENV", os.path.join(ANSIBLE, ".venv"))
 # the dry run made.
 PLAY_PATHS = ("/var/lib/takeover-rollout", "/root/.ansible")
 SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "ConnectTimeout=10", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR"]
+            "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
+            "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR"]
 
 GUEST_RUN = """
 install -d -m 700 /root/.ssh
@@ -245,8 +246,26 @@ class Fleet:
     def report(self) -> list:
         d = os.path.join(self.dir, "fleet-report")
         S.check(os.path.isfile(os.path.join(d, "fleet.md")), "no fleet.md written")
+        for dp, _, fns in os.walk(d):
+            for fn in fns:
+                data = open(os.path.join(dp, fn), "rb").read()
+                for secret in (S.CONFIG["apiKey"], S.CONFIG["deviceApiKey"]):
+                    S.check(secret.encode() not in data, f"an API key is in the fleet report's {fn}")
         with open(os.path.join(d, "fleet.csv"), newline="") as f:
             return list(csv.DictReader(f))
+
+
+def play_made(snap_file: str, line: str) -> bool:
+    """A snapshot line that only shows the play's own traces: its directories (and the mtime
+    of their parents), the SSH session's runtime dir."""
+    if any(p in line for p in PLAY_PATHS):
+        return True
+    if snap_file == "mounts":
+        return line.startswith("/run/user/")
+    if snap_file == "tree":
+        path = line.split(" ", 1)[0]
+        return any(p.startswith(path + "/") for p in PLAY_PATHS)
+    return False
 
 
 def unchanged(fl: Fleet, host: str) -> None:
@@ -259,9 +278,8 @@ def unchanged(fl: Fleet, host: str) -> None:
         a = S.read(os.path.join(out, "snap-before", f))
         b = S.read(os.path.join(out, "snap-after", f))
         S.check(a is not None and b is not None, f"{host}: snapshot {f} missing")
-        keep = [ln for ln in (a.splitlines() + b.splitlines()) if not any(p in ln for p in PLAY_PATHS)]
-        la = {ln for ln in a.splitlines() if ln in keep}
-        lb = {ln for ln in b.splitlines() if ln in keep}
+        la = {ln for ln in a.splitlines() if not play_made(f, ln)}
+        lb = {ln for ln in b.splitlines() if not play_made(f, ln)}
         if la != lb:
             diffs.append(f"{f}: {sorted(la ^ lb)[:6]}")
     S.check(not diffs, f"{host}: state changed: " + "; ".join(diffs))
