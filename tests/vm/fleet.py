@@ -229,6 +229,15 @@ class Fleet:
         self.ssh(host, "cd /payload && . ./lib.sh && snap after && sync")
         self.ssh(host, "systemctl --no-block poweroff", check=False)
 
+    def end_unchanged(self):
+        """Power both guests off and check that neither was changed (see unchanged())."""
+        for h in HOSTS:
+            self.power_off(h)
+        self.wait(300)
+        for h in HOSTS:
+            S.vm_ok(self.results[h])
+            unchanged(self, h)
+
     def wait(self, timeout=900):
         end = time.time() + timeout
         for t in self.threads:
@@ -317,11 +326,7 @@ def survey(ctx):
         for h in HOSTS:
             mode = fl.ssh(h, "stat -c %a /var/lib/takeover-rollout/config.json", capture=True).strip()
             S.check(mode == "600", f"{h}: config.json has mode {mode}")
-            fl.power_off(h)
-        fl.wait(300)
-        for h in HOSTS:
-            S.vm_ok(fl.results[h])
-            unchanged(fl, h)
+        fl.end_unchanged()
     finally:
         fl.close()
     md = open(os.path.join(fl.dir, "fleet-report", "fleet.md")).read()
@@ -387,12 +392,7 @@ def stop_on_failure(ctx):
         S.check(a["ready"] == "yes" and b["ready"] == "no", f"ready: {a['ready']}, {b['ready']}")
         S.check(b["error"] or b["failing_checks"], f"{HOSTS[1]}: the report gives no reason")
         S.check(a["migration"] == "not started", f"{HOSTS[0]}: migration {a['migration']!r}")
-        for h in HOSTS:
-            fl.power_off(h)
-        fl.wait(300)
-        for h in HOSTS:
-            S.vm_ok(fl.results[h])
-            unchanged(fl, h)
+        fl.end_unchanged()
     finally:
         fl.close()
     why = (b["error"] or b["failing_checks"])[:120]
