@@ -16,6 +16,9 @@ reboot, the test bed tells the mock that the device is online (POST /__mock/devi
   fleet-stop-on-failure   the second host's dry run fails (a corrupt image): the rollout stops
                           before any migration, the fleet report says which host and why, and
                           neither host is changed
+  fleet-stop-on-migration-failure
+                          the first wave's host migrates but never comes online: the play stops
+                          after the timeout, the report says so, the second host is untouched
 """
 import csv
 import json
@@ -121,6 +124,7 @@ class Fleet:
         self.ended: dict = {}
         self.threads = []
         self.migrate = migrate
+        self.never_online: set = set()  # hosts the test bed does not set online after the reboot
         self.mock = None
 
     def start(self):
@@ -163,7 +167,7 @@ class Fleet:
         self.ended[host] = time.time()
         # A migrated guest reboots at the end of stage 2 (QEMU exits, -no-reboot): from now on
         # its balenaOS counts as online.
-        if self.migrate and res.get("end") == "reboot":
+        if self.migrate and res.get("end") == "reboot" and host not in self.never_online:
             try:
                 api(self.mock_port, "POST", "/__mock/devices", {"uuid": uuid_of(host), "is_online": True})
             except OSError:
@@ -399,6 +403,38 @@ def stop_on_failure(ctx):
     return f"rollout stopped before any migration (play {secs:.0f} s); {HOSTS[1]}: {why!r}; both guests unchanged"
 
 
+def stop_on_migration_failure(ctx):
+    """The first wave's host migrates but never comes online (the test bed does not tell the
+    mock): the play gives up after takeover_online_timeout, the fleet report says so, and the
+    second wave's host stays untouched."""
+    fl = Fleet(ctx, "fleet-stop-on-migration-failure", migrate=True)
+    fl.never_online.add(HOSTS[0])
+    _, man = S.image("mbr", 64)
+    try:
+        fl.start()
+        rc, out, secs = fl.play(fl.inventory({HOSTS[0]: {"takeover_online_timeout": 60}}))
+        S.check(rc != 0, "ansible-playbook succeeded although the first host never came online")
+        starts = [h for t, h in tasks_in_order(out) if t.startswith("Start takeover detached")]
+        S.check(starts == [HOSTS[0]], f"migrations started on {starts} (expected only {HOSTS[0]})")
+        rows = fl.report()
+        a, b = rows
+        S.check(a["migration"] == "failed" and "not online within 60 s" in a["migration_detail"],
+                f"{HOSTS[0]}: {a['migration']!r} {a['migration_detail']!r}")
+        S.check(b["ready"] == "yes" and b["migration"] == "not started", f"{HOSTS[1]}: {b['migration']!r}")
+        fl.wait(600)
+        res = fl.results[HOSTS[0]]
+        S.vm_ok(res, "reboot")
+        S.assert_migrated(res, res["root_disk"], man, GUEST)
+        fl.power_off(HOSTS[1])
+        fl.wait(300)
+        S.vm_ok(fl.results[HOSTS[1]])
+        unchanged(fl, HOSTS[1])
+    finally:
+        fl.close()
+    return (f"{HOSTS[0]} migrated but not online in 60 s: rollout stopped (play {secs:.0f} s), "
+            f"report: {a['migration_detail']!r}; {HOSTS[1]} untouched")
+
+
 def register(mod) -> None:
     """Adds the fleet scenarios to scenarios.py (mod: that module)."""
     global S
@@ -408,3 +444,4 @@ def register(mod) -> None:
     S.scenario("fleet-survey")(survey)
     S.scenario("fleet-rollout", needs="stage2")(rollout)
     S.scenario("fleet-stop-on-failure")(stop_on_failure)
+    S.scenario("fleet-stop-on-migration-failure", needs="stage2")(stop_on_migration_failure)
