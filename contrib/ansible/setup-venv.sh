@@ -1,7 +1,8 @@
 #!/bin/sh
 # Create (or update) the controller's virtual environment with the pinned ansible-core and
 # ansible-lint from PyPI: contrib/ansible/setup-venv.sh [VENV_DIR]  (default contrib/ansible/.venv)
-# Needs python3 with the venv module (Debian: python3-venv) and network access to PyPI.
+# Needs python3 (3.11 or newer; PYTHON=... picks another) with the venv module (Debian:
+# python3-venv) and network access to PyPI.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 VENV=${1:-${ANSIBLE_VENV:-$HERE/.venv}}
@@ -11,7 +12,7 @@ if [ -x "$VENV/bin/ansible-playbook" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$wa
     echo "ansible venv is up to date ($VENV)"
     exit 0
 fi
-python3 -m venv "$VENV"
+${PYTHON:-python3} -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
 echo "$want" >"$STAMP"
 "$VENV/bin/ansible-playbook" --version | head -n1
