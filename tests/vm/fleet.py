@@ -21,6 +21,7 @@ reboot, the test bed tells the mock that the device is online (POST /__mock/devi
                           after the timeout, the report says so, the second host is untouched
 """
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -85,7 +86,6 @@ def cargo_version() -> str:
 
 def make_dist(d: str, binary: str) -> str:
     """A release directory as `make release` writes it, with the x86_64 binary under test."""
-    import hashlib
     os.makedirs(d, exist_ok=True)
     name = f"takeover-{cargo_version()}-x86_64-unknown-linux-musl"
     shutil.copy(binary, os.path.join(d, name))
@@ -96,7 +96,6 @@ def make_dist(d: str, binary: str) -> str:
 
 
 def uuid_of(host: str) -> str:
-    import hashlib
     return hashlib.md5(f"takeover-test:{host}".encode()).hexdigest()
 
 
