@@ -8,6 +8,9 @@ Endpoints (see ../../shared/spec/reference-behaviour.md section 4, and README.md
   GET   /v6/device_type?$select=...    {"d":[{"contract": {...}}]} or {"d":[{"id": N}]}
   POST  /download                      the image file for {deviceType, version}; Range supported
   PATCH /v6/device(uuid='...')         200 "OK"; the body is recorded
+  GET   /v6/device?$filter=uuid eq '..' {"d":[{"uuid": U, "is_online": B}]} ({"d":[]} if unknown)
+  POST  /__mock/devices                set devices' state: {"uuid": U, "is_online": B} (or a list)
+  GET   /__mock/devices                every known device and its state
   POST  /__mock/faults                 add faults (a JSON object or a list of them)
   POST  /__mock/reset                  drop all faults and recorded requests
   GET   /__mock/requests               every recorded request as a JSON list
@@ -56,6 +59,7 @@ class State:
         self.device_types = device_types
         self.faults = []
         self.requests = []
+        self.devices = {}  # uuid -> {"uuid", "is_online"} (fleet rollout: wait for online)
         self.lock = threading.Lock()
         self.record_file = open(record_path, "a", encoding="utf-8") if record_path else None
 
@@ -185,6 +189,20 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.faults.clear()
                 self.state.requests.clear()
             return self.send_json(200, {"reset": True})
+        if path == "/__mock/devices":
+            if method == "POST":
+                try:
+                    items = json.loads(body or b"null")
+                    items = items if isinstance(items, list) else [items]
+                    with self.state.lock:
+                        for d in items:
+                            self.state.devices[str(d["uuid"])] = {
+                                "uuid": str(d["uuid"]), "is_online": bool(d.get("is_online"))}
+                except (ValueError, TypeError, KeyError) as e:
+                    return self.send_json(400, {"error": "bad device: %s" % e})
+            with self.state.lock:
+                devs = sorted(self.state.devices.values(), key=lambda d: d["uuid"])
+            return self.send_json(200, devs)
         if method == "GET" and path == "/__mock/requests":
             with self.state.lock:
                 reqs = list(self.state.requests)
@@ -214,6 +232,12 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"d": [{"contract": dt["contract"]}]})
         if method == "POST" and path == "/download":
             return self.download(body, fault)
+        if method == "GET" and path == "/v6/device":
+            uuid = slug_from_filter(query.get("$filter", [""])[0], r"uuid eq '([0-9a-fA-F]+)'")
+            with self.state.lock:
+                dev = self.state.devices.get(uuid or "")
+                found = [dict(dev)] if dev else []
+            return self.send_json(200, {"d": found})
         if method == "PATCH" and re.fullmatch(r"/v6/device\(uuid='[0-9a-fA-F]+'\)", path):
             try:
                 json.loads(body)
@@ -342,6 +366,8 @@ def main():
     p.add_argument("--flasher", action="append", help="SLUG whose contract says flasher")
     p.add_argument("--image", action="append", help="SLUG[@VERSION]=PATH (repeatable)")
     p.add_argument("--fault", action="append", default=[], help="a fault as JSON (repeatable)")
+    p.add_argument("--device", action="append", default=[],
+                   help="UUID of a registered device, offline until POST /__mock/devices")
     p.add_argument("--record", help="append every request as a JSON line to this file")
     p.add_argument("--max-seconds", type=float, default=600)
     args = p.parse_args()
@@ -349,6 +375,8 @@ def main():
     state = State(args.api_key, load_device_types(args), args.record)
     for f in args.fault:
         state.add_faults(json.loads(f))
+    for uuid in args.device:
+        state.devices[uuid] = {"uuid": uuid, "is_online": False}
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     server.state = state

@@ -14,6 +14,8 @@ PKGS=(
     ovmf              # EFI firmware for the EFI scenario
     python3           # runner, inspector, scenarios, relay (stdlib only)
     busybox-static    # tools for payload scripts
+    python3-venv      # fleet scenarios: the Ansible controller's venv (contrib/ansible)
+    openssh-client    # fleet scenarios: ssh, ssh-keygen
     gzip
     xz-utils
     ca-certificates

@@ -196,9 +196,11 @@ def classify_end(text: str, timed_out: bool, rc) -> str:
 def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: bool = False,
            mock_cmd=None, efi: bool = False, extra_disk_mb: int = 0, payload_fs: str = "ext4",
            reuse_disk: bool = False, accel: str = "", mem_mb: int = 1024,
-           append: str = "", disk: str = "") -> dict:
+           append: str = "", disk: str = "", hostfwd=(), mock_port: int = 0) -> dict:
     """Boots `guest`; `disk` boots that (already used) root disk instead of a fresh overlay,
-    e.g. to see whether the old OS comes back after a run."""
+    e.g. to see whether the old OS comes back after a run. `hostfwd`: (host port, guest port)
+    pairs forwarded from 127.0.0.1 (e.g. SSH); `mock_port`: a mock API already listening on that
+    loopback port (shared by several guests) instead of starting `mock_cmd`."""
     gd = guest_dir(guest)
     base = os.path.join(gd, "base.qcow2")
     for f in ("base.qcow2", "vmlinuz", "initrd.img", "cmdline"):
@@ -265,6 +267,10 @@ def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: boo
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_port(port, mock)
         netdev += f",guestfwd=tcp:10.0.2.100:80-cmd:/usr/bin/python3 {RELAY} {port}"
+    elif mock_port:
+        netdev += f",guestfwd=tcp:10.0.2.100:80-cmd:/usr/bin/python3 {RELAY} {mock_port}"
+    for host_port, guest_port in hostfwd:
+        netdev += f",hostfwd=tcp:127.0.0.1:{host_port}-:{guest_port}"
     q += ["-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
           "-chardev", "stdio,id=s0,signal=off", "-serial", "chardev:s0"]
     with open(os.path.join(out, "qemu-cmdline.txt"), "w") as f:

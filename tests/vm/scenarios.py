@@ -1534,6 +1534,9 @@ import scenarios_pi  # noqa: E402
 
 scenarios_pi.register(sys.modules[__name__])
 
+import fleet  # noqa: E402 - issue 22: the Ansible fleet rollout (tests/vm/fleet.py)
+fleet.register(sys.modules[__name__])
+
 
 # ------------------------------------------------------------------------------------ driver
 class Ctx:
