@@ -420,7 +420,8 @@ def stop_on_migration_failure(ctx):
         S.check(a["migration"] == "failed" and "not online within 60 s" in a["migration_detail"],
                 f"{HOSTS[0]}: {a['migration']!r} {a['migration_detail']!r}")
         S.check(b["ready"] == "yes" and b["migration"] == "not started", f"{HOSTS[1]}: {b['migration']!r}")
-        fl.wait(600)
+        fl.threads[0].join(timeout=600)  # the first host's guest ends with stage 2's reboot
+        S.check(HOSTS[0] in fl.results, f"{HOSTS[0]} did not reboot")
         res = fl.results[HOSTS[0]]
         S.vm_ok(res, "reboot")
         S.assert_migrated(res, res["root_disk"], man, GUEST)

@@ -110,7 +110,8 @@ class FleetReport(unittest.TestCase):
             with open(os.path.join(d, "hosts", "dev-c.json"), "w") as f:  # no report fetched
                 json.dump({"host": "dev-c", "dry_run_rc": "2", "dry_run_stderr": ["usage error"]}, f)
             md = fleet_report.build(d)
-            rows = list(csv.DictReader(open(os.path.join(d, "fleet.csv"))))
+            with open(os.path.join(d, "fleet.csv"), newline="") as f:
+                rows = list(csv.DictReader(f))
         self.assertEqual([r["host"] for r in rows], ["dev-a", "dev-b", "dev-c"])
         a, b, c = rows
         self.assertEqual((a["ready"], a["migration"]), ("yes", "online"))
