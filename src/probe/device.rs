@@ -635,8 +635,14 @@ mod tests {
         assert!(compatibility(get("rpi3"), "raspberrypi3", false).is_yes());
         // Every 64-bit Pi type on the boards that run it (issue 17).
         for id in ["rpi3", "rpi3bplus", "rpi3aplus", "rpicm3"] {
-            assert!(compatibility(get(id), "raspberrypi3", false).is_yes(), "{id}");
-            assert!(compatibility(get(id), "raspberrypi3-64", false).is_yes(), "{id}");
+            assert!(
+                compatibility(get(id), "raspberrypi3", false).is_yes(),
+                "{id}"
+            );
+            assert!(
+                compatibility(get(id), "raspberrypi3-64", false).is_yes(),
+                "{id}"
+            );
         }
         // ... and only on those: a Pi 2 (BCM2836) and a Pi 4 refuse the Pi 3 64-bit type.
         assert!(matches!(
