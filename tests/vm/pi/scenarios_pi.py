@@ -81,6 +81,7 @@ def run_template() -> str:
 
 WRONG = """
 say "wrong fleet: takeover with a {wrong} config.json and image (must be refused)"
+mkdir -p /payload/out/wrong
 ./takeover --no-ack --no-api-check --no-vpn-check -c /payload/config-wrong.json -i /payload/wrong.img.gz -w /payload/out/wrong \\
     --report /payload/out/wrong-report.json >"$OUT/wrong.log" 2>&1
 echo $? >"$OUT/wrong.rc"
