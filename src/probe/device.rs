@@ -19,8 +19,10 @@
 //!
 //! Compatibility keeps the reference rules (reference-behaviour §6.3) and extends them to the
 //! newer boards. A few pairings are *known to boot but not a supported pairing*: those are
-//! accepted only with `--no-dt-check` (e.g. a 64-bit `raspberrypi3-64` fleet on a Pi 3, as
-//! in the reference). `generic-amd64` is a GPT image that boots only through UEFI: on a machine
+//! accepted only with `--no-dt-check` (e.g. a `raspberrypi4-64` image on a Pi 400). Every
+//! 64-bit Raspberry Pi type is accepted on the boards that run it: balenaOS publishes
+//! `raspberrypi3-64` for the whole Pi 3 family (3 B, 3 B+, 3 A+, CM3), so those boards take it
+//! like `raspberrypi3` (the reference refused it without `--no-dt-check`). `generic-amd64` is a GPT image that boots only through UEFI: on a machine
 //! that booted in legacy BIOS mode it is refused (use `genericx86-64-ext` or `intel-nuc`).
 #![forbid(unsafe_code)]
 
@@ -56,10 +58,8 @@ pub struct Board {
     pub efi_only_slugs: &'static [&'static str],
 }
 
-const PI3_64: (&str, &str) = (
-    "raspberrypi3-64",
-    "a 64-bit (raspberrypi3-64) fleet on a Raspberry Pi 3 is not a supported pairing",
-);
+/// The device types of the Pi 3 family: 32-bit and 64-bit balenaOS both boot on every Pi 3.
+const PI3_SLUGS: &[&str] = &["raspberrypi3", "raspberrypi3-64"];
 
 const fn pi(
     id: &'static str,
@@ -179,8 +179,8 @@ pub static BOARDS: &[Board] = &[
         &["Raspberry Pi 3 Model B"],
         &["raspberrypi,3-model-b"],
         &[0x08],
-        &["raspberrypi3"],
-        &[PI3_64],
+        PI3_SLUGS,
+        &[],
     ),
     pi(
         "rpi3bplus",
@@ -188,8 +188,8 @@ pub static BOARDS: &[Board] = &[
         &["Raspberry Pi 3 Model B Plus", "Raspberry Pi 3 Model B+"],
         &["raspberrypi,3-model-b-plus"],
         &[0x0d],
-        &["raspberrypi3"],
-        &[PI3_64],
+        PI3_SLUGS,
+        &[],
     ),
     pi(
         "rpi3aplus",
@@ -197,8 +197,8 @@ pub static BOARDS: &[Board] = &[
         &["Raspberry Pi 3 Model A Plus", "Raspberry Pi 3 Model A+"],
         &["raspberrypi,3-model-a-plus"],
         &[0x0e],
-        &["raspberrypi3"],
-        &[PI3_64],
+        PI3_SLUGS,
+        &[],
     ),
     pi(
         "rpicm3",
@@ -209,8 +209,8 @@ pub static BOARDS: &[Board] = &[
         ],
         &["raspberrypi,3-compute-module"],
         &[0x0a, 0x10],
-        &["raspberrypi3"],
-        &[PI3_64],
+        PI3_SLUGS,
+        &[],
     ),
     pi(
         "rpi4",
@@ -633,9 +633,25 @@ mod tests {
     fn compatibility_rules() {
         let get = |id| by_id(id).unwrap();
         assert!(compatibility(get("rpi3"), "raspberrypi3", false).is_yes());
+        // Every 64-bit Pi type on the boards that run it (issue 17).
+        for id in ["rpi3", "rpi3bplus", "rpi3aplus", "rpicm3"] {
+            assert!(
+                compatibility(get(id), "raspberrypi3", false).is_yes(),
+                "{id}"
+            );
+            assert!(
+                compatibility(get(id), "raspberrypi3-64", false).is_yes(),
+                "{id}"
+            );
+        }
+        // ... and only on those: a Pi 2 (BCM2836) and a Pi 4 refuse the Pi 3 64-bit type.
         assert!(matches!(
-            compatibility(get("rpi3bplus"), "raspberrypi3-64", false),
-            Compat::OnlyWithOverride(w) if w.contains("64-bit")
+            compatibility(get("rpi2"), "raspberrypi3-64", false),
+            Compat::No(w) if w.contains("raspberry-pi2")
+        ));
+        assert!(matches!(
+            compatibility(get("rpi4"), "raspberrypi3-64", false),
+            Compat::No(w) if w.contains("raspberrypi4-64")
         ));
         assert!(compatibility(get("rpi4"), "raspberrypi4-64", false).is_yes());
         assert!(matches!(
