@@ -2,6 +2,8 @@
 //! derived from it.
 #![forbid(unsafe_code)]
 
+use crate::formats::le::{self, le32};
+
 use crate::error::{Error, Result};
 
 /// Which FAT variant a volume is, decided by its cluster count as the specification says.
@@ -66,12 +68,9 @@ impl Layout {
     }
 }
 
+/// The 16-bit field at `at`, widened: the BPB's counts are used as `u32`.
 fn le16(b: &[u8], at: usize) -> u32 {
-    u32::from(u16::from_le_bytes([b[at], b[at + 1]]))
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    u32::from(le::le16(b, at))
 }
 
 /// Parses the first sector of a partition. `object` names it in errors; `dev_len` is the size

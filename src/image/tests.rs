@@ -7,7 +7,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use super::verify::{scan, verify, Layout, VerifyOptions};
-use crate::formats::sha256::{hex, sha256};
+use crate::formats::hex::encode as hex;
+use crate::formats::sha256::sha256;
 
 const MIB: u64 = 1 << 20;
 

@@ -24,8 +24,9 @@ use std::time::Instant;
 use super::source::{open_image, ImageReader, HINT_REDOWNLOAD};
 use crate::error::{Context, Error, Result};
 use crate::formats::fslabel::{self, PROBE_BYTES};
+use crate::formats::hex;
 use crate::formats::partition::{is_extended, Kind, Partition, PartitionTable, TableScan};
-use crate::formats::sha256::{hex, parse_hex_digest, Sha256};
+use crate::formats::sha256::{parse_hex_digest, Sha256};
 
 /// Largest boot partition copied out for reading `device-type.json`.
 pub const MAX_BOOT_CAPTURE: u64 = 128 << 20;
@@ -458,7 +459,7 @@ fn spawn_sha(path: &Path, stop: Arc<AtomicBool>) -> thread::JoinHandle<std::io::
             };
             h.update(&buf[..n]);
         }
-        Ok(hex(&h.finish()))
+        Ok(hex::encode(&h.finish()))
     })
 }
 
