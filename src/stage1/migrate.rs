@@ -40,7 +40,7 @@ pub struct Prepared1 {
     pub network_bytes: u64,
     pub backup_bytes: u64,
     /// The HTTP client stage 2 needs for its API calls (none needed: `None`).
-    pub client: Option<super::http_client::ClientBundle>,
+    pub client: Option<super::client_bundle::ClientBundle>,
 }
 
 fn file_size(p: &Path) -> u64 {
@@ -245,14 +245,18 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     // 4b. stage 2's API calls: their HTTP client must be made whole in the RAM root. The
     // outcome is the check "stage2-client" (recorded after the others): a client that
     // cannot be made whole fails it, naming the missing file, before anything changes.
-    let client = if super::http_client::stage2_api_needed(
+    let client = if super::client_bundle::stage2_api_needed(
         opts.report_hup_progress,
         opts.change_dt_to.as_deref(),
         &config,
     )? {
         let https = config.api_endpoint()?.starts_with("https://");
         let forced = std::env::var("TAKEOVER_HTTP_TOOL").ok();
-        Some(super::http_client::resolve(&root, https, forced.as_deref()))
+        Some(super::client_bundle::resolve(
+            &root,
+            https,
+            forced.as_deref(),
+        ))
     } else {
         None
     };
@@ -688,9 +692,9 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
                 .clone()
                 .map(Root::new)
                 .unwrap_or_else(Root::system);
-            super::http_client::install(&root, c, &ram)?;
+            super::client_bundle::install(&root, c, &ram)?;
             Some(s2plan::HttpClient {
-                kind: c.kind_name().to_string(),
+                kind: c.kind,
                 program: c.program.clone(),
                 lib_dirs: c.lib_dirs.clone(),
                 ca_bundle: c.ca_bundle.clone(),

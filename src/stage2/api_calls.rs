@@ -16,7 +16,7 @@
 //! disk, never by the API. Calls are bounded (10 s to connect, 30 s per call, 2 retries), so
 //! an unreachable API delays the reboot by at most a few minutes.
 //!
-//! The client runs from the RAM root where stage 1 put it ([`crate::stage1::http_client`]),
+//! The client runs from the RAM root where stage 1 put it ([`crate::stage1::client_bundle`]),
 //! with `LD_LIBRARY_PATH` naming its libraries and `CURL_CA_BUNDLE`/`SSL_CERT_FILE` its CA
 //! bundle; the API key reaches it through stdin (curl) or a 0600 file in `/tmp` of the RAM
 //! root (GNU wget), never argv.
@@ -66,15 +66,8 @@ pub fn client(plan: &Stage2Plan) -> Result<Http> {
             "stage 1 prepared no HTTP client",
         )
     })?;
-    let kind = crate::stage1::http_client::kind_from_name(&c.kind).ok_or_else(|| {
-        Error::new(
-            "calling the API",
-            "the stage 2 plan",
-            format!("unknown HTTP client '{}'", c.kind),
-        )
-    })?;
     let mut http = Http::with_tool(Tool {
-        kind,
+        kind: c.kind,
         program: c.program.clone(),
         pre_args: Vec::new(),
     });
@@ -177,7 +170,7 @@ mod tests {
         let mut p = plan();
         assert!(client(&p).is_err());
         p.http_client = Some(HttpClient {
-            kind: "curl".into(),
+            kind: crate::api::http::ToolKind::Curl,
             program: "/usr/bin/curl".into(),
             lib_dirs: vec!["/lib/x86_64-linux-gnu".into(), "/opt/l".into()],
             ca_bundle: Some("/etc/ssl/certs/ca-certificates.crt".into()),
@@ -260,7 +253,7 @@ mod tests {
         let mut p = plan();
         p.api_endpoint = Some(format!("http://127.0.0.1:{port}"));
         p.http_client = Some(HttpClient {
-            kind: "curl".into(),
+            kind: crate::api::http::ToolKind::Curl,
             program: curl.into(),
             lib_dirs: Vec::new(),
             ca_bundle: None,

@@ -104,8 +104,8 @@ pub struct Stage2Plan {
 /// Where the HTTP client is inside the RAM root (the same paths as on the old system).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpClient {
-    /// "curl" | "wget"
-    pub kind: String,
+    /// curl or GNU wget (`"curl"` | `"wget"` in the JSON).
+    pub kind: crate::api::http::ToolKind,
     pub program: PathBuf,
     /// Its libraries' directories: `LD_LIBRARY_PATH` (the RAM root has no ld.so.cache).
     pub lib_dirs: Vec<PathBuf>,
@@ -252,7 +252,7 @@ mod tests {
             fault: Some("before-flash".into()),
             stage1_pid: Some(4242),
             http_client: Some(HttpClient {
-                kind: "curl".into(),
+                kind: crate::api::http::ToolKind::Curl,
                 program: "/usr/bin/curl".into(),
                 lib_dirs: vec!["/lib/x86_64-linux-gnu".into()],
                 ca_bundle: None,

@@ -5,11 +5,36 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use serde::{Deserialize, Serialize};
+
+/// The kinds of tool, named in the stage 2 contract and in `TAKEOVER_HTTP_TOOL` as `curl`,
+/// `wget` (GNU) and `busybox`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToolKind {
+    #[serde(rename = "curl")]
     Curl,
+    #[serde(rename = "wget")]
     GnuWget,
+    #[serde(rename = "busybox")]
     BusyboxWget,
+}
+
+impl ToolKind {
+    /// The short name: `curl`, `wget`, `busybox`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolKind::Curl => "curl",
+            ToolKind::GnuWget => "wget",
+            ToolKind::BusyboxWget => "busybox",
+        }
+    }
+
+    /// The kind of a short name ([`ToolKind::as_str`]).
+    pub fn from_name(s: &str) -> Option<ToolKind> {
+        [ToolKind::Curl, ToolKind::GnuWget, ToolKind::BusyboxWget]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
 }
 
 /// The program that does the HTTP work.

@@ -1,5 +1,5 @@
-//! The HTTP client stage 2 needs for `--report-hup-progress` and `--change-dt-to`, made whole
-//! inside the RAM root.
+//! Copies the HTTP client stage 2 needs for `--report-hup-progress` and `--change-dt-to` into
+//! the RAM root, with its loader, libraries, CA bundle and resolver files.
 //!
 //! takeover links no TLS stack: its API calls run `curl` or GNU `wget` ([`crate::api::http`]).
 //! After the pivot into the RAM root the old root is unmounted, so everything that client
@@ -89,25 +89,7 @@ pub struct ClientBundle {
 
 impl ClientBundle {
     pub fn kind_name(&self) -> &'static str {
-        kind_name(self.kind)
-    }
-}
-
-pub fn kind_name(k: ToolKind) -> &'static str {
-    match k {
-        ToolKind::Curl => "curl",
-        ToolKind::GnuWget => "wget",
-        ToolKind::BusyboxWget => "busybox",
-    }
-}
-
-/// Parses a plan's tool name.
-pub fn kind_from_name(s: &str) -> Option<ToolKind> {
-    match s {
-        "curl" => Some(ToolKind::Curl),
-        "wget" => Some(ToolKind::GnuWget),
-        "busybox" => Some(ToolKind::BusyboxWget),
-        _ => None,
+        self.kind.as_str()
     }
 }
 
