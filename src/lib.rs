@@ -34,6 +34,8 @@ pub mod stage1;
 pub mod stage2;
 #[allow(unsafe_code)]
 pub mod sys;
+#[cfg(test)]
+mod testutil;
 
 use std::ffi::OsString;
 

@@ -74,10 +74,7 @@ fn remove_stale() {
 }
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("takeover-image-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+    crate::testutil::temp_dir("image", name)
 }
 
 fn write_at(disk: &Path, offset: u64, part: &Path) {
