@@ -82,33 +82,7 @@ pub fn parse(sector: &[u8], object: &str, dev_len: Option<u64>) -> Result<Layout
              partition offset and the image",
         )
     };
-    if sector.len() < 512 {
-        return Err(bad(format!(
-            "only {} bytes, a boot sector has 512",
-            sector.len()
-        )));
-    }
-    match &sector[3..11] {
-        b"EXFAT   " => {
-            return Err(bad(
-                "this is exFAT, which is not supported (only FAT12, FAT16, FAT32)".into(),
-            ))
-        }
-        b"NTFS    " => return Err(bad("this is NTFS, not FAT".into())),
-        _ => {}
-    }
-    if sector[510] != 0x55 || sector[511] != 0xAA {
-        return Err(bad(format!(
-            "no boot signature 55 AA at byte 510 (found {:02X} {:02X})",
-            sector[510], sector[511]
-        )));
-    }
-    if !(sector[0] == 0xEB || sector[0] == 0xE9) {
-        return Err(bad(format!(
-            "no x86 jump instruction at byte 0 (found {:02X})",
-            sector[0]
-        )));
-    }
+    check_boot_sector(sector, &bad)?;
     let bps = le16(sector, 11);
     if !matches!(bps, 512 | 1024 | 2048 | 4096) {
         return Err(bad(format!(
@@ -204,19 +178,7 @@ pub fn parse(sector: &[u8], object: &str, dev_len: Option<u64>) -> Result<Layout
     let fat_start = u64::from(reserved) * u64::from(bps);
     let root_start = fat_start + u64::from(num_fats) * fat_bytes;
     let data_start = root_start + u64::from(root_sectors) * u64::from(bps);
-    let (label_at, sig_at) = if kind == FatKind::Fat32 {
-        (71, 66)
-    } else {
-        (43, 38)
-    };
-    let label = if sector[sig_at] == 0x29 {
-        let raw = &sector[label_at..label_at + 11];
-        let s: String = raw.iter().map(|&b| char::from(b)).collect();
-        let s = s.trim_end().to_string();
-        (!s.is_empty() && s != "NO NAME").then_some(s)
-    } else {
-        None
-    };
+    let label = volume_label(sector, kind);
     let mut root_cluster = 0;
     let mut fsinfo = None;
     let mut active_fat = None;
@@ -257,6 +219,56 @@ pub fn parse(sector: &[u8], object: &str, dev_len: Option<u64>) -> Result<Layout
         fsinfo,
         label,
     })
+}
+
+/// The signatures every FAT boot sector has: 512 bytes, 55 AA, an x86 jump; exFAT and NTFS
+/// are named as such.
+fn check_boot_sector(sector: &[u8], bad: &dyn Fn(String) -> Error) -> Result<()> {
+    if sector.len() < 512 {
+        return Err(bad(format!(
+            "only {} bytes, a boot sector has 512",
+            sector.len()
+        )));
+    }
+    match &sector[3..11] {
+        b"EXFAT   " => {
+            return Err(bad(
+                "this is exFAT, which is not supported (only FAT12, FAT16, FAT32)".into(),
+            ))
+        }
+        b"NTFS    " => return Err(bad("this is NTFS, not FAT".into())),
+        _ => {}
+    }
+    if sector[510] != 0x55 || sector[511] != 0xAA {
+        return Err(bad(format!(
+            "no boot signature 55 AA at byte 510 (found {:02X} {:02X})",
+            sector[510], sector[511]
+        )));
+    }
+    if !(sector[0] == 0xEB || sector[0] == 0xE9) {
+        return Err(bad(format!(
+            "no x86 jump instruction at byte 0 (found {:02X})",
+            sector[0]
+        )));
+    }
+    Ok(())
+}
+
+/// The volume label of the extended BPB, when it has one (`NO NAME` is none).
+fn volume_label(sector: &[u8], kind: FatKind) -> Option<String> {
+    let (label_at, sig_at) = if kind == FatKind::Fat32 {
+        (71, 66)
+    } else {
+        (43, 38)
+    };
+    if sector[sig_at] == 0x29 {
+        let raw = &sector[label_at..label_at + 11];
+        let s: String = raw.iter().map(|&b| char::from(b)).collect();
+        let s = s.trim_end().to_string();
+        (!s.is_empty() && s != "NO NAME").then_some(s)
+    } else {
+        None
+    }
 }
 
 /// FSInfo sector signatures.
