@@ -49,3 +49,5 @@ pub mod stage2;
 pub mod stage2_plan;
 #[allow(unsafe_code)]
 pub mod sys;
+#[cfg(test)]
+mod testutil;

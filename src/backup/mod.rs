@@ -83,7 +83,7 @@ fn now() -> i64 {
 /// `work_dir` is excluded from the walk as in [`create`].
 pub fn estimate(cfg_path: &Path, work_dir: &Path) -> Result<u64> {
     let cfg = config::load(cfg_path)?;
-    let plan = walk::plan(&cfg, now(), Some(work_dir))?;
+    let plan = walk::manifest(&cfg, now(), Some(work_dir))?;
     Ok(archive_upper_bound(plan.tar_bytes()))
 }
 
@@ -122,7 +122,7 @@ pub fn create(cfg_path: &Path, work_dir: &Path, opts: &BackupOptions) -> Result<
     if !opts.tar_internal {
         crate::debug!("building the backup with the internal tar writer (used in every case)");
     }
-    let plan = walk::plan(&cfg, now(), Some(work_dir))?;
+    let plan = walk::manifest(&cfg, now(), Some(work_dir))?;
     for w in &plan.warnings {
         crate::warn!("backup: {w}");
     }
@@ -174,7 +174,7 @@ pub fn create(cfg_path: &Path, work_dir: &Path, opts: &BackupOptions) -> Result<
 
 /// Writes the archive to `tmp` (0600), syncs it, verifies it; returns its size and the files
 /// that grew while being read.
-fn write_and_verify(plan: &walk::Plan, tmp: &Path) -> Result<(u64, Vec<String>)> {
+fn write_and_verify(plan: &walk::Manifest, tmp: &Path) -> Result<(u64, Vec<String>)> {
     let step = "writing the backup";
     let f = OpenOptions::new()
         .write(true)
@@ -274,7 +274,7 @@ fn copy_file<W: io::Write>(
 }
 
 /// Reads the archive back and compares it entry by entry with the plan.
-fn verify(plan: &walk::Plan, crcs: &[Option<u32>], path: &Path) -> Result<()> {
+fn verify(plan: &walk::Manifest, crcs: &[Option<u32>], path: &Path) -> Result<()> {
     let step = "verifying the backup";
     let f = File::open(path).ctx_path(step, path)?;
     let gzr = GzDecoder::new(io::BufReader::with_capacity(BUF, f));

@@ -3,27 +3,11 @@
 //! fixtures under tests/fixtures/backup/.
 
 use super::*;
+use crate::testutil::TempDir;
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
-
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(tag: &str) -> Tmp {
-        let p = std::env::temp_dir().join(format!("takeover-backup-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        Tmp(p)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn set_mtime(p: &Path, secs: i64) {
     // `touch -h` sets the time of a symlink itself.
@@ -163,7 +147,7 @@ fn extract(tool: &[&str], archive: &Path, into: &Path) {
 
 #[test]
 fn archive_extracts_exactly_with_gnu_and_busybox_tar() {
-    let t = Tmp::new("full");
+    let t = TempDir::new("backup", "full");
     let base = &t.0;
     let src = base.join("src");
     let t0 = 1_500_000_000;
@@ -374,7 +358,7 @@ fn archive_extracts_exactly_with_gnu_and_busybox_tar() {
 fn pax_size_beyond_8_gib_is_read_back_and_listed_by_gnu_tar() {
     // A synthetic uncompressed archive whose one file is 9 GiB: the data is a hole in a sparse
     // file, so the test writes a few KiB.
-    let t = Tmp::new("big");
+    let t = TempDir::new("backup", "big");
     let size: u64 = 9 * 1024 * 1024 * 1024;
     let h = tar::Header {
         path: b"vol/huge.img",
@@ -483,7 +467,7 @@ fn budget_and_failures_leave_nothing_behind() {
     assert!(e.contains("300.0 MiB (314572800 bytes)"), "{e}");
     assert!(e.contains("200.0 MiB (209715200 bytes)"), "{e}");
 
-    let t = Tmp::new("fail");
+    let t = TempDir::new("backup", "fail");
     let cfg = t.0.join("c.yml");
     fs::write(
         &cfg,
@@ -510,7 +494,7 @@ fn unreadable_file_is_an_error_naming_it() {
         eprintln!("skipped: running as root, permission bits do not stop reads");
         return;
     }
-    let t = Tmp::new("unread");
+    let t = TempDir::new("backup", "unread");
     write(&t.0.join("src/locked"), b"x", 0o000, 0);
     let cfg = t.0.join("c.yml");
     fs::write(
@@ -528,14 +512,14 @@ fn unreadable_file_is_an_error_naming_it() {
 fn verification_catches_a_shrinking_source() {
     // The plan records sizes; a file truncated between planning and writing must fail the
     // backup rather than store a short file.
-    let t = Tmp::new("shrink");
+    let t = TempDir::new("backup", "shrink");
     write(&t.0.join("src/f"), &[7u8; 10_000], 0o644, 0);
     let cfg = config::parse(
         &format!("- volume: v\n  items:\n  - source: {}/src\n", t.0.display()),
         "t",
     )
     .unwrap();
-    let plan = walk::plan(&cfg, 0, None).unwrap();
+    let plan = walk::manifest(&cfg, 0, None).unwrap();
     fs::write(t.0.join("src/f"), b"short").unwrap();
     let tmp = t.0.join("out.tgz");
     let e = write_and_verify(&plan, &tmp).unwrap_err().to_string();
@@ -557,7 +541,7 @@ fn bind_mount_loop_is_skipped_with_a_warning() {
         eprintln!("skipped: needs root to bind-mount a directory into itself");
         return;
     }
-    let t = Tmp::new("loop");
+    let t = TempDir::new("backup", "loop");
     let src = t.0.join("src");
     write(&src.join("file"), b"f", 0o644, 0);
     fs::create_dir_all(src.join("again")).unwrap();
@@ -578,7 +562,7 @@ fn bind_mount_loop_is_skipped_with_a_warning() {
         "t",
     )
     .unwrap();
-    let plan = walk::plan(&cfg, 0, None).unwrap();
+    let plan = walk::manifest(&cfg, 0, None).unwrap();
     let paths: Vec<String> = plan.entries.iter().map(|e| e.display_path()).collect();
     assert_eq!(paths, ["v", "v/file"]);
     assert!(
@@ -593,7 +577,7 @@ fn bind_mount_loop_is_skipped_with_a_warning() {
 #[test]
 #[ignore]
 fn throughput() {
-    let t = Tmp::new("speed");
+    let t = TempDir::new("backup", "speed");
     let mut data = vec![0u8; 256 * 1024 * 1024];
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for (i, b) in data.iter_mut().enumerate() {
@@ -640,7 +624,7 @@ fn throughput() {
 fn non_utf8_names_survive_gnu_and_busybox_tar() {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
-    let t = Tmp::new("latin1");
+    let t = TempDir::new("backup", "latin1");
     let src = t.0.join("src");
     // A Latin-1 name (not UTF-8) long enough to need a PAX path with hdrcharset=BINARY.
     let mut name = b"caf\xe9 ".to_vec();

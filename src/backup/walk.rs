@@ -1,4 +1,4 @@
-//! From the configuration to a plan: the sorted list of archive entries `backup.tgz` will hold.
+//! From the configuration to a [`Manifest`]: the sorted list of archive entries `backup.tgz` will hold.
 //!
 //! Rules (reference §8.2 unless said otherwise):
 //! - Each `source` is canonicalised first (it must exist; symlinks in it are resolved, so a
@@ -100,14 +100,15 @@ impl Entry {
     }
 }
 
+/// What goes into `backup.tgz`, in archive order, and what was skipped with a warning.
 #[derive(Debug, Clone, Default)]
-pub struct Plan {
+pub struct Manifest {
     pub entries: Vec<Entry>,
     pub volumes: Vec<String>,
     pub warnings: Vec<String>,
 }
 
-impl Plan {
+impl Manifest {
     /// Non-directory entries (files, symlinks, hard links).
     pub fn files(&self) -> u64 {
         self.entries.iter().filter(|e| e.kind != Kind::Dir).count() as u64
@@ -422,10 +423,10 @@ fn special_kind(md: &Metadata) -> &'static str {
     }
 }
 
-/// Builds the plan: walks every item of every volume. `now` dates the synthetic directories.
+/// Builds the manifest (what goes into the archive, in order): walks every item of every volume. `now` dates the synthetic directories.
 /// `work_dir`, when given and found inside a source, is skipped with a warning: it holds the
 /// image, config.json (API key), network files (PSKs) and the archive being written.
-pub fn plan(cfg: &BackupConfig, now: i64, work_dir: Option<&Path>) -> Result<Plan> {
+pub fn manifest(cfg: &BackupConfig, now: i64, work_dir: Option<&Path>) -> Result<Manifest> {
     let skip = work_dir.and_then(|w| {
         let md = fs::metadata(w).ok()?;
         Some(((md.dev(), md.ino()), w.to_path_buf()))
@@ -462,7 +463,7 @@ pub fn plan(cfg: &BackupConfig, now: i64, work_dir: Option<&Path>) -> Result<Pla
             }
         }
     }
-    Ok(Plan {
+    Ok(Manifest {
         entries,
         volumes: cfg.volumes.iter().map(|v| v.name.clone()).collect(),
         warnings: b.warnings,
@@ -475,13 +476,10 @@ mod tests {
     use super::*;
 
     fn tmp(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("takeover-walk-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+        crate::testutil::temp_dir("walk", tag)
     }
 
-    fn paths(p: &Plan) -> Vec<String> {
+    fn paths(p: &Manifest) -> Vec<String> {
         p.entries.iter().map(|e| e.display_path()).collect()
     }
 
@@ -502,7 +500,7 @@ mod tests {
             f = d.join("single.conf").display()
         );
         let cfg = parse(&yml, "t").unwrap();
-        let p = plan(&cfg, 1000, None).unwrap();
+        let p = manifest(&cfg, 1000, None).unwrap();
         assert_eq!(
             paths(&p),
             [
@@ -541,13 +539,13 @@ mod tests {
             "- volume: v\n  items:\n  - source: {}\n    filter: 'logs/a'\n",
             s.display()
         );
-        let p = plan(&parse(&yml, "t").unwrap(), 0, None).unwrap();
+        let p = manifest(&parse(&yml, "t").unwrap(), 0, None).unwrap();
         assert_eq!(paths(&p), ["v", "v/a.txt"]);
         let yml = format!(
             "- volume: v\n  items:\n  - source: {}\n    filter: '^a'\n",
             s.display()
         );
-        let p = plan(&parse(&yml, "t").unwrap(), 0, None).unwrap();
+        let p = manifest(&parse(&yml, "t").unwrap(), 0, None).unwrap();
         assert_eq!(paths(&p), ["v"]);
         assert!(
             p.warnings[0].contains("no file matched"),
@@ -571,7 +569,7 @@ mod tests {
             "- volume: v\n  items:\n  - source: {d}\n  - source: {d}/f\n    target: g\n",
             d = d.display()
         );
-        let e = plan(&parse(&yml, "t").unwrap(), 0, None)
+        let e = manifest(&parse(&yml, "t").unwrap(), 0, None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("volume 1 \"v\", item 2"), "{e}");
@@ -580,7 +578,7 @@ mod tests {
         fs::create_dir_all(d.join("work")).unwrap();
         fs::write(d.join("work/config.json"), b"{}").unwrap();
         let yml = format!("- volume: v\n  items:\n  - source: {}\n", d.display());
-        let p = plan(&parse(&yml, "t").unwrap(), 0, Some(&d.join("work"))).unwrap();
+        let p = manifest(&parse(&yml, "t").unwrap(), 0, Some(&d.join("work"))).unwrap();
         assert_eq!(paths(&p), ["v", "v/f", "v/g"]);
         assert!(
             p.warnings.iter().any(|w| w.contains("it is the work dir")),
@@ -600,19 +598,19 @@ mod tests {
             "- volume: v\n  items:\n  - source: {d}/f\n- volume: w\n  items:\n  - source: {d}/g\n",
             d = d.display()
         );
-        let p = plan(&parse(&yml, "t").unwrap(), 0, None).unwrap();
+        let p = manifest(&parse(&yml, "t").unwrap(), 0, None).unwrap();
         assert_eq!(paths(&p), ["v", "v/f", "w", "w/g"]);
         assert_eq!(p.entries[3].kind, Kind::File);
         assert_eq!(p.content_bytes(), 2);
 
         let yml = format!("- volume: v\n  items:\n  - source: {}/fifo\n", d.display());
-        let e = plan(&parse(&yml, "t").unwrap(), 0, None)
+        let e = manifest(&parse(&yml, "t").unwrap(), 0, None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("is a FIFO"), "{e}");
 
         let yml = format!("- volume: v\n  items:\n  - source: {}/nope\n", d.display());
-        let e = plan(&parse(&yml, "t").unwrap(), 0, None)
+        let e = manifest(&parse(&yml, "t").unwrap(), 0, None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("item 1") && e.contains("/nope"), "{e}");

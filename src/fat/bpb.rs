@@ -2,6 +2,8 @@
 //! derived from it.
 #![forbid(unsafe_code)]
 
+use crate::formats::le::{self, le32};
+
 use crate::error::{Error, Result};
 
 /// Which FAT variant a volume is, decided by its cluster count as the specification says.
@@ -66,12 +68,9 @@ impl Layout {
     }
 }
 
+/// The 16-bit field at `at`, widened: the BPB's counts are used as `u32`.
 fn le16(b: &[u8], at: usize) -> u32 {
-    u32::from(u16::from_le_bytes([b[at], b[at + 1]]))
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    u32::from(le::le16(b, at))
 }
 
 /// Parses the first sector of a partition. `object` names it in errors; `dev_len` is the size
@@ -179,17 +178,31 @@ pub fn parse(sector: &[u8], object: &str, dev_len: Option<u64>) -> Result<Layout
     let fat_start = u64::from(reserved) * u64::from(bps);
     let root_start = fat_start + u64::from(num_fats) * fat_bytes;
     let data_start = root_start + u64::from(root_sectors) * u64::from(bps);
-    let (label_at, sig_at) = if kind == FatKind::Fat32 {
-        (71, 66)
-    } else {
-        (43, 38)
-    };
-    let label = volume_label(sector, sig_at, label_at);
-    let (root_cluster, fsinfo, active_fat) = if kind == FatKind::Fat32 {
-        fat32_fields(sector, cluster_count, num_fats, reserved, bps, &bad)?
-    } else {
-        (0, None, None)
-    };
+    let label = volume_label(sector, kind);
+    let mut root_cluster = 0;
+    let mut fsinfo = None;
+    let mut active_fat = None;
+    if kind == FatKind::Fat32 {
+        root_cluster = le32(sector, 44);
+        if root_cluster < 2 || root_cluster > cluster_count + 1 {
+            return Err(bad(format!(
+                "root directory cluster {root_cluster} is outside 2..={}",
+                cluster_count + 1
+            )));
+        }
+        let ext_flags = le16(sector, 40);
+        if ext_flags & 0x80 != 0 {
+            let a = ext_flags & 0x0F;
+            if a >= num_fats {
+                return Err(bad(format!("active FAT {a} of {num_fats}")));
+            }
+            active_fat = Some(a);
+        }
+        let fs = le16(sector, 48);
+        if fs != 0 && fs != 0xFFFF && fs < reserved {
+            fsinfo = Some(u64::from(fs) * u64::from(bps));
+        }
+    }
     Ok(Layout {
         kind,
         bytes_per_sector: bps,
@@ -208,8 +221,8 @@ pub fn parse(sector: &[u8], object: &str, dev_len: Option<u64>) -> Result<Layout
     })
 }
 
-/// The checks that tell a FAT boot sector from anything else: size, exFAT/NTFS, signature,
-/// jump instruction.
+/// The signatures every FAT boot sector has: 512 bytes, 55 AA, an x86 jump; exFAT and NTFS
+/// are named as such.
 fn check_boot_sector(sector: &[u8], bad: &dyn Fn(String) -> Error) -> Result<()> {
     if sector.len() < 512 {
         return Err(bad(format!(
@@ -241,8 +254,13 @@ fn check_boot_sector(sector: &[u8], bad: &dyn Fn(String) -> Error) -> Result<()>
     Ok(())
 }
 
-/// The volume label of the extended BPB (`None` without one, or "NO NAME").
-fn volume_label(sector: &[u8], sig_at: usize, label_at: usize) -> Option<String> {
+/// The volume label of the extended BPB, when it has one (`NO NAME` is none).
+fn volume_label(sector: &[u8], kind: FatKind) -> Option<String> {
+    let (label_at, sig_at) = if kind == FatKind::Fat32 {
+        (71, 66)
+    } else {
+        (43, 38)
+    };
     if sector[sig_at] == 0x29 {
         let raw = &sector[label_at..label_at + 11];
         let s: String = raw.iter().map(|&b| char::from(b)).collect();
@@ -251,40 +269,6 @@ fn volume_label(sector: &[u8], sig_at: usize, label_at: usize) -> Option<String>
     } else {
         None
     }
-}
-
-/// FAT32's own fields: the root directory cluster, the FSInfo sector's offset and the active
-/// FAT (when mirroring is off).
-fn fat32_fields(
-    sector: &[u8],
-    cluster_count: u32,
-    num_fats: u32,
-    reserved: u32,
-    bps: u32,
-    bad: &dyn Fn(String) -> Error,
-) -> Result<(u32, Option<u64>, Option<u32>)> {
-    let mut fsinfo = None;
-    let mut active_fat = None;
-    let root_cluster = le32(sector, 44);
-    if root_cluster < 2 || root_cluster > cluster_count + 1 {
-        return Err(bad(format!(
-            "root directory cluster {root_cluster} is outside 2..={}",
-            cluster_count + 1
-        )));
-    }
-    let ext_flags = le16(sector, 40);
-    if ext_flags & 0x80 != 0 {
-        let a = ext_flags & 0x0F;
-        if a >= num_fats {
-            return Err(bad(format!("active FAT {a} of {num_fats}")));
-        }
-        active_fat = Some(a);
-    }
-    let fs = le16(sector, 48);
-    if fs != 0 && fs != 0xFFFF && fs < reserved {
-        fsinfo = Some(u64::from(fs) * u64::from(bps));
-    }
-    Ok((root_cluster, fsinfo, active_fat))
 }
 
 /// FSInfo sector signatures.

@@ -2,6 +2,8 @@
 //! short-name generation with `~N` tails, and DOS timestamps. Pure functions over bytes.
 #![forbid(unsafe_code)]
 
+use crate::formats::le::le16;
+
 use crate::error::{Error, Result};
 
 pub const SLOT: usize = 32;
@@ -96,10 +98,6 @@ fn short_display(raw: &[u8; 11], nt: u8) -> String {
 /// Short name bytes as `NAME.EXT` in upper case (as stored).
 pub fn short_text(raw: &[u8; 11]) -> String {
     short_display(raw, 0)
-}
-
-fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
 }
 
 /// What parsing a directory's bytes found.

@@ -7,34 +7,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "takeover-fat-{}-{}-{}",
-            name,
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    fn join(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::testutil::TempDir;
 
 fn tool(cmd: &str, args: &[&str]) -> Output {
     let pkg = if cmd.starts_with("mkfs") || cmd.starts_with("fsck") {
@@ -152,7 +126,7 @@ fn today() -> String {
 
 #[test]
 fn resin_boot_fat16_read_mtools_files_and_write_ours() {
-    let d = TempDir::new("resin");
+    let d = TempDir::new("fat", "resin");
     let img = mkfs(&d, 40 * 1024, 16, &["-n", "resin-boot"]);
     let dt = br#"{"slug":"raspberrypi4-64","arch":"aarch64"}"#;
     let osr = b"ID=balena-os\nNAME=\"balenaOS\"\nVERSION_ID=\"5.1.20\"\n";
@@ -301,7 +275,7 @@ fn resin_boot_fat16_read_mtools_files_and_write_ours() {
 
 /// Unusual names on every FAT kind; after each step fsck is clean and mtools reads it back.
 fn names_roundtrip(bits: u8, kib: u32, extra: &[&str]) {
-    let d = TempDir::new(&format!("names{bits}"));
+    let d = TempDir::new("fat", &format!("names{bits}"));
     let img = mkfs(&d, kib, bits, extra);
     let long255: String = "L".repeat(250) + ".json";
     let uni255: String = "ü".repeat(251) + ".txt";
@@ -469,7 +443,7 @@ fn fat32_unusual_names() {
 
 /// Many files with long names: directories grow past one cluster (FAT32 root too).
 fn many_files(bits: u8, kib: u32, extra: &[&str], dir_path: &str, count: usize) {
-    let d = TempDir::new(&format!("many{bits}"));
+    let d = TempDir::new("fat", &format!("many{bits}"));
     let img = mkfs(&d, kib, bits, extra);
     let mut fat = open_rw(&img);
     let cs = fat.cluster_size() as usize;
@@ -511,7 +485,7 @@ fn fat32_root_grows() {
 
 #[test]
 fn fat16_fixed_root_full_is_a_clean_error() {
-    let d = TempDir::new("rootfull");
+    let d = TempDir::new("fat", "rootfull");
     let img = mkfs(&d, 8 * 1024, 16, &["-s", "1", "-r", "32"]);
     let mut fat = open_rw(&img);
     let mut n = 0;
@@ -533,7 +507,7 @@ fn fat16_fixed_root_full_is_a_clean_error() {
 #[test]
 fn replacing_big_with_small_frees_clusters_and_full_disk_is_clean() {
     for (bits, kib, extra) in [(12u8, 1024u32, &[][..]), (32, 40 * 1024, &["-s", "1"][..])] {
-        let d = TempDir::new(&format!("space{bits}"));
+        let d = TempDir::new("fat", &format!("space{bits}"));
         let img = mkfs(&d, kib, bits, extra);
         let (_, used0, total) = fsck(&img);
         let mut fat = open_rw(&img);
@@ -622,7 +596,7 @@ fn replacing_big_with_small_frees_clusters_and_full_disk_is_clean() {
 
 #[test]
 fn slice_at_one_mib_inside_a_disk_image() {
-    let d = TempDir::new("slice");
+    let d = TempDir::new("fat", "slice");
     let img = mkfs(&d, 8 * 1024, 16, &["-s", "1", "-n", "RESIN-BOOT"]);
     mcopy_in(&img, b"{\"slug\":\"intel-nuc\"}", "/device-type.json", &d);
     let part = std::fs::read(&img).unwrap();
@@ -793,7 +767,7 @@ fn exercise(dev: Overlay<'_>) {
 }
 
 fn small_image(bits: u8) -> Vec<u8> {
-    let d = TempDir::new(&format!("fuzz{bits}"));
+    let d = TempDir::new("fat", &format!("fuzz{bits}"));
     let (kib, extra): (u32, &[&str]) = match bits {
         12 => (1024, &[]),
         16 => (8 * 1024, &["-s", "1"]),
@@ -997,7 +971,7 @@ fn assert_only_benign(img: &Path) {
 
 #[test]
 fn interrupted_writes_leave_old_or_new_content() {
-    let d = TempDir::new("crash");
+    let d = TempDir::new("fat", "crash");
     for bits in [16u8, 32] {
         let good = small_image(bits);
         let old = pattern(5000, 1);

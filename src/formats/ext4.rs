@@ -7,19 +7,13 @@
 //! Everything read is bounds-checked; errors are strings naming the inode or block.
 #![forbid(unsafe_code)]
 
+use super::le::{le16, le32};
+
 use std::io::{self, Read, Seek, SeekFrom};
 
 const MAX_DEPTH: u16 = 5;
 const MAX_DIR_BYTES: u64 = 64 << 20;
 const MAX_EXTENTS: usize = 1 << 20;
-
-fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
 
 fn bad(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)

@@ -2,6 +2,8 @@
 //! sector label) and ext2/3/4 (superblock at byte 1024). Needs [`PROBE_BYTES`] bytes.
 #![forbid(unsafe_code)]
 
+use super::le::{le16, le32};
+
 /// Bytes of a partition's start that [`probe`] looks at.
 pub const PROBE_BYTES: usize = 4096;
 
@@ -16,14 +18,6 @@ fn label_from(raw: &[u8]) -> Option<String> {
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
     let s = String::from_utf8_lossy(&raw[..end]).trim_end().to_string();
     (!s.is_empty()).then_some(s)
-}
-
-fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 fn fat(b: &[u8]) -> Option<FsInfo> {

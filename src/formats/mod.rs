@@ -4,6 +4,7 @@
 //!
 //! | concept | module |
 //! |---|---|
+//! | little-endian reads, hex text | [`le`], [`hex`] |
 //! | checksums and hashes | [`crc32`], [`sha256`], [`xxh64`] |
 //! | compressed and archived streams | [`gzip`], [`zip`], [`tar`] |
 //! | disk layout: MBR/GPT tables, filesystem type and label, read-only ext4 | [`partition`], [`fslabel`], [`ext4`] |
@@ -15,6 +16,8 @@ pub mod elf;
 pub mod ext4;
 pub mod fslabel;
 pub mod gzip;
+pub mod hex;
+pub mod le;
 pub mod partition;
 pub mod sha256;
 pub mod tar;

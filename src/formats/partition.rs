@@ -7,6 +7,8 @@
 //! callers add the file name.
 #![forbid(unsafe_code)]
 
+use super::le::{le32, le64};
+
 use std::collections::HashSet;
 use std::io::{Read, Seek, SeekFrom};
 
@@ -85,16 +87,6 @@ pub fn guid_string(g: &[u8; 16]) -> String {
         "{:02X}{:02X}{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
         g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]
     )
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(x)
 }
 
 /// True for an MBR extended-partition container (its own bytes hold EBRs, not a filesystem).

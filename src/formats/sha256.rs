@@ -148,17 +148,6 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     s.finish()
 }
 
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(D[(b >> 4) as usize] as char);
-        s.push(D[(b & 15) as usize] as char);
-    }
-    s
-}
-
 /// Normalises an operator-given SHA-256 (`--image-sha256`): 64 hex digits, any case, optionally
 /// followed by whitespace and a file name as `sha256sum` prints it. `None` when malformed.
 pub fn parse_hex_digest(s: &str) -> Option<String> {
@@ -173,6 +162,7 @@ pub fn parse_hex_digest(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::hex::encode as hex;
 
     #[test]
     fn fips_vectors() {

@@ -6,6 +6,8 @@
 //! after the data needs no special handling.
 #![forbid(unsafe_code)]
 
+use super::le::{le16, le32, le64};
+
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 
@@ -29,20 +31,6 @@ impl Entry {
     pub fn is_dir(&self) -> bool {
         self.name.ends_with('/')
     }
-}
-
-fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(x)
 }
 
 fn bad(msg: String) -> io::Error {

@@ -9,7 +9,7 @@ use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::source::{open_image, Format, HINT_REDOWNLOAD};
-use super::verify::{TempFile, Verified};
+use super::verified::{TempFile, Verified};
 use crate::error::{Context, Error, Result};
 use crate::formats::ext4::Ext4;
 use crate::formats::gzip::GzEncoder;

@@ -7,7 +7,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use super::verify::{scan, verify, Layout, VerifyOptions};
-use crate::formats::sha256::{hex, sha256};
+use crate::formats::hex::encode as hex;
+use crate::formats::sha256::sha256;
 
 const MIB: u64 = 1 << 20;
 
@@ -73,10 +74,7 @@ fn remove_stale() {
 }
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("takeover-image-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+    crate::testutil::temp_dir("image", name)
 }
 
 fn write_at(disk: &Path, offset: u64, part: &Path) {

@@ -22,16 +22,10 @@ use super::types::{
     Source,
 };
 use crate::error::{Error, Result};
+use crate::formats::hex;
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim();
-    if s.len() % 2 != 0 || s.is_empty() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    hex::decode(s.trim())
 }
 
 /// A connman passphrase: 8..63 characters, or 64 hex digits.

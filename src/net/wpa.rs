@@ -19,6 +19,7 @@ use std::path::Path;
 
 use super::types::{NetKind, Network, Secret, Security, Source};
 use crate::error::{Error, Result};
+use crate::formats::hex;
 
 /// What a file yields: the networks and the blocks skipped on purpose (with why).
 #[derive(Debug, Default)]
@@ -40,16 +41,6 @@ fn strip_comment(line: &str) -> &str {
     line
 }
 
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.is_empty() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// The file is read as Latin-1 (one char per byte) so that any byte survives; this turns such
 /// text back into the original bytes.
 fn latin1_bytes(s: &str) -> Vec<u8> {
@@ -69,7 +60,7 @@ fn string_value(v: &str) -> Option<Vec<u8>> {
         let end = inner.rfind('"')?;
         return printf_decode(&latin1_bytes(&inner[..end]));
     }
-    hex_decode(v)
+    hex::decode(v)
 }
 
 /// `printf_decode` of wpa_supplicant: `\\`, `\"`, `\n`, `\r`, `\t`, `\e`, `\xHH`, octal.

@@ -16,8 +16,8 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use super::checks::{self, CheckInputs};
+use super::client_bundle::ClientBundle;
 use super::handover;
-use super::http_client::ClientBundle;
 use super::payload::{self, file_size, tree_size, Payload};
 use crate::cli::{Mode, Options};
 use crate::config::ConfigJson;
@@ -42,7 +42,7 @@ pub struct Prepared1 {
     pub target: Option<TargetDisk>,
     pub payload: Payload,
     /// The HTTP client stage 2 needs for its API calls (none needed: `None`).
-    pub client: Option<super::http_client::ClientBundle>,
+    pub client: Option<super::client_bundle::ClientBundle>,
 }
 
 /// The config.json to use: `-c`, else on balenaOS the device's own `/mnt/boot/config.json`.
@@ -269,7 +269,7 @@ fn stage2_client(
     root: &Root,
     config: &ConfigJson,
 ) -> Result<Option<Result<ClientBundle>>> {
-    if !super::http_client::stage2_api_needed(
+    if !super::client_bundle::stage2_api_needed(
         opts.report_hup_progress,
         opts.change_dt_to.as_deref(),
         config,
@@ -278,7 +278,7 @@ fn stage2_client(
     }
     let https = config.api_endpoint()?.starts_with("https://");
     let forced = std::env::var("TAKEOVER_HTTP_TOOL").ok();
-    Ok(Some(super::http_client::resolve(
+    Ok(Some(super::client_bundle::resolve(
         root,
         https,
         forced.as_deref(),
@@ -690,7 +690,7 @@ fn fill_ram_root(
     let Some(c) = &p.client else {
         return Ok((ram, None));
     };
-    super::http_client::install(&sysroot(opts), c, &ram)?;
+    super::client_bundle::install(&sysroot(opts), c, &ram)?;
     let client = s2plan::HttpClient {
         kind: c.kind,
         program: c.program.clone(),

@@ -6,9 +6,9 @@
 #![forbid(unsafe_code)]
 
 pub mod checks;
+pub mod client_bundle;
 pub mod download;
 pub mod handover;
-pub mod http_client;
 pub mod leftovers;
 pub mod lock;
 pub mod migrate;

@@ -16,7 +16,7 @@
 //! disk, never by the API. Calls are bounded (10 s to connect, 30 s per call, 2 retries), so
 //! an unreachable API delays the reboot by at most a few minutes.
 //!
-//! The client runs from the RAM root where stage 1 put it ([`crate::stage1::http_client`]),
+//! The client runs from the RAM root where stage 1 put it ([`crate::stage1::client_bundle`]),
 //! with `LD_LIBRARY_PATH` naming its libraries and `CURL_CA_BUNDLE`/`SSL_CERT_FILE` its CA
 //! bundle; the API key reaches it through stdin (curl) or a 0600 file in `/tmp` of the RAM
 //! root (GNU wget), never argv.

@@ -315,10 +315,7 @@ mod tests {
     use std::process::Command;
 
     fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("takeover-jetson-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+        crate::testutil::temp_dir("jetson", tag)
     }
 
     /// A disk file: MBR, partition 1 (empty "boot"), partition 2 = ext4 labelled resin-rootA

@@ -1,5 +1,5 @@
-//! The HTTP client stage 2 needs for `--report-hup-progress` and `--change-dt-to`, made whole
-//! inside the RAM root.
+//! Copies the HTTP client stage 2 needs for `--report-hup-progress` and `--change-dt-to` into
+//! the RAM root, with its loader, libraries, CA bundle and resolver files.
 //!
 //! takeover links no TLS stack: its API calls run `curl` or GNU `wget` ([`crate::api::http`]).
 //! After the pivot into the RAM root the old root is unmounted, so everything that client
@@ -89,12 +89,8 @@ pub struct ClientBundle {
 
 impl ClientBundle {
     pub fn kind_name(&self) -> &'static str {
-        kind_name(self.kind)
+        self.kind.as_str()
     }
-}
-
-pub fn kind_name(k: ToolKind) -> &'static str {
-    crate::stage2_plan::tool_kind_name(k)
 }
 
 fn not_found(what: &str, object: impl std::fmt::Display, cause: impl Into<String>) -> Error {

@@ -1,0 +1,259 @@
+//! Tests of the HTTP client's pure parts: argv, headers, progress lines, stderr tails.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::progress::duration_text;
+use super::run::stderr_tail;
+use super::*;
+
+const KEY: &str = "s3cr3tKEY0123456789abcdef";
+
+fn spec<'a>(method: Method<'a>, target: Target<'a>) -> Spec<'a> {
+    Spec {
+        method,
+        url: "https://api.example.com/v6/release?$filter=a%20eq%20%27b%27",
+        auth: Some(KEY),
+        target,
+        timeout: Some(Duration::from_secs(30)),
+        connect_timeout: Duration::from_secs(10),
+        stall_timeout: Duration::from_secs(60),
+    }
+}
+
+fn argv_text(p: &Invocation) -> Vec<String> {
+    p.argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn key_never_on_argv_or_env_for_curl_and_gnu_wget() {
+    let tmp = Path::new("/tmp/x");
+    let dest = Path::new("/w/img.part");
+    for tool in [Tool::curl(), Tool::gnu_wget()] {
+        for method in [Method::Get, Method::Post("{\"a\":1}"), Method::Patch("{}")] {
+            for target in [
+                Target::Memory,
+                Target::File {
+                    path: dest,
+                    offset: 0,
+                },
+                Target::File {
+                    path: dest,
+                    offset: 1000,
+                },
+            ] {
+                let p = invocation(&tool, &spec(method, target), tmp).unwrap();
+                let argv = argv_text(&p);
+                assert!(!argv.iter().any(|a| a.contains(KEY)), "{argv:?}");
+                assert!(!p.env.iter().any(|(_, v)| v.to_string_lossy().contains(KEY)));
+                assert!(!p.key_on_argv);
+                // The key is handed over privately: stdin (curl) or a 0600 file (wget).
+                let via_stdin = p
+                    .stdin
+                    .as_ref()
+                    .is_some_and(|s| String::from_utf8_lossy(s).contains(KEY));
+                let via_file = p
+                    .files
+                    .iter()
+                    .any(|(f, d)| f.starts_with(tmp) && String::from_utf8_lossy(d).contains(KEY));
+                assert!(via_stdin ^ via_file, "{tool:?}");
+                // Bodies are never on argv either.
+                if let Some(b) = method.body() {
+                    assert!(p.files.iter().any(|(_, d)| d == b.as_bytes()));
+                    assert!(!argv.iter().any(|a| a.contains("\"a\":1")));
+                }
+                assert_eq!(argv.last().unwrap(), spec(method, target).url);
+            }
+        }
+    }
+}
+
+#[test]
+fn curl_argv_shape() {
+    let tmp = Path::new("/tmp/x");
+    let dest = Path::new("/w/img.part");
+    let p = invocation(
+        &Tool::curl(),
+        &spec(
+            Method::Post("{}"),
+            Target::File {
+                path: dest,
+                offset: 1000,
+            },
+        ),
+        tmp,
+    )
+    .unwrap();
+    let argv = argv_text(&p).join(" ");
+    for want in [
+        "curl -sS -g -L",
+        "--connect-timeout 10",
+        "--max-time 30",
+        "-D /tmp/x/headers",
+        "-K -",
+        "-H Content-Type: application/json --data-binary @/tmp/x/body",
+        "--fail",
+        "-H Range: bytes=1000-",
+        "-o - -- https://",
+    ] {
+        assert!(argv.contains(want), "{want} in {argv}");
+    }
+    assert_eq!(p.stdout, StdoutTo::Append(dest.into()));
+    assert_eq!(
+        String::from_utf8(p.stdin.unwrap()).unwrap(),
+        format!("header = \"Authorization: Bearer {KEY}\"\n")
+    );
+    let p = invocation(
+        &Tool::curl(),
+        &spec(Method::Patch("{}"), Target::Memory),
+        tmp,
+    )
+    .unwrap();
+    assert!(argv_text(&p).join(" ").contains("-X PATCH"));
+    let mut s = spec(Method::Get, Target::Memory);
+    s.auth = None;
+    let p = invocation(&Tool::curl(), &s, tmp).unwrap();
+    assert!(p.stdin.is_none() && !argv_text(&p).contains(&"-K".to_string()));
+}
+
+#[test]
+fn wget_argv_shape() {
+    let tmp = Path::new("/tmp/x");
+    let dest = Path::new("/w/img.part");
+    let p = invocation(
+        &Tool::gnu_wget(),
+        &spec(Method::Patch("{}"), Target::Memory),
+        tmp,
+    )
+    .unwrap();
+    let argv = argv_text(&p).join(" ");
+    assert!(argv.starts_with("wget -nv -S --tries=1"), "{argv}");
+    assert!(
+        argv.contains("--method=PATCH --body-file=/tmp/x/body"),
+        "{argv}"
+    );
+    assert!(argv.contains("--content-on-error -O -"), "{argv}");
+    assert!(p.env.contains(&("WGETRC".into(), "/tmp/x/wgetrc".into())));
+    assert!(p.files.contains(&(
+        "/tmp/x/wgetrc".into(),
+        format!("header = Authorization: Bearer {KEY}\n").into_bytes()
+    )));
+    let p = invocation(
+        &Tool::gnu_wget(),
+        &spec(
+            Method::Post("{}"),
+            Target::File {
+                path: dest,
+                offset: 5,
+            },
+        ),
+        tmp,
+    )
+    .unwrap();
+    let argv = argv_text(&p).join(" ");
+    assert!(
+        argv.contains("--post-file=/tmp/x/body -c -O /w/img.part -- https://"),
+        "{argv}"
+    );
+    assert_eq!(p.stdout, StdoutTo::Null);
+}
+
+#[test]
+fn busybox_puts_key_on_argv_and_says_so_and_refuses_patch() {
+    let tmp = Path::new("/tmp/x");
+    let p = invocation(
+        &Tool::busybox_wget(),
+        &spec(Method::Post("{}"), Target::Memory),
+        tmp,
+    )
+    .unwrap();
+    let argv = argv_text(&p);
+    assert_eq!(&argv[..4], ["busybox", "wget", "-q", "-S"]);
+    assert!(p.key_on_argv);
+    assert!(argv.contains(&format!("Authorization: Bearer {KEY}")));
+    assert!(argv.join(" ").contains("--post-file /tmp/x/body"));
+    let e = invocation(
+        &Tool::busybox_wget(),
+        &spec(Method::Patch("{}"), Target::Memory),
+        tmp,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("cannot send PATCH"), "{e}");
+    let mut s = spec(Method::Get, Target::Memory);
+    s.auth = None;
+    assert!(
+        !invocation(&Tool::busybox_wget(), &s, tmp)
+            .unwrap()
+            .key_on_argv
+    );
+}
+
+#[test]
+fn bad_keys_refused_without_echoing_them() {
+    for key in ["", "a b", "a\"b", "a\nHost: x", "a\\b"] {
+        let mut s = spec(Method::Get, Target::Memory);
+        s.auth = Some(key);
+        let e = invocation(&Tool::curl(), &s, Path::new("/t"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the API key"), "{e}");
+        if !key.is_empty() {
+            assert!(!e.contains(key), "{e}");
+        }
+    }
+}
+
+#[test]
+fn header_parsing_curl_and_wget() {
+    let curl = "HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 5\r\n\r\n\
+                HTTP/1.1 206 Partial Content\r\nContent-Length: 2999000\r\n\
+                Content-Range: bytes 1000-2999999/3000000\r\n\r\n";
+    let h = parse_headers(curl, false);
+    assert_eq!(h.status, Some(206));
+    assert_eq!(h.reason, "Partial Content");
+    assert_eq!(h.content_length, Some(2_999_000));
+    assert_eq!(
+        (h.range_start, h.range_total),
+        (Some(1000), Some(3_000_000))
+    );
+    let wget = "--2026-11-30 04:47:41--  http://127.0.0.1/download\n\
+                HTTP request sent, awaiting response... \n  HTTP/1.1 416 Requested Range Not Satisfiable\n  \
+                Content-Range: bytes */3000000\n  Content-Length: 0\n\n    The file is already fully retrieved\n";
+    let h = parse_headers(wget, true);
+    assert_eq!(h.status, Some(416));
+    assert_eq!((h.range_start, h.range_total), (None, Some(3_000_000)));
+    let busybox = "Connecting to 127.0.0.1:1 (127.0.0.1:1)\n  HTTP/1.1 500 Internal Server Error\n\
+                   wget: server returned error: HTTP/1.1 500 Internal Server Error\n";
+    let h = parse_headers(busybox, true);
+    assert_eq!(h.status, Some(500));
+    assert_eq!(parse_headers("garbage\n", false), Headers::default());
+}
+
+#[test]
+fn progress_lines() {
+    let l = progress_line(
+        512 * 1024 * 1024,
+        Some(1024 * 1024 * 1024),
+        256 * 1024 * 1024,
+        Duration::from_secs(64),
+    );
+    assert_eq!(l, "512.0 MiB of 1.0 GiB (50%), 4.0 MiB/s, ETA 2m08s");
+    assert_eq!(
+        progress_line(100, None, 100, Duration::ZERO),
+        "100 B, 0 B/s"
+    );
+    assert_eq!(human(1536), "1.5 KiB");
+    assert_eq!(duration_text(3725), "1h02m");
+}
+
+#[test]
+fn stderr_tail_drops_headers_and_key() {
+    let t = format!(
+        "  HTTP/1.1 401 Unauthorized\nwget: server returned error: {KEY}\nfile 45% |***|\n"
+    );
+    let s = stderr_tail(&t, Some(KEY));
+    assert_eq!(s, "wget: server returned error: <redacted>");
+}
