@@ -19,7 +19,7 @@ help:
 	@echo "  make lint       cargo fmt --check and clippy -D warnings"
 	@echo "  make structure-check  function lengths and module imports (tools/structure-check)"
 	@echo "  make demo       one whole migration in a QEMU VM, console streaming (root)"
-	@echo "  make e2e        all VM scenarios (root)"
+	@echo "  make e2e        all VM scenarios (root); make test runs the set of make e2e-ci"
 	@echo "  make release    static binaries for every board into dist/ (installs its tools: deps-cross)"
 	@echo "  make deps-cross cross linkers, qemu-user, rustup targets and rust-src (root; release does it)"
 	@echo "  make test-cross tests for aarch64, armv7, armv6 under qemu-user"
@@ -59,7 +59,7 @@ deps:
 
 # The full suite. VM scenarios (e2e) and cross tests come from the fragments below when present.
 test: check static
-	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory e2e-ci
 	$(MAKE) --no-print-directory test-extra
 
 -include mk/*.mk

@@ -3,6 +3,7 @@
 # Targets (as root, on a Debian 12 machine with network access to the Debian mirror):
 #   make vm-deps   install the Debian packages the test bed needs (idempotent)
 #   make e2e       static binary + both guests (cached) + every scenario; E2E_ARGS="--only NAME"
+#   make e2e-ci    the representative set `make test` runs (see E2E_ONLY in scenarios.py)
 #   make demo      a real migration of the systemd guest, serial console streaming, then what
 #                  landed on resin-boot/resin-data (DEMO_MODE=dry-run: the dry-run instead)
 #   make vm-clean  remove run directories and built guests (keeps downloaded .debs and trees;
@@ -16,7 +17,7 @@ VM_FAULT_DIR    := target/fault-injection
 VM_FAULT_BINARY := $(VM_FAULT_DIR)/$(VM_TARGET)/release/takeover
 VM_PYTHON   := /usr/bin/python3
 
-.PHONY: vm-deps vm-binary vm-fault-binary vm-guests vm-images e2e demo vm-clean
+.PHONY: vm-deps vm-binary vm-fault-binary vm-guests vm-images e2e e2e-ci demo vm-clean
 
 vm-deps:
 	$(VM_DIR)/deps.sh
@@ -34,6 +35,11 @@ vm-guests: vm-deps
 
 e2e: vm-deps vm-binary vm-fault-binary vm-guests
 	$(VM_PYTHON) $(VM_DIR)/scenarios.py --binary $(VM_BINARY) --fault-binary $(VM_FAULT_BINARY) $(E2E_ARGS)
+
+# make test's share of the VM scenarios: every scenario but scenarios.py's E2E_ONLY and, of the
+# Pi boards, one migration per board (VM_PI=ci). `make e2e` runs them all.
+e2e-ci:
+	@$(MAKE) --no-print-directory e2e VM_PI=ci E2E_ARGS="--ci $(E2E_ARGS)"
 
 ifeq ($(BOARD),)
 demo: vm-deps vm-binary
