@@ -3,6 +3,11 @@
 //! Flow: options → probe and checks → image (download or given, then verified) → network,
 //! hostname and backup prepared → (dry-run: staged and reported, stop) → RAM root prepared →
 //! PID 1 handed over to stage 2.
+//!
+//! Entry points (called by `main.rs`): [`migrate::run`] (`--dry-run`, `--pretend`, a
+//! migration), [`write_only::run`], [`download::download_only`]. The payload (networks,
+//! config.json, backup) is staged by one function for migrations and `--write-only`
+//! ([`payload::stage`]); what stage 2 receives is a [`crate::stage2_plan::Stage2Plan`].
 #![forbid(unsafe_code)]
 
 pub mod checks;
