@@ -85,8 +85,14 @@ pub struct Network {
     /// "wifi" | "ethernet" | "other"
     pub kind: String,
     pub ssid: Option<String>,
-    /// "networkmanager" | "wpa_supplicant" | "connman" | "nwmgr-cfg" | "balenaos"
+    /// "networkmanager" | "wpa_supplicant" | "connman" | "nwmgr-cfg" | "balenaos" | "dhcpcd" |
+    /// "ifupdown" | "netplan" | "systemd-networkd" | "iwd"
     pub source: String,
+    /// "migrated" (a file under system-connections/), "not-migrated" (cannot be: `reason`),
+    /// "ignored" (another source wins: `reason`), "not-needed" (wired DHCP, balenaOS default).
+    pub status: String,
+    /// Why it was not migrated; for migrated entries, where it came from and what changed.
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

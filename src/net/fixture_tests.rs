@@ -33,6 +33,8 @@ const SECRETS: &[&str] = &[
     "fixture-home-psk-old",
     "fixture-stale-backup-psk",
     "fixture-netplan-psk-17",
+    "fixture-dhcpcd-psk-20",
+    "fixture-dhcpcd-psk-21",
     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
 ];
@@ -348,8 +350,17 @@ fn root_nm_pi_prefers_networkmanager_and_fills_gaps_from_wpa() {
     let (st, msg) = network_check(&c, false);
     assert_eq!(st, Status::Pass, "{msg}");
     assert!(msg.contains("wifi-home") && msg.contains("Corp"), "{msg}");
-    let e = report_entries(&c);
+    let all = report_entries(&c);
+    let e: Vec<_> = all.iter().filter(|e| e.status == "migrated").collect();
     assert_eq!(e.len(), 4);
+    // Left out, each with a status and a reason: the EAP profile, the stale wpa copy of Home.
+    let out: Vec<_> = all.iter().filter(|e| e.status != "migrated").collect();
+    assert!(out
+        .iter()
+        .any(|e| e.status == "not-migrated" && e.reason.as_deref().unwrap().contains("EAP")));
+    assert!(out.iter().any(|e| e.status == "ignored"
+        && e.ssid.as_deref() == Some("Home")
+        && e.source == "wpa_supplicant"));
     assert_eq!(e[0].name, "wifi-home");
     assert_eq!(e[0].kind, "wifi");
     assert_eq!(e[0].ssid.as_deref(), Some("Home"));
@@ -613,4 +624,81 @@ fn parsers_never_panic_on_mangled_input() {
         }
     }
     assert!(runs > 3000, "{runs}");
+}
+
+/// Sysroots of the sources added for issue 19: collected and staged keyfiles compared byte for
+/// byte with `golden/roots/<case>/`.
+const GOLDEN_ROOTS: &[&str] = &["dhcpcd-pi"];
+
+#[test]
+fn golden_roots_byte_for_byte() {
+    let update = std::env::var_os("TAKEOVER_UPDATE_GOLDEN").is_some();
+    for case in GOLDEN_ROOTS {
+        let dir = fixtures().join("golden/roots").join(case);
+        let c = collect(&root(case), &opts()).unwrap();
+        if update {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            for (name, data) in &c.files {
+                let name = name.strip_prefix("system-connections/").unwrap();
+                std::fs::write(dir.join(name), data).unwrap();
+            }
+        }
+        let mut want: Vec<String> = files_in(&dir)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        want.sort();
+        let mut got: Vec<String> = c.connection_files().iter().map(|s| s.to_string()).collect();
+        got.sort();
+        assert_eq!(got, want, "{case}: file names");
+        for (name, data) in &c.files {
+            let name = name.strip_prefix("system-connections/").unwrap();
+            let golden = std::fs::read(dir.join(name)).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(data),
+                String::from_utf8_lossy(&golden),
+                "{case}/{name} differs from golden"
+            );
+        }
+        assert_files_reparse(&c);
+    }
+}
+
+fn net<'a>(c: &'a Collected, name: &str) -> &'a Network {
+    c.networks
+        .iter()
+        .find(|n| n.name == name)
+        .unwrap_or_else(|| panic!("{name} not in {:?}", c.networks))
+}
+
+fn left<'a>(c: &'a Collected, name: &str) -> Vec<&'a crate::report::Network> {
+    c.left_out.iter().filter(|e| e.name == name).collect()
+}
+
+#[test]
+fn root_dhcpcd_static_eth_and_per_ssid_wifi() {
+    let c = collect(&root("dhcpcd-pi"), &opts()).unwrap();
+    assert_eq!(
+        c.active.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![Source::Dhcpcd, Source::WpaSupplicant]
+    );
+    let eth = net(&c, "eth0");
+    assert_eq!(eth.source, Source::Dhcpcd);
+    assert_eq!(eth.ipv4.addresses, vec!["192.168.40.17/24"]);
+    assert_eq!(eth.ipv4.gateway.as_deref(), Some("192.168.40.1"));
+    assert_eq!(eth.ipv4.dns, vec!["192.168.40.1", "9.9.9.9"]);
+    assert_eq!(eth.ipv4.route_metric, Some(100));
+    assert_eq!(eth.ipv6.addresses, vec!["fd40:17::17/64"]);
+    let gh = net(&c, "Greenhouse");
+    assert_eq!(gh.ipv4.addresses, vec!["10.30.0.44/16"]);
+    assert_eq!(gh.ipv4.gateway.as_deref(), Some("10.30.0.1"));
+    assert_eq!(gh.ipv4.route_metric, Some(300), "interface block, then ssid block");
+    let ph = net(&c, "Packhouse");
+    assert_eq!(ph.ipv4.method, IpMethod::Auto);
+    assert_eq!(ph.ipv4.route_metric, Some(300));
+    let usb = net(&c, "usb0");
+    assert!(usb.ipv4.never_default && usb.ipv4.method == IpMethod::Auto);
+    assert!(c.notes.iter().any(|n| n.contains("static_eth0")));
+    assert_eq!(network_check(&c, false).0, Status::Pass);
 }

@@ -34,7 +34,9 @@
 //! `interface "<if>"`, or `/var/lib/dhcpcd{,5}/{<if>,dhcpcd-<if>}.lease`.
 #![forbid(unsafe_code)]
 
+pub mod active;
 pub mod connman;
+pub mod dhcpcd;
 #[cfg(test)]
 mod fixture_tests;
 pub mod gen;
@@ -58,6 +60,7 @@ pub const NM_DIR: &str = "/etc/NetworkManager/system-connections";
 pub const NM_RUN_DIR: &str = "/run/NetworkManager/system-connections";
 pub const WPA_DIR: &str = "/etc/wpa_supplicant";
 pub const CONNMAN_DIR: &str = "/var/lib/connman";
+pub const DHCPCD_CONF: &str = "/etc/dhcpcd.conf";
 pub const BALENA_CONNECTIONS: &str = "/mnt/boot/system-connections";
 pub const BALENA_PROXY: &str = "/mnt/boot/system-proxy";
 
@@ -96,6 +99,25 @@ pub struct Collected {
     pub entries: Vec<crate::report::Network>,
     /// Things skipped or changed on purpose (disabled blocks, duplicates, dropped pinning).
     pub notes: Vec<String>,
+    /// Report entries of the networks found but not migrated (status and reason set).
+    pub left_out: Vec<crate::report::Network>,
+    /// Wired interfaces configured for plain DHCP (no profile needed), as "eth0 (ifupdown)".
+    pub wired_dhcp_config: Vec<String>,
+    /// IP settings that apply to wifi networks defined elsewhere (dhcpcd, ifupdown).
+    overlays: Vec<Overlay>,
+    /// The network managers seen running or enabled, best first, with how they were seen.
+    pub active: Vec<(Source, String)>,
+}
+
+/// IP settings for the wifi networks of one interface or one SSID, from a file that does not
+/// define the networks themselves (dhcpcd.conf blocks, ifupdown stanzas with `wpa-conf`).
+#[derive(Debug, Clone)]
+struct Overlay {
+    iface: Option<String>,
+    ssid: Option<Vec<u8>>,
+    ipv4: IpConfig,
+    ipv6: IpConfig,
+    what: String,
 }
 
 impl fmt::Debug for Collected {
@@ -257,7 +279,35 @@ fn entry(name: &str, n: Option<&Network>, source: Source) -> crate::report::Netw
         kind: n.map_or("other", |n| n.kind.as_str()).to_string(),
         ssid: n.and_then(|n| n.ssid_display()),
         source: source.as_str().to_string(),
+        status: "migrated".into(),
+        reason: n.map(|n| format!("from {}", n.origin.display())),
     }
+}
+
+/// A report entry for a network found but not migrated.
+fn left_out_entry(n: &Network, status: &str, why: &str) -> crate::report::Network {
+    crate::report::Network {
+        name: n.name.clone(),
+        kind: n.kind.as_str().to_string(),
+        ssid: n.ssid_display(),
+        source: n.source.as_str().to_string(),
+        status: status.to_string(),
+        reason: Some(format!("{why} ({})", n.origin.display())),
+    }
+}
+
+/// Records a network that is not migrated: log line, report entry, and (for "not-migrated")
+/// the list the network check and the warnings name.
+fn leave_out(c: &mut Collected, n: &Network, status: &str, why: String) {
+    let label = format!("{} ({}, {})", n.name, n.source.as_str(), n.origin.display());
+    match status {
+        "not-migrated" => c.unmigratable.push((label, why.clone())),
+        _ => {
+            info!("network: '{label}' {status}: {why}");
+            c.notes.push(format!("{label}: {why}"));
+        }
+    }
+    c.left_out.push(left_out_entry(n, status, &why));
 }
 
 /// Reads a file that is copied as is: validated as a NetworkManager keyfile, secrets registered.
@@ -307,10 +357,16 @@ pub fn collect(root: &Root, opts: &NetOptions) -> Result<Collected> {
     }
 
     // 2. Every source present.
+    c.active = active::detect(root);
+    for (s, how) in &c.active {
+        info!("network: {} is in use ({how})", s.as_str());
+    }
     let mut found: Vec<Network> = Vec::new();
     scan_nm(root, &mut c, &mut found)?;
     scan_wpa(root, &mut c, &mut found)?;
     scan_connman(root, &mut c, &mut found)?;
+    scan_dhcpcd(root, &mut c, &mut found)?;
+    apply_overlays(&mut c, &mut found);
 
     // 3. Filters and de-duplication.
     let found = select(found, opts, &mut c);
@@ -530,17 +586,120 @@ fn scan_connman(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Res
     Ok(())
 }
 
-fn rank(s: Source) -> u8 {
+/// Preference between sources when nothing says which one runs: NetworkManager, then the
+/// files that configure a daemon directly.
+fn static_rank(s: Source) -> u8 {
     match s {
         Source::NetworkManager => 0,
-        Source::WpaSupplicant => 1,
-        Source::Connman => 2,
-        Source::NwmgrCfg | Source::BalenaOs => 3,
+        Source::Netplan => 1,
+        Source::Networkd => 2,
+        Source::Ifupdown => 3,
+        Source::Dhcpcd => 4,
+        Source::WpaSupplicant => 5,
+        Source::Iwd => 6,
+        Source::Connman => 7,
+        Source::NwmgrCfg | Source::BalenaOs => 8,
     }
 }
 
-/// Applies `--no-wifis`/`--wifi`, removes duplicates, moves unmigratable networks to
-/// `c.unmigratable`; returns the networks to generate, in the order found.
+/// The rank of a source: the network managers in use first (in the order [`active::detect`]
+/// gives), then [`static_rank`].
+fn rank(s: Source, active: &[(Source, String)]) -> u8 {
+    match active.iter().position(|(a, _)| *a == s) {
+        Some(p) => u8::try_from(p).unwrap_or(0),
+        None => 50 + static_rank(s),
+    }
+}
+
+fn is_wireless(root: &Root, iface: &str) -> bool {
+    let d = Path::new("/sys/class/net").join(iface);
+    root.exists(d.join("wireless")) || root.exists(d.join("phy80211")) || iface.starts_with("wl")
+}
+
+/// Applies dhcpcd/ifupdown IP settings to the wifi networks wpa_supplicant connects to: an
+/// SSID block wins over an interface block.
+fn apply_overlays(c: &mut Collected, found: &mut [Network]) {
+    for n in found.iter_mut() {
+        if n.kind != NetKind::Wifi || n.source != Source::WpaSupplicant {
+            continue;
+        }
+        let by_ssid = c
+            .overlays
+            .iter()
+            .find(|o| o.ssid.is_some() && o.ssid == n.ssid);
+        let by_iface = c.overlays.iter().find(|o| {
+            o.iface.is_some() && (n.interface.is_none() || o.iface == n.interface)
+        });
+        for o in [by_iface, by_ssid].into_iter().flatten() {
+            n.ipv4.merge_from(&o.ipv4);
+            n.ipv6.merge_from(&o.ipv6);
+            n.notes.push(format!("IP settings from {}", o.what));
+            if n.interface.is_none() {
+                n.interface.clone_from(&o.iface);
+            }
+        }
+    }
+}
+
+/// `/etc/dhcpcd.conf`: `interface` blocks of wired interfaces become ethernet profiles, those
+/// of wireless interfaces and `ssid` blocks add IP settings to the wifi networks of
+/// wpa_supplicant (dhcpcd starts wpa_supplicant with its configuration on Raspberry Pi OS).
+fn scan_dhcpcd(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<()> {
+    let rel = Path::new(DHCPCD_CONF);
+    c.searched.push(rel.to_path_buf());
+    if !root.path(rel).is_file() {
+        return Ok(());
+    }
+    let Some(data) = read_soft(root, rel, c)? else {
+        return Ok(());
+    };
+    let p = dhcpcd::parse(&String::from_utf8_lossy(&data), rel);
+    for note in &p.notes {
+        info!("network: {note}");
+        c.notes.push(note.clone());
+    }
+    for b in p.blocks {
+        let at = format!("{}:{}", rel.display(), b.line);
+        for note in &b.notes {
+            info!("network: {note}");
+            c.notes.push(note.clone());
+        }
+        match &b.scope {
+            dhcpcd::Scope::Ssid(s) => c.overlays.push(Overlay {
+                iface: None,
+                ssid: Some(s.clone()),
+                ipv4: b.ipv4.clone(),
+                ipv6: b.ipv6.clone(),
+                what: format!("dhcpcd.conf ssid block ({at})"),
+            }),
+            dhcpcd::Scope::Interface(i) if is_wireless(root, i) => c.overlays.push(Overlay {
+                iface: Some(i.clone()),
+                ssid: None,
+                ipv4: b.ipv4.clone(),
+                ipv6: b.ipv6.clone(),
+                what: format!("dhcpcd.conf interface {i} ({at})"),
+            }),
+            dhcpcd::Scope::Interface(i) => {
+                let mut n = Network::new(i.clone(), NetKind::Ethernet, Source::Dhcpcd, rel.into());
+                n.interface = Some(i.clone());
+                n.ipv4 = b.ipv4.clone();
+                n.ipv6 = b.ipv6.clone();
+                n.notes.push(format!("interface block at {at}"));
+                if p.denied.iter().any(|d| d == i) {
+                    leave_out(c, &n, "ignored", "dhcpcd is told to leave it alone (denyinterfaces)".into());
+                    continue;
+                }
+                found.push(n);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies `--no-wifis`/`--wifi`, leaves out plain wired DHCP profiles (balenaOS does that by
+/// itself), keeps one copy per SSID and one profile per interface (the source in use wins),
+/// moves unmigratable networks to `c.unmigratable`; returns the networks to generate, in the
+/// order found.
 fn select(found: Vec<Network>, opts: &NetOptions, c: &mut Collected) -> Vec<Network> {
     let mut kept: Vec<Network> = Vec::new();
     let mut wanted_seen = vec![false; opts.wifis.len()];
@@ -573,6 +732,8 @@ fn select(found: Vec<Network>, opts: &NetOptions, c: &mut Collected) -> Vec<Netw
                 .push(format!("--wifi '{w}': no network with this SSID was found"));
         }
     }
+    let active = c.active.clone();
+    let rk = |n: &Network| rank(n.source, &active);
     // Best migratable copy per SSID: lowest source rank.
     let mut out: Vec<Network> = Vec::new();
     for (i, n) in kept.iter().enumerate() {
@@ -585,7 +746,7 @@ fn select(found: Vec<Network>, opts: &NetOptions, c: &mut Collected) -> Vec<Netw
                     && same_ssid(m)
                     && m.unmigratable().is_none()
                     && (why.is_some()
-                        || rank(m.source) < rank(n.source)
+                        || rk(m) < rk(n)
                         || (m.source == n.source
                             && *j < i
                             && m.security == n.security
@@ -594,27 +755,86 @@ fn select(found: Vec<Network>, opts: &NetOptions, c: &mut Collected) -> Vec<Netw
             });
             if let Some((_, m)) = better {
                 let msg = format!(
-                    "'{}' from {} ({}) not used: the same network comes from {} ({})",
-                    n.name,
-                    n.source.as_str(),
-                    n.origin.display(),
+                    "the same network comes from {} ({})",
                     m.source.as_str(),
                     m.origin.display()
                 );
-                info!("network: {msg}");
-                c.notes.push(msg);
+                leave_out(c, n, "ignored", msg);
                 continue;
             }
         }
-        match why {
-            Some(why) => c.unmigratable.push((
-                format!("{} ({}, {})", n.name, n.source.as_str(), n.origin.display()),
-                why,
-            )),
-            None => out.push(n.clone()),
+        if let Some(why) = why {
+            leave_out(c, n, "not-migrated", why);
+            continue;
+        }
+        out.push(n.clone());
+    }
+    // One profile per interface: the source in use wins. NetworkManager leaves the interfaces
+    // of /etc/network/interfaces to ifupdown (its default `[ifupdown] managed=false`).
+    let ifupdown_first = |n: &Network, m: &Network| {
+        n.source == Source::Ifupdown && m.source == Source::NetworkManager
+    };
+    let mut res: Vec<Network> = Vec::new();
+    for (i, n) in out.iter().enumerate() {
+        let Some(iface) = n.interface.as_deref().filter(|_| n.kind == NetKind::Ethernet) else {
+            res.push(n.clone());
+            continue;
+        };
+        let beats = |m: &Network, j: usize| {
+            if ifupdown_first(m, n) {
+                return true;
+            }
+            if ifupdown_first(n, m) {
+                return false;
+            }
+            rk(m) < rk(n) || (rk(m) == rk(n) && j < i)
+        };
+        let winner = out.iter().enumerate().find(|(j, m)| {
+            *j != i
+                && m.kind == NetKind::Ethernet
+                && m.source != n.source
+                && m.interface.as_deref() == Some(iface)
+                && beats(m, *j)
+        });
+        match winner {
+            Some((_, m)) => {
+                let why = format!(
+                    "{iface} is configured by {} ({}), {}",
+                    m.source.as_str(),
+                    m.origin.display(),
+                    if active.iter().any(|(a, _)| *a == m.source) {
+                        "the network manager in use"
+                    } else {
+                        "which is preferred"
+                    }
+                );
+                leave_out(c, n, "ignored", why);
+            }
+            None => res.push(n.clone()),
         }
     }
-    out
+    // Plain wired DHCP: nothing to carry over (after conflicts, so a static profile of the
+    // source in use is never replaced by "DHCP" from a stale file).
+    let mut fin = Vec::new();
+    for n in res {
+        if n.is_plain_wired_dhcp() {
+            let what = format!(
+                "{} ({})",
+                n.interface.clone().unwrap_or_else(|| n.name.clone()),
+                n.source.as_str()
+            );
+            leave_out(
+                c,
+                &n,
+                "not-needed",
+                "wired DHCP: balenaOS does DHCP on every Ethernet interface by itself".into(),
+            );
+            c.wired_dhcp_config.push(what);
+            continue;
+        }
+        fin.push(n);
+    }
+    fin
 }
 
 /// Sees whether the device is online over wired Ethernet with DHCP (module doc); returns how.
@@ -718,6 +938,16 @@ pub fn network_check(c: &Collected, no_nwmgr_check: bool) -> (Status, String) {
             ),
         );
     }
+    if !c.wired_dhcp_config.is_empty() {
+        return (
+            Status::Pass,
+            format!(
+                "no network profile to migrate: wired Ethernet with DHCP is configured ({}), \
+                 which balenaOS brings up by itself{unmig}",
+                c.wired_dhcp_config.join(", ")
+            ),
+        );
+    }
     let searched: Vec<String> = c.searched.iter().map(|p| p.display().to_string()).collect();
     let msg = format!(
         "no network configuration was found, the device might not be able to come online \
@@ -734,7 +964,9 @@ pub fn network_check(c: &Collected, no_nwmgr_check: bool) -> (Status, String) {
 
 /// The report's `network` array.
 pub fn report_entries(c: &Collected) -> Vec<crate::report::Network> {
-    c.entries.clone()
+    let mut v = c.entries.clone();
+    v.extend(c.left_out.iter().cloned());
+    v
 }
 
 /// Writes `c.files` under `boot_dir` (`<boot>/system-connections/...`,
