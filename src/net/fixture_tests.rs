@@ -35,6 +35,8 @@ const SECRETS: &[&str] = &[
     "fixture-netplan-psk-17",
     "fixture-dhcpcd-psk-20",
     "fixture-dhcpcd-psk-21",
+    "fixture-ifupdown-psk-22",
+    "fixture-ifupdown-psk-23",
     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
 ];
@@ -628,7 +630,7 @@ fn parsers_never_panic_on_mangled_input() {
 
 /// Sysroots of the sources added for issue 19: collected and staged keyfiles compared byte for
 /// byte with `golden/roots/<case>/`.
-const GOLDEN_ROOTS: &[&str] = &["dhcpcd-pi"];
+const GOLDEN_ROOTS: &[&str] = &["dhcpcd-pi", "ifupdown-debian"];
 
 #[test]
 fn golden_roots_byte_for_byte() {
@@ -701,4 +703,37 @@ fn root_dhcpcd_static_eth_and_per_ssid_wifi() {
     assert!(usb.ipv4.never_default && usb.ipv4.method == IpMethod::Auto);
     assert!(c.notes.iter().any(|n| n.contains("static_eth0")));
     assert_eq!(network_check(&c, false).0, Status::Pass);
+}
+
+#[test]
+fn root_ifupdown_static_wifi_wpa_conf_and_unsupported() {
+    let c = collect(&root("ifupdown-debian"), &opts()).unwrap();
+    assert_eq!(c.active[0].0, Source::Ifupdown);
+    let eth = net(&c, "eth0");
+    assert_eq!(eth.ipv4.addresses, vec!["192.168.60.10/24"]);
+    assert_eq!(eth.ipv4.gateway.as_deref(), Some("192.168.60.1"));
+    assert_eq!(eth.ipv4.dns, vec!["192.168.60.1", "1.0.0.1"]);
+    assert_eq!(eth.ipv4.dns_search, vec!["plant.example"]);
+    assert_eq!(eth.ipv4.route_metric, Some(50));
+    assert_eq!(eth.ipv4.routes.len(), 1);
+    assert_eq!(eth.ipv6.addresses, vec!["2001:db8:60::10/64"]);
+    assert_eq!(eth.ipv6.gateway.as_deref(), Some("2001:db8:60::1"));
+    assert!(eth.autoconnect);
+    assert!(!net(&c, "eth2").autoconnect, "no auto line");
+    let w = net(&c, "Mill Office");
+    assert_eq!(psk(w), Some("fixture-ifupdown-psk-22"));
+    assert_eq!(w.ipv4.addresses, vec!["192.168.61.20/24"]);
+    let y = net(&c, "Yard AP");
+    assert_eq!(y.interface.as_deref(), Some("wlan1"));
+    assert_eq!(psk(y), Some("fixture-ifupdown-psk-23"));
+    // eth1 is plain DHCP: no profile, and the check says why it passes anyway.
+    assert_eq!(left(&c, "eth1")[0].status, "not-needed");
+    for (name, word) in [("bond0", "bond"), ("br0", "bridge"), ("eth0.20", "VLAN")] {
+        let e = left(&c, name);
+        assert_eq!(e.len(), 1, "{name}");
+        assert_eq!(e[0].status, "not-migrated");
+        assert!(e[0].reason.as_deref().unwrap().contains(word), "{e:?}");
+        assert!(c.unmigratable.iter().any(|(n, w)| n.starts_with(name) && w.contains(word)));
+    }
+    assert!(c.wired_dhcp_config.iter().any(|w| w.starts_with("eth1")));
 }

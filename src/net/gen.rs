@@ -11,7 +11,8 @@
 //!   a decimal byte list `72;195;169;`, which NetworkManager reads back byte for byte.
 //! - Security: `wpa-psk` (WPA/WPA2, also WPA2/WPA3 transition), `sae` (WPA3), or none (open).
 //! - IPv4/IPv6: method, addresses (`addressN=addr/prefix[,gateway]`), DNS, search domains.
-//! - Never written: interface-name, mac-address, bssid, permissions (the notes say so).
+//! - Never written: mac-address, bssid, permissions (the notes say so); `interface-name` only
+//!   when several wired profiles are migrated (each stays on its own port).
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -269,6 +270,9 @@ pub fn keyfile(n: &Network, file_name: &str) -> Result<String> {
     w.set("autoconnect", if n.autoconnect { "true" } else { "false" });
     if let Some(p) = n.priority {
         w.set("autoconnect-priority", &p.clamp(-999, 999).to_string());
+    }
+    if let Some(i) = n.interface.as_deref().filter(|_| n.bind_interface) {
+        w.set("interface-name", i);
     }
     match n.kind {
         NetKind::Wifi => {

@@ -40,6 +40,7 @@ pub mod dhcpcd;
 #[cfg(test)]
 mod fixture_tests;
 pub mod gen;
+pub mod ifupdown;
 pub mod keyfile;
 pub mod nm;
 pub mod types;
@@ -365,11 +366,27 @@ pub fn collect(root: &Root, opts: &NetOptions) -> Result<Collected> {
     scan_nm(root, &mut c, &mut found)?;
     scan_wpa(root, &mut c, &mut found)?;
     scan_connman(root, &mut c, &mut found)?;
+    scan_ifupdown(root, &mut c, &mut found)?;
     scan_dhcpcd(root, &mut c, &mut found)?;
     apply_overlays(&mut c, &mut found);
 
     // 3. Filters and de-duplication.
-    let found = select(found, opts, &mut c);
+    let mut found = select(found, opts, &mut c);
+    let wired = found
+        .iter()
+        .filter(|n| n.kind == NetKind::Ethernet && n.interface.is_some())
+        .count();
+    if wired > 1 {
+        for n in found.iter_mut().filter(|n| n.kind == NetKind::Ethernet) {
+            if let Some(i) = &n.interface {
+                n.bind_interface = true;
+                n.notes.push(format!(
+                    "bound to {i} (interface-name): {wired} wired profiles would otherwise \
+                     compete for the same port"
+                ));
+            }
+        }
+    }
 
     // 4. Generation.
     let taken: Vec<String> = c.connection_files().iter().map(|s| s.to_string()).collect();
@@ -526,27 +543,172 @@ fn scan_wpa(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<
         }
     }
     for name in files {
-        let rel = dir.join(&name);
-        c.searched.push(rel.clone());
-        if !root.path(&rel).is_file() {
-            continue;
-        }
-        let Some(data) = read_soft(root, &rel, c)? else {
-            continue;
-        };
-        register_secrets_lenient(&data);
-        match wpa::parse(&data, &rel) {
-            Ok(p) => {
-                found.extend(p.networks);
-                for (n, why) in p.skipped {
-                    info!("network: '{n}' skipped: {why}");
-                    c.notes.push(format!("{n}: {why}"));
-                }
+        // wpa_supplicant-IFACE.conf is what wpa_supplicant@IFACE.service runs on IFACE.
+        let iface = name
+            .strip_prefix("wpa_supplicant-")
+            .and_then(|n| n.strip_suffix(".conf"))
+            .map(str::to_string);
+        scan_wpa_file(root, &dir.join(&name), iface, c, found)?;
+    }
+    Ok(())
+}
+
+fn scan_wpa_file(
+    root: &Root,
+    rel: &Path,
+    iface: Option<String>,
+    c: &mut Collected,
+    found: &mut Vec<Network>,
+) -> Result<()> {
+    if c.searched.iter().any(|p| p == rel) {
+        return Ok(());
+    }
+    c.searched.push(rel.to_path_buf());
+    if !root.path(rel).is_file() {
+        return Ok(());
+    }
+    let Some(data) = read_soft(root, rel, c)? else {
+        return Ok(());
+    };
+    register_secrets_lenient(&data);
+    match wpa::parse(&data, rel) {
+        Ok(p) => {
+            for mut n in p.networks {
+                n.interface.clone_from(&iface);
+                found.push(n);
             }
-            Err(e) => c
-                .unmigratable
-                .push((rel.display().to_string(), e.message())),
+            for (n, why) in p.skipped {
+                info!("network: '{n}' skipped: {why}");
+                c.notes.push(format!("{n}: {why}"));
+            }
         }
+        Err(e) => c
+            .unmigratable
+            .push((rel.display().to_string(), e.message())),
+    }
+    Ok(())
+}
+
+/// `/etc/network/interfaces` (and what it sources): wired stanzas become ethernet profiles,
+/// `wpa-ssid` stanzas wifi profiles, `wpa-conf`/`wpa-roam` stanzas add their IP settings to
+/// the networks of that wpa_supplicant file; bonds, bridges, VLANs are reported.
+fn scan_ifupdown(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<()> {
+    c.searched.push(PathBuf::from(ifupdown::INTERFACES));
+    let Some(p) = ifupdown::read(root) else {
+        return Ok(());
+    };
+    for note in &p.notes {
+        info!("network: {note}");
+        c.notes.push(note.clone());
+    }
+    for i in p.ifaces {
+        for note in &i.notes {
+            info!("network: {}: {note}", i.name);
+        }
+        let origin = PathBuf::from(i.at.rsplit_once(':').map_or(i.at.as_str(), |x| x.0));
+        let started = i.auto || i.hotplug;
+        let mut n = Network::new(i.name.clone(), NetKind::Ethernet, Source::Ifupdown, origin);
+        n.interface = Some(i.name.clone());
+        n.notes.push(format!("stanza at {}", i.at));
+        n.notes.extend(i.notes.iter().cloned());
+        n.ipv4 = i.ipv4.clone();
+        n.ipv6 = i.ipv6.clone();
+        if let Some(why) = &i.unsupported {
+            n.kind = NetKind::Other;
+            n.security = Security::Unsupported(why.clone());
+            found.push(n);
+            continue;
+        }
+        for (v6, ip) in [(false, &n.ipv4), (true, &n.ipv6)] {
+            if ip.method == IpMethod::Manual && ip.addresses.is_empty() {
+                n.security = Security::Unsupported(format!(
+                    "inet{} static without a valid address",
+                    if v6 { "6" } else { "" }
+                ));
+            }
+        }
+        if matches!(n.security, Security::Unsupported(_)) {
+            found.push(n);
+            continue;
+        }
+        if let Some(ssid) = &i.wpa_ssid {
+            n.kind = NetKind::Wifi;
+            n.ssid = Some(ssid.clone());
+            n.name = types::display_bytes(ssid);
+            n.hidden = i.wpa_scan_ssid;
+            let km = i.wpa_key_mgmt.clone().unwrap_or_default();
+            n.security = match (&i.wpa_psk, km.as_str()) {
+                (_, k) if k.contains("EAP") => {
+                    Security::Unsupported(format!("802.1X/EAP (enterprise, wpa-key-mgmt {k})"))
+                }
+                (None, _) => Security::Open,
+                (Some(p), k) => {
+                    let hex = p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit());
+                    if !hex && !(8..=63).contains(&p.len()) {
+                        Security::Unsupported(format!(
+                            "wpa-psk length {} is not 8 to 63 characters or 64 hex digits",
+                            p.len()
+                        ))
+                    } else if k == "SAE" && !hex {
+                        Security::Sae {
+                            psk: Secret::new(p.clone()),
+                        }
+                    } else {
+                        Security::WpaPsk {
+                            psk: Secret::new(p.clone()),
+                        }
+                    }
+                }
+            };
+            if !started {
+                n.autoconnect = false;
+                n.notes
+                    .push("no auto/allow-hotplug: kept with autoconnect off".into());
+            }
+            found.push(n);
+            continue;
+        }
+        let wireless = i.wpa_conf.is_some() || is_wireless(root, &i.name);
+        if wireless {
+            c.overlays.push(Overlay {
+                iface: Some(i.name.clone()),
+                ssid: None,
+                ipv4: i.ipv4.clone(),
+                ipv6: i.ipv6.clone(),
+                what: format!("ifupdown stanza {}", i.at),
+            });
+            if let Some(conf) = &i.wpa_conf {
+                if i.roam {
+                    c.notes.push(format!(
+                        "{}: wpa-roam: the networks of {} are migrated, the per-network                          ifupdown mappings (id_str) are not",
+                        i.at,
+                        conf.display()
+                    ));
+                }
+                scan_wpa_file(root, conf, Some(i.name.clone()), c, found)?;
+            }
+            continue;
+        }
+        if i.methods.iter().all(|m| m.ends_with(" manual")) {
+            leave_out(
+                c,
+                &n,
+                "ignored",
+                "inet manual: ifupdown only brings the link up, the address comes from another                  source"
+                    .into(),
+            );
+            continue;
+        }
+        if !started {
+            if n.is_plain_wired_dhcp() {
+                n.notes.push("no auto/allow-hotplug".into());
+            } else {
+                n.autoconnect = false;
+                n.notes
+                    .push("no auto/allow-hotplug: kept with autoconnect off".into());
+            }
+        }
+        found.push(n);
     }
     Ok(())
 }

@@ -267,6 +267,9 @@ pub struct Network {
     /// The interface the old system bound it to: used to find sources fighting over one
     /// interface, never written (names differ under balenaOS).
     pub interface: Option<String>,
+    /// Write `interface-name` (set when several wired profiles are migrated: unbound, they
+    /// would all compete for the first Ethernet port).
+    pub bind_interface: bool,
     pub ipv4: IpConfig,
     pub ipv6: IpConfig,
     pub source: Source,
@@ -287,6 +290,7 @@ impl Network {
             priority: None,
             autoconnect: true,
             interface: None,
+            bind_interface: false,
             ipv4: IpConfig::default(),
             ipv6: IpConfig::default(),
             source,
