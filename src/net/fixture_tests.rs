@@ -37,6 +37,9 @@ const SECRETS: &[&str] = &[
     "fixture-dhcpcd-psk-21",
     "fixture-ifupdown-psk-22",
     "fixture-ifupdown-psk-23",
+    "fixture-netplan-psk-24",
+    "fixture-netplan-psk-25",
+    "fixture-netplan-eap-26",
     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
 ];
@@ -630,7 +633,7 @@ fn parsers_never_panic_on_mangled_input() {
 
 /// Sysroots of the sources added for issue 19: collected and staged keyfiles compared byte for
 /// byte with `golden/roots/<case>/`.
-const GOLDEN_ROOTS: &[&str] = &["dhcpcd-pi", "ifupdown-debian"];
+const GOLDEN_ROOTS: &[&str] = &["dhcpcd-pi", "ifupdown-debian", "netplan-ubuntu"];
 
 #[test]
 fn golden_roots_byte_for_byte() {
@@ -736,4 +739,26 @@ fn root_ifupdown_static_wifi_wpa_conf_and_unsupported() {
         assert!(c.unmigratable.iter().any(|(n, w)| n.starts_with(name) && w.contains(word)));
     }
     assert!(c.wired_dhcp_config.iter().any(|w| w.starts_with("eth1")));
+}
+
+#[test]
+fn root_netplan_merges_files_and_reports_virtual_devices() {
+    let c = collect(&root("netplan-ubuntu"), &opts()).unwrap();
+    assert_eq!(c.active[0].0, Source::Netplan, "{:?}", c.active);
+    let eth = net(&c, "eth0");
+    assert_eq!(eth.ipv4.method, IpMethod::Manual, "60-*.yaml turned DHCP off");
+    assert_eq!(eth.ipv4.addresses, vec!["10.44.0.12/24"], "/lib copy is shadowed");
+    assert_eq!(eth.ipv4.gateway.as_deref(), Some("10.44.0.1"));
+    assert_eq!(eth.ipv4.route_metric, Some(100));
+    assert_eq!(eth.ipv4.routes[0].dest, "172.16.44.0/24");
+    assert_eq!(eth.ipv4.dns, vec!["10.44.0.1"]);
+    assert_eq!(eth.ipv6.addresses, vec!["fd44::12/64"]);
+    assert_eq!(psk(net(&c, "Quay Wifi")), Some("fixture-netplan-psk-24"));
+    assert!(net(&c, "Hidden Dock").hidden);
+    assert_eq!(net(&c, "Guest Quay").security, Security::Open);
+    for (name, word) in [("Staff", "EAP"), ("vlan44", "VLAN"), ("bond0", "bond")] {
+        let e = left(&c, name);
+        assert_eq!(e.len(), 1, "{name}: {:?}", c.left_out);
+        assert!(e[0].reason.as_deref().unwrap().contains(word), "{e:?}");
+    }
 }
