@@ -40,6 +40,9 @@ const SECRETS: &[&str] = &[
     "fixture-netplan-psk-24",
     "fixture-netplan-psk-25",
     "fixture-netplan-eap-26",
+    "fixture-iwd-psk-27",
+    "fixture-iwd-eap-28",
+    "4f8d2b1c9a7e6d5c4b3a29181706f5e4d3c2b1a09f8e7d6c5b4a392817060504",
     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
 ];
@@ -633,7 +636,12 @@ fn parsers_never_panic_on_mangled_input() {
 
 /// Sysroots of the sources added for issue 19: collected and staged keyfiles compared byte for
 /// byte with `golden/roots/<case>/`.
-const GOLDEN_ROOTS: &[&str] = &["dhcpcd-pi", "ifupdown-debian", "netplan-ubuntu"];
+const GOLDEN_ROOTS: &[&str] = &[
+    "dhcpcd-pi",
+    "ifupdown-debian",
+    "netplan-ubuntu",
+    "networkd-iwd",
+];
 
 #[test]
 fn golden_roots_byte_for_byte() {
@@ -761,4 +769,31 @@ fn root_netplan_merges_files_and_reports_virtual_devices() {
         assert_eq!(e.len(), 1, "{name}: {:?}", c.left_out);
         assert!(e[0].reason.as_deref().unwrap().contains(word), "{e:?}");
     }
+}
+
+#[test]
+fn root_networkd_and_iwd() {
+    let c = collect(&root("networkd-iwd"), &opts()).unwrap();
+    assert_eq!(
+        c.active.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![Source::Networkd, Source::Iwd]
+    );
+    let eth = net(&c, "enp1s0");
+    assert_eq!(eth.ipv4.addresses, vec!["192.168.70.5/24"]);
+    assert_eq!(eth.ipv4.gateway.as_deref(), Some("192.168.70.1"));
+    assert_eq!(eth.ipv4.dns, vec!["192.168.70.1", "9.9.9.9"]);
+    assert_eq!(eth.ipv4.routes[0].metric, Some(25));
+    assert_eq!(eth.ipv6.addresses, vec!["fd70::5/64"]);
+    assert_eq!(left(&c, "enp1s0")[0].status, "ignored", "30-wired-dup.network");
+    let fs = net(&c, "Field Station");
+    assert_eq!(psk(fs), Some("fixture-iwd-psk-27"));
+    assert_eq!(fs.ipv4.route_metric, Some(600), "IP settings of 25-wireless.network");
+    let m = net(&c, "Mühle 2");
+    assert!(m.hidden);
+    assert_eq!(psk(m).map(str::len), Some(64));
+    assert!(!net(&c, "Visitor").autoconnect);
+    assert!(left(&c, "Campus")[0].reason.as_deref().unwrap().contains("EAP"));
+    assert!(c.left_out.iter().any(|e| e.name.starts_with("br0") && e.status == "not-migrated"));
+    assert!(left(&c, "enp2s0")[0].reason.as_deref().unwrap().contains("bridge"));
+    assert_eq!(left(&c, "Name=en*")[0].status, "not-needed");
 }

@@ -43,6 +43,7 @@ pub mod gen;
 pub mod ifupdown;
 pub mod keyfile;
 pub mod netplan;
+pub mod networkd;
 pub mod nm;
 pub mod types;
 pub mod wpa;
@@ -370,6 +371,8 @@ pub fn collect(root: &Root, opts: &NetOptions) -> Result<Collected> {
     scan_netplan(root, &mut c, &mut found);
     scan_ifupdown(root, &mut c, &mut found)?;
     scan_dhcpcd(root, &mut c, &mut found)?;
+    scan_networkd(root, &mut c, &mut found);
+    scan_iwd(root, &mut c, &mut found)?;
     apply_overlays(&mut c, &mut found);
 
     // 3. Filters and de-duplication.
@@ -595,6 +598,101 @@ fn scan_wpa_file(
         Err(e) => c
             .unmigratable
             .push((rel.display().to_string(), e.message())),
+    }
+    Ok(())
+}
+
+/// systemd-networkd `.network` files (first match per interface wins) and `.netdev` devices.
+fn scan_networkd(root: &Root, c: &mut Collected, found: &mut Vec<Network>) {
+    for d in networkd::NETWORKD_DIRS {
+        c.searched.push(PathBuf::from(d));
+    }
+    for (p, what) in networkd::netdevs(root) {
+        let mut n = Network::new(what.clone(), NetKind::Other, Source::Networkd, p);
+        n.security = Security::Unsupported(format!("{what}: virtual devices are not migrated"));
+        found.push(n);
+    }
+    let mut claimed: Vec<(String, PathBuf)> = Vec::new();
+    for path in networkd::network_files(root) {
+        let Ok(text) = root.read_string(&path) else {
+            c.unmigratable
+                .push((path.display().to_string(), "not readable".into()));
+            continue;
+        };
+        let f = networkd::parse_network(&text, &path);
+        let label = f
+            .iface
+            .clone()
+            .unwrap_or_else(|| format!("Name={}", f.names.join(" ")));
+        let mut n = Network::new(label.clone(), NetKind::Ethernet, Source::Networkd, path.clone());
+        n.interface.clone_from(&f.iface);
+        n.ipv4 = f.ipv4.clone();
+        n.ipv6 = f.ipv6.clone();
+        n.notes = f.notes.clone();
+        if let Some(i) = &f.iface {
+            if let Some((_, first)) = claimed.iter().find(|(x, _)| x == i) {
+                let why = format!(
+                    "networkd applies the first matching file to {i}: {}",
+                    first.display()
+                );
+                leave_out(c, &n, "ignored", why);
+                continue;
+            }
+            claimed.push((i.clone(), path.clone()));
+        }
+        if let Some(why) = &f.unsupported {
+            n.kind = NetKind::Other;
+            n.security = Security::Unsupported(why.clone());
+            found.push(n);
+            continue;
+        }
+        if f.wireless {
+            let what = format!("systemd-networkd {}", path.display());
+            if f.ssids.is_empty() {
+                let iface = f
+                    .iface
+                    .clone()
+                    .or_else(|| f.names.first().cloned())
+                    .filter(|n| !n.contains(['?', '[', '!']));
+                c.overlays.push(Overlay {
+                    iface,
+                    ssid: None,
+                    ipv4: f.ipv4.clone(),
+                    ipv6: f.ipv6.clone(),
+                    what: what.clone(),
+                });
+            }
+            for ssid in &f.ssids {
+                c.overlays.push(Overlay {
+                    iface: None,
+                    ssid: Some(ssid.clone()),
+                    ipv4: f.ipv4.clone(),
+                    ipv6: f.ipv6.clone(),
+                    what: what.clone(),
+                });
+            }
+            continue;
+        }
+        found.push(n);
+    }
+}
+
+/// iwd's known networks.
+fn scan_iwd(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<()> {
+    let dir = Path::new(networkd::IWD_DIR);
+    c.searched.push(dir.to_path_buf());
+    for name in regular_files(root, dir)? {
+        let rel = dir.join(&name);
+        if !(name.ends_with(".psk") || name.ends_with(".open") || name.ends_with(".8021x") || name.ends_with(".wep")) {
+            continue;
+        }
+        let Some(data) = read_soft(root, &rel, c)? else {
+            continue;
+        };
+        register_secrets_lenient(&data);
+        if let Some(n) = networkd::parse_iwd(&data, &rel) {
+            found.push(n);
+        }
     }
     Ok(())
 }
@@ -827,15 +925,20 @@ fn is_wireless(root: &Root, iface: &str) -> bool {
 /// SSID block wins over an interface block.
 fn apply_overlays(c: &mut Collected, found: &mut [Network]) {
     for n in found.iter_mut() {
-        if n.kind != NetKind::Wifi || n.source != Source::WpaSupplicant {
+        if n.kind != NetKind::Wifi || !matches!(n.source, Source::WpaSupplicant | Source::Iwd) {
             continue;
         }
         let by_ssid = c
             .overlays
             .iter()
             .find(|o| o.ssid.is_some() && o.ssid == n.ssid);
-        let by_iface = c.overlays.iter().find(|o| {
-            o.iface.is_some() && (n.interface.is_none() || o.iface == n.interface)
+        let by_iface = c.overlays.iter().find(|o| match (&o.iface, &n.interface) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(p), Some(i)) => match p.strip_suffix('*') {
+                Some(pre) => i.starts_with(pre),
+                None => p == i,
+            },
         });
         for o in [by_iface, by_ssid].into_iter().flatten() {
             n.ipv4.merge_from(&o.ipv4);
