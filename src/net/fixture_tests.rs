@@ -42,6 +42,7 @@ const SECRETS: &[&str] = &[
     "fixture-netplan-eap-26",
     "fixture-iwd-psk-27",
     "fixture-iwd-eap-28",
+    "fixture-cred-password-29",
     "4f8d2b1c9a7e6d5c4b3a29181706f5e4d3c2b1a09f8e7d6c5b4a392817060504",
     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
