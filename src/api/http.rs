@@ -17,7 +17,8 @@
 //! a free-space check against the announced Content-Length. Downloads resume a partial file
 //! (`Range: bytes=N-`, wget `-c`) and are complete only when the size matches the headers.
 //! Proxies come from the environment (`https_proxy`, `http_proxy`, `no_proxy`), which is passed
-//! on untouched; both tools honour it.
+//! on untouched; both tools honour it. The proxy found on the old system ([`crate::net::proxy`])
+//! is added to every child's environment.
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
@@ -236,7 +237,8 @@ impl Http {
             connect_timeout: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(60),
             tmp_dir: std::env::temp_dir(),
-            env: Vec::new(),
+            // The old system's proxy when takeover's environment lacks it (net::proxy).
+            env: crate::net::proxy::client_env(),
         }
     }
 

@@ -43,6 +43,7 @@ const SECRETS: &[&str] = &[
     "fixture-iwd-psk-27",
     "fixture-iwd-eap-28",
     "fixture-cred-password-29",
+    "fixture-proxy-pass-30",
     "4f8d2b1c9a7e6d5c4b3a29181706f5e4d3c2b1a09f8e7d6c5b4a392817060504",
     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
@@ -642,6 +643,7 @@ const GOLDEN_ROOTS: &[&str] = &[
     "ifupdown-debian",
     "netplan-ubuntu",
     "networkd-iwd",
+    "proxy-apt",
 ];
 
 #[test]
@@ -654,7 +656,7 @@ fn golden_roots_byte_for_byte() {
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             for (name, data) in &c.files {
-                let name = name.strip_prefix("system-connections/").unwrap();
+                let name = name.replace('/', "__");
                 std::fs::write(dir.join(name), data).unwrap();
             }
         }
@@ -663,12 +665,12 @@ fn golden_roots_byte_for_byte() {
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         want.sort();
-        let mut got: Vec<String> = c.connection_files().iter().map(|s| s.to_string()).collect();
+        let mut got: Vec<String> = c.files.iter().map(|(n, _)| n.replace('/', "__")).collect();
         got.sort();
         assert_eq!(got, want, "{case}: file names");
         for (name, data) in &c.files {
-            let name = name.strip_prefix("system-connections/").unwrap();
-            let golden = std::fs::read(dir.join(name)).unwrap();
+            let name = name.replace('/', "__");
+            let golden = std::fs::read(dir.join(&name)).unwrap();
             assert_eq!(
                 String::from_utf8_lossy(data),
                 String::from_utf8_lossy(&golden),
@@ -797,4 +799,30 @@ fn root_networkd_and_iwd() {
     assert!(c.left_out.iter().any(|e| e.name.starts_with("br0") && e.status == "not-migrated"));
     assert!(left(&c, "enp2s0")[0].reason.as_deref().unwrap().contains("bridge"));
     assert_eq!(left(&c, "Name=en*")[0].status, "not-needed");
+}
+
+#[test]
+fn root_proxy_is_found_reported_and_migrated() {
+    let c = collect(&root("proxy-apt"), &opts()).unwrap();
+    let p = c.proxy.as_ref().unwrap();
+    assert_eq!(p.from, vec!["/etc/environment"], "apt's http proxy loses to it");
+    let r = report_proxy(&c).unwrap();
+    assert_eq!(r.https.as_deref(), Some("http://plant:***@10.80.0.3:3128"));
+    assert_eq!(
+        r.migrated,
+        vec!["system-proxy/redsocks.conf", "system-proxy/no_proxy"]
+    );
+    let no_proxy = &c.files.iter().find(|(n, _)| n == "system-proxy/no_proxy").unwrap().1;
+    assert_eq!(no_proxy, b"127.0.0.1\n10.80.0.0/16\n");
+    assert!(c.notes.iter().any(|n| n.contains(".plant.example")));
+    // NetworkManager fidelity on the same tree.
+    let plant = net(&c, "Plant");
+    assert_eq!(plant.priority, Some(5));
+    assert_eq!(plant.ipv4.routes[0].metric, Some(10));
+    assert_eq!(plant.ipv4.route_metric, Some(50));
+    assert_eq!(plant.ipv4.may_fail, Some(false));
+    assert_eq!(plant.ipv6.method, IpMethod::Disabled);
+    // apt alone.
+    let apt = proxy::detect(&root("proxy-apt"), &[]).unwrap();
+    assert_eq!(apt.http.as_deref(), Some("http://plant:fixture-proxy-pass-30@10.80.0.3:3128/"));
 }

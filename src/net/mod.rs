@@ -44,6 +44,7 @@ pub mod ifupdown;
 pub mod keyfile;
 pub mod netplan;
 pub mod networkd;
+pub mod proxy;
 pub mod nm;
 pub mod types;
 pub mod wpa;
@@ -110,6 +111,8 @@ pub struct Collected {
     overlays: Vec<Overlay>,
     /// The network managers seen running or enabled, best first, with how they were seen.
     pub active: Vec<(Source, String)>,
+    /// The proxy of the old system, if any.
+    pub proxy: Option<proxy::Proxy>,
 }
 
 /// IP settings for the wifi networks of one interface or one SSID, from a file that does not
@@ -423,6 +426,7 @@ pub fn collect(root: &Root, opts: &NetOptions) -> Result<Collected> {
     for (name, why) in &c.unmigratable {
         warn!("network: '{name}' is not migrated: {why}");
     }
+    scan_proxy(root, &mut c);
     c.wired_detail = wired_dhcp(root);
     c.wired_dhcp_active = c.wired_detail.is_some();
     Ok(c)
@@ -600,6 +604,62 @@ fn scan_wpa_file(
             .push((rel.display().to_string(), e.message())),
     }
     Ok(())
+}
+
+/// The proxy: reported, used by takeover's HTTP clients when this is the real system, and
+/// written to `system-proxy/` for balenaOS.
+fn scan_proxy(root: &Root, c: &mut Collected) {
+    let real = root.path("/") == Path::new("/");
+    let own: Vec<(String, String)> = if real { std::env::vars().collect() } else { Vec::new() };
+    let Some(p) = proxy::detect(root, &own) else {
+        return;
+    };
+    info!(
+        "network: proxy {} (from {})",
+        p.https
+            .as_deref()
+            .or(p.http.as_deref())
+            .map(proxy::redacted)
+            .unwrap_or_default(),
+        p.from.join(", ")
+    );
+    if real {
+        proxy::install(Some(p.clone()));
+    }
+    match proxy::balena_files(&p) {
+        Ok((files, notes)) => {
+            for n in notes {
+                warn!("network: {n}");
+                c.notes.push(n);
+            }
+            for (name, data) in files {
+                info!("network: proxy → system-proxy/{name}");
+                c.files.push((format!("system-proxy/{name}"), data));
+            }
+        }
+        Err(why) => {
+            warn!("network: the proxy is not migrated to balenaOS: {why}");
+            c.notes.push(format!("proxy not migrated: {why}"));
+        }
+    }
+    c.proxy = Some(p);
+}
+
+/// The report's `proxy` object.
+pub fn report_proxy(c: &Collected) -> Option<crate::report::Proxy> {
+    let p = c.proxy.as_ref()?;
+    Some(crate::report::Proxy {
+        http: p.http.as_deref().map(proxy::redacted),
+        https: p.https.as_deref().map(proxy::redacted),
+        no_proxy: p.no_proxy.clone(),
+        source: p.from.clone(),
+        migrated: c
+            .files
+            .iter()
+            .filter(|(n, _)| n.starts_with("system-proxy/"))
+            .map(|(n, _)| n.clone())
+            .collect(),
+    })
 }
 
 /// systemd-networkd `.network` files (first match per interface wins) and `.netdev` devices.

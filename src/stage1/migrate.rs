@@ -223,6 +223,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     crate::net::stage(&collected, &boot)?;
     s2plan::fault_point("after-network")?;
     report.network = crate::net::report_entries(&collected);
+    report.proxy = crate::net::report_proxy(&collected);
     let network_check = crate::net::network_check(&collected, opts.no_nwmgr_check);
 
     if !opts.no_keep_name {
@@ -694,6 +695,7 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
                 program: c.program.clone(),
                 lib_dirs: c.lib_dirs.clone(),
                 ca_bundle: c.ca_bundle.clone(),
+                proxy_env: crate::net::proxy::installed_env(),
             })
         }
         None => None,
