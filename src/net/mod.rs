@@ -308,10 +308,7 @@ fn leave_out(c: &mut Collected, n: &Network, status: &str, why: String) {
     let label = format!("{} ({}, {})", n.name, n.source.as_str(), n.origin.display());
     match status {
         "not-migrated" => c.unmigratable.push((label, why.clone())),
-        _ => {
-            info!("network: '{label}' {status}: {why}");
-            c.notes.push(format!("{label}: {why}"));
-        }
+        _ => info!("network: '{label}' {status}: {why}"),
     }
     c.left_out.push(left_out_entry(n, status, &why));
 }
@@ -1329,6 +1326,32 @@ pub fn network_check(c: &Collected, no_nwmgr_check: bool) -> (Status, String) {
         (Status::Warn, msg)
     } else {
         (Status::Fail, msg)
+    }
+}
+
+/// One line of the dry-run plan for a report entry: what was found, what it became, or why it
+/// was left out.
+pub fn plan_line(n: &crate::report::Network) -> String {
+    let what = format!(
+        "{}{} from {}",
+        n.kind,
+        n.ssid
+            .as_ref()
+            .map(|x| format!(" '{x}'"))
+            .unwrap_or_default(),
+        n.source
+    );
+    match n.status.as_str() {
+        "migrated" => format!(
+            "  network   {what} → system-connections/{} ({})\n",
+            n.name,
+            n.reason.as_deref().unwrap_or("")
+        ),
+        status => format!(
+            "  network   {what} '{}': {status}, {}\n",
+            n.name,
+            n.reason.as_deref().unwrap_or("")
+        ),
     }
 }
 

@@ -493,15 +493,18 @@ pub fn plan_text(r: &Report, staging: &Path, mode: Mode) -> String {
         s.push_str("  networks  none\n");
     }
     for n in &r.network {
+        s.push_str(&crate::net::plan_line(n));
+    }
+    if let Some(p) = &r.proxy {
         s.push_str(&format!(
-            "  network   {} ({}{}, from {})\n",
-            n.name,
-            n.kind,
-            n.ssid
-                .as_ref()
-                .map(|x| format!(" '{x}'"))
-                .unwrap_or_default(),
-            n.source
+            "  proxy     {} (from {}) → {}\n",
+            p.https.clone().or(p.http.clone()).unwrap_or_else(na),
+            p.source.join(", "),
+            if p.migrated.is_empty() {
+                "not migrated".to_string()
+            } else {
+                p.migrated.join(", ")
+            }
         ));
     }
     s.push_str(&format!(
