@@ -20,11 +20,26 @@ use crate::probe::Root;
 
 /// (process name, systemd unit, sysvinit script) per source.
 const DAEMONS: &[(Source, &str, &str, &str)] = &[
-    (Source::NetworkManager, "NetworkManager", "NetworkManager.service", "network-manager"),
-    (Source::Networkd, "systemd-networkd", "systemd-networkd.service", ""),
+    (
+        Source::NetworkManager,
+        "NetworkManager",
+        "NetworkManager.service",
+        "network-manager",
+    ),
+    (
+        Source::Networkd,
+        "systemd-networkd",
+        "systemd-networkd.service",
+        "",
+    ),
     (Source::Dhcpcd, "dhcpcd", "dhcpcd.service", "dhcpcd"),
     (Source::Iwd, "iwd", "iwd.service", "iwd"),
-    (Source::WpaSupplicant, "wpa_supplicant", "wpa_supplicant.service", "wpa_supplicant"),
+    (
+        Source::WpaSupplicant,
+        "wpa_supplicant",
+        "wpa_supplicant.service",
+        "wpa_supplicant",
+    ),
     (Source::Connman, "connmand", "connman.service", "connman"),
 ];
 
@@ -52,9 +67,9 @@ fn unit_enabled(root: &Root, unit: &str) -> bool {
 fn sysv_enabled(root: &Root, script: &str) -> bool {
     !script.is_empty()
         && ["/etc/rc2.d", "/etc/rc3.d", "/etc/rc5.d"].iter().any(|d| {
-            root.list(d).into_iter().any(|n| {
-                n.starts_with('S') && n.len() > 3 && n[3..] == *script
-            })
+            root.list(d)
+                .into_iter()
+                .any(|n| n.starts_with('S') && n.len() > 3 && n[3..] == *script)
         })
 }
 
@@ -77,9 +92,7 @@ pub fn detect(root: &Root) -> Vec<(Source, String)> {
         }
     }
     // ifupdown.
-    let ifstate = root
-        .read_string("/run/network/ifstate")
-        .unwrap_or_default();
+    let ifstate = root.read_string("/run/network/ifstate").unwrap_or_default();
     let up: Vec<&str> = ifstate
         .lines()
         .filter_map(|l| l.split('=').next())
@@ -89,15 +102,18 @@ pub fn detect(root: &Root) -> Vec<(Source, String)> {
     if !up.is_empty() {
         found.push((
             Source::Ifupdown,
-            format!("ifupdown brought up {} (/run/network/ifstate)", up.join(", ")),
+            format!(
+                "ifupdown brought up {} (/run/network/ifstate)",
+                up.join(", ")
+            ),
         ));
     } else if (unit_enabled(root, "networking.service") || sysv_enabled(root, "networking"))
-        && root
-            .read_string("/etc/network/interfaces")
-            .is_ok_and(|t| t.lines().any(|l| {
+        && root.read_string("/etc/network/interfaces").is_ok_and(|t| {
+            t.lines().any(|l| {
                 let l = l.trim_start();
                 l.starts_with("iface ") && !l.starts_with("iface lo ")
-            }))
+            })
+        })
     {
         found.push((
             Source::Ifupdown,
@@ -113,7 +129,13 @@ pub fn detect(root: &Root) -> Vec<(Source, String)> {
             .iter()
             .position(|(s, _)| matches!(s, Source::NetworkManager | Source::Networkd))
         {
-            found.insert(pos, (Source::Netplan, format!("netplan renders for {}", found[pos].0.as_str())));
+            found.insert(
+                pos,
+                (
+                    Source::Netplan,
+                    format!("netplan renders for {}", found[pos].0.as_str()),
+                ),
+            );
         }
     }
     let order = |s: &Source| match s {

@@ -151,7 +151,9 @@ fn apply(a: &mut Acc, opt: &str, value: &str, at: &str) {
                 a.v4.route_metric = Some(m);
                 a.v6.route_metric = Some(m);
             }
-            Err(_) => a.notes.push(format!("{at}: metric '{value}' is not a number")),
+            Err(_) => a
+                .notes
+                .push(format!("{at}: metric '{value}' is not a number")),
         },
         "nogateway" => {
             a.v4.never_default = true;
@@ -246,8 +248,12 @@ pub fn parse(text: &str, origin: &Path) -> Parsed {
                 continue;
             }
             "denyinterfaces" => {
-                out.denied
-                    .extend(value.split([' ', ',']).filter(|s| !s.is_empty()).map(String::from));
+                out.denied.extend(
+                    value
+                        .split([' ', ','])
+                        .filter(|s| !s.is_empty())
+                        .map(String::from),
+                );
                 continue;
             }
             _ => {}

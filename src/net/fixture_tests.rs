@@ -709,7 +709,11 @@ fn root_dhcpcd_static_eth_and_per_ssid_wifi() {
     let gh = net(&c, "Greenhouse");
     assert_eq!(gh.ipv4.addresses, vec!["10.30.0.44/16"]);
     assert_eq!(gh.ipv4.gateway.as_deref(), Some("10.30.0.1"));
-    assert_eq!(gh.ipv4.route_metric, Some(300), "interface block, then ssid block");
+    assert_eq!(
+        gh.ipv4.route_metric,
+        Some(300),
+        "interface block, then ssid block"
+    );
     let ph = net(&c, "Packhouse");
     assert_eq!(ph.ipv4.method, IpMethod::Auto);
     assert_eq!(ph.ipv4.route_metric, Some(300));
@@ -747,7 +751,10 @@ fn root_ifupdown_static_wifi_wpa_conf_and_unsupported() {
         assert_eq!(e.len(), 1, "{name}");
         assert_eq!(e[0].status, "not-migrated");
         assert!(e[0].reason.as_deref().unwrap().contains(word), "{e:?}");
-        assert!(c.unmigratable.iter().any(|(n, w)| n.starts_with(name) && w.contains(word)));
+        assert!(c
+            .unmigratable
+            .iter()
+            .any(|(n, w)| n.starts_with(name) && w.contains(word)));
     }
     assert!(c.wired_dhcp_config.iter().any(|w| w.starts_with("eth1")));
 }
@@ -757,8 +764,16 @@ fn root_netplan_merges_files_and_reports_virtual_devices() {
     let c = collect(&root("netplan-ubuntu"), &opts()).unwrap();
     assert_eq!(c.active[0].0, Source::Netplan, "{:?}", c.active);
     let eth = net(&c, "eth0");
-    assert_eq!(eth.ipv4.method, IpMethod::Manual, "60-*.yaml turned DHCP off");
-    assert_eq!(eth.ipv4.addresses, vec!["10.44.0.12/24"], "/lib copy is shadowed");
+    assert_eq!(
+        eth.ipv4.method,
+        IpMethod::Manual,
+        "60-*.yaml turned DHCP off"
+    );
+    assert_eq!(
+        eth.ipv4.addresses,
+        vec!["10.44.0.12/24"],
+        "/lib copy is shadowed"
+    );
     assert_eq!(eth.ipv4.gateway.as_deref(), Some("10.44.0.1"));
     assert_eq!(eth.ipv4.route_metric, Some(100));
     assert_eq!(eth.ipv4.routes[0].dest, "172.16.44.0/24");
@@ -787,17 +802,36 @@ fn root_networkd_and_iwd() {
     assert_eq!(eth.ipv4.dns, vec!["192.168.70.1", "9.9.9.9"]);
     assert_eq!(eth.ipv4.routes[0].metric, Some(25));
     assert_eq!(eth.ipv6.addresses, vec!["fd70::5/64"]);
-    assert_eq!(left(&c, "enp1s0")[0].status, "ignored", "30-wired-dup.network");
+    assert_eq!(
+        left(&c, "enp1s0")[0].status,
+        "ignored",
+        "30-wired-dup.network"
+    );
     let fs = net(&c, "Field Station");
     assert_eq!(psk(fs), Some("fixture-iwd-psk-27"));
-    assert_eq!(fs.ipv4.route_metric, Some(600), "IP settings of 25-wireless.network");
+    assert_eq!(
+        fs.ipv4.route_metric,
+        Some(600),
+        "IP settings of 25-wireless.network"
+    );
     let m = net(&c, "Mühle 2");
     assert!(m.hidden);
     assert_eq!(psk(m).map(str::len), Some(64));
     assert!(!net(&c, "Visitor").autoconnect);
-    assert!(left(&c, "Campus")[0].reason.as_deref().unwrap().contains("EAP"));
-    assert!(c.left_out.iter().any(|e| e.name.starts_with("br0") && e.status == "not-migrated"));
-    assert!(left(&c, "enp2s0")[0].reason.as_deref().unwrap().contains("bridge"));
+    assert!(left(&c, "Campus")[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("EAP"));
+    assert!(c
+        .left_out
+        .iter()
+        .any(|e| e.name.starts_with("br0") && e.status == "not-migrated"));
+    assert!(left(&c, "enp2s0")[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("bridge"));
     assert_eq!(left(&c, "Name=en*")[0].status, "not-needed");
 }
 
@@ -805,14 +839,23 @@ fn root_networkd_and_iwd() {
 fn root_proxy_is_found_reported_and_migrated() {
     let c = collect(&root("proxy-apt"), &opts()).unwrap();
     let p = c.proxy.as_ref().unwrap();
-    assert_eq!(p.from, vec!["/etc/environment"], "apt's http proxy loses to it");
+    assert_eq!(
+        p.from,
+        vec!["/etc/environment"],
+        "apt's http proxy loses to it"
+    );
     let r = report_proxy(&c).unwrap();
     assert_eq!(r.https.as_deref(), Some("http://plant:***@10.80.0.3:3128"));
     assert_eq!(
         r.migrated,
         vec!["system-proxy/redsocks.conf", "system-proxy/no_proxy"]
     );
-    let no_proxy = &c.files.iter().find(|(n, _)| n == "system-proxy/no_proxy").unwrap().1;
+    let no_proxy = &c
+        .files
+        .iter()
+        .find(|(n, _)| n == "system-proxy/no_proxy")
+        .unwrap()
+        .1;
     assert_eq!(no_proxy, b"127.0.0.1\n10.80.0.0/16\n");
     assert!(c.notes.iter().any(|n| n.contains(".plant.example")));
     // NetworkManager fidelity on the same tree.
@@ -824,5 +867,8 @@ fn root_proxy_is_found_reported_and_migrated() {
     assert_eq!(plant.ipv6.method, IpMethod::Disabled);
     // apt alone.
     let apt = proxy::detect(&root("proxy-apt"), &[]).unwrap();
-    assert_eq!(apt.http.as_deref(), Some("http://plant:fixture-proxy-pass-30@10.80.0.3:3128/"));
+    assert_eq!(
+        apt.http.as_deref(),
+        Some("http://plant:fixture-proxy-pass-30@10.80.0.3:3128/")
+    );
 }

@@ -134,9 +134,10 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn file(&mut self, path: &Path, depth: usize) {
         if depth > 8 || self.out.files.iter().any(|f| f == path) {
-            self.out
-                .notes
-                .push(format!("{}: include loop or nesting too deep, skipped", path.display()));
+            self.out.notes.push(format!(
+                "{}: include loop or nesting too deep, skipped",
+                path.display()
+            ));
             return;
         }
         let Ok(text) = self.root.read_string(path) else {
@@ -231,8 +232,9 @@ impl Reader<'_> {
                             ("inet" | "inet6", "manual") => {}
                             ("inet", "ipv4ll") => ip.method = IpMethod::LinkLocal,
                             (f, m) => {
-                                i.unsupported =
-                                    Some(format!("method '{f} {m}' (not an Ethernet/wifi address setup)"));
+                                i.unsupported = Some(format!(
+                                    "method '{f} {m}' (not an Ethernet/wifi address setup)"
+                                ));
                             }
                         }
                     }
@@ -273,18 +275,25 @@ fn option(i: &mut Iface, kw: &str, rest: &[&str], v6: bool, dir: &Path, at: &str
                     let full = if v6 { 128 } else { 32 };
                     for a in ip.addresses.iter_mut() {
                         if a.ends_with(&format!("/{full}")) {
-                            let base = a.rsplit_once('/').map(|x| x.0.to_string()).unwrap_or_default();
+                            let base = a
+                                .rsplit_once('/')
+                                .map(|x| x.0.to_string())
+                                .unwrap_or_default();
                             *a = format!("{base}/{p}");
                         }
                     }
                 }
-                None => i.notes.push(format!("{at}: netmask '{value}' not understood")),
+                None => i
+                    .notes
+                    .push(format!("{at}: netmask '{value}' not understood")),
             }
         }
         "gateway" => ip.set_gateway(&value, v6, &mut i.notes),
         "metric" => match value.trim().parse::<u32>() {
             Ok(m) => ip.route_metric = Some(m),
-            Err(_) => i.notes.push(format!("{at}: metric '{value}' is not a number")),
+            Err(_) => i
+                .notes
+                .push(format!("{at}: metric '{value}' is not a number")),
         },
         "dns-nameservers" => {
             for d in rest {
@@ -347,16 +356,14 @@ fn option(i: &mut Iface, kw: &str, rest: &[&str], v6: bool, dir: &Path, at: &str
         }
         "up" | "post-up" => match route_from_script(&value, v6) {
             Some(r) => ip.routes.push(r),
-            None => i
-                .notes
-                .push(format!("{at}: '{kw}' script not migrated")),
+            None => i.notes.push(format!("{at}: '{kw}' script not migrated")),
         },
         "pre-up" | "down" | "pre-down" | "post-down" => {
             i.notes.push(format!("{at}: '{kw}' script not migrated"));
         }
-        "hwaddress" => i
-            .notes
-            .push(format!("{at}: hwaddress dropped (MAC pinning does not carry over)")),
+        "hwaddress" => i.notes.push(format!(
+            "{at}: hwaddress dropped (MAC pinning does not carry over)"
+        )),
         _ => {}
     }
 }
@@ -423,13 +430,13 @@ pub fn read(root: &Root) -> Option<Parsed> {
     r.file(Path::new(INTERFACES), 0);
     let mut out = r.out;
     for i in out.ifaces.iter_mut() {
-        i.auto = r.auto.iter().any(|a| *a == i.name);
-        i.hotplug = r.hotplug.iter().any(|a| *a == i.name);
+        i.auto = r.auto.contains(&i.name);
+        i.hotplug = r.hotplug.contains(&i.name);
         if i.unsupported.is_none() {
             let n = &i.name;
-            let vlan = n.rsplit_once('.').is_some_and(|(_, id)| {
-                !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
-            });
+            let vlan = n
+                .rsplit_once('.')
+                .is_some_and(|(_, id)| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
             if vlan {
                 i.unsupported = Some(format!("VLAN interface {n}: VLANs are not migrated"));
             }
@@ -445,8 +452,11 @@ mod tests {
 
     #[test]
     fn scripts_become_routes_when_they_are_ip_route_add() {
-        let r = route_from_script("ip route add 10.8.0.0/16 via 192.168.3.254 dev eth0 metric 50", false)
-            .unwrap();
+        let r = route_from_script(
+            "ip route add 10.8.0.0/16 via 192.168.3.254 dev eth0 metric 50",
+            false,
+        )
+        .unwrap();
         assert_eq!(r.dest, "10.8.0.0/16");
         assert_eq!(r.via.as_deref(), Some("192.168.3.254"));
         assert_eq!(r.metric, Some(50));

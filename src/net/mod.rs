@@ -44,8 +44,8 @@ pub mod ifupdown;
 pub mod keyfile;
 pub mod netplan;
 pub mod networkd;
-pub mod proxy;
 pub mod nm;
+pub mod proxy;
 pub mod types;
 pub mod wpa;
 
@@ -607,7 +607,11 @@ fn scan_wpa_file(
 /// written to `system-proxy/` for balenaOS.
 fn scan_proxy(root: &Root, c: &mut Collected) {
     let real = root.path("/") == Path::new("/");
-    let own: Vec<(String, String)> = if real { std::env::vars().collect() } else { Vec::new() };
+    let own: Vec<(String, String)> = if real {
+        std::env::vars().collect()
+    } else {
+        Vec::new()
+    };
     let Some(p) = proxy::detect(root, &own) else {
         return;
     };
@@ -681,7 +685,12 @@ fn scan_networkd(root: &Root, c: &mut Collected, found: &mut Vec<Network>) {
             .iface
             .clone()
             .unwrap_or_else(|| format!("Name={}", f.names.join(" ")));
-        let mut n = Network::new(label.clone(), NetKind::Ethernet, Source::Networkd, path.clone());
+        let mut n = Network::new(
+            label.clone(),
+            NetKind::Ethernet,
+            Source::Networkd,
+            path.clone(),
+        );
         n.interface.clone_from(&f.iface);
         n.ipv4 = f.ipv4.clone();
         n.ipv6 = f.ipv6.clone();
@@ -740,7 +749,11 @@ fn scan_iwd(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<
     c.searched.push(dir.to_path_buf());
     for name in regular_files(root, dir)? {
         let rel = dir.join(&name);
-        if !(name.ends_with(".psk") || name.ends_with(".open") || name.ends_with(".8021x") || name.ends_with(".wep")) {
+        if !(name.ends_with(".psk")
+            || name.ends_with(".open")
+            || name.ends_with(".8021x")
+            || name.ends_with(".wep"))
+        {
             continue;
         }
         let Some(data) = read_soft(root, &rel, c)? else {
@@ -1053,7 +1066,12 @@ fn scan_dhcpcd(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Resu
                 n.ipv6 = b.ipv6.clone();
                 n.notes.push(format!("interface block at {at}"));
                 if p.denied.iter().any(|d| d == i) {
-                    leave_out(c, &n, "ignored", "dhcpcd is told to leave it alone (denyinterfaces)".into());
+                    leave_out(
+                        c,
+                        &n,
+                        "ignored",
+                        "dhcpcd is told to leave it alone (denyinterfaces)".into(),
+                    );
                     continue;
                 }
                 found.push(n);
@@ -1143,7 +1161,11 @@ fn select(found: Vec<Network>, opts: &NetOptions, c: &mut Collected) -> Vec<Netw
     };
     let mut res: Vec<Network> = Vec::new();
     for (i, n) in out.iter().enumerate() {
-        let Some(iface) = n.interface.as_deref().filter(|_| n.kind == NetKind::Ethernet) else {
+        let Some(iface) = n
+            .interface
+            .as_deref()
+            .filter(|_| n.kind == NetKind::Ethernet)
+        else {
             res.push(n.clone());
             continue;
         };

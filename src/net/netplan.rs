@@ -171,7 +171,9 @@ fn ip_settings(d: &Value, notes: &mut Vec<String>) -> (IpConfig, IpConfig) {
         IpMethod::Auto
     };
     if dhcp4 && !v4.addresses.is_empty() {
-        notes.push("dhcp4 with static addresses: DHCP kept, the static IPv4 addresses are not".into());
+        notes.push(
+            "dhcp4 with static addresses: DHCP kept, the static IPv4 addresses are not".into(),
+        );
     }
     if let Some(g) = get(d, "gateway4").and_then(text) {
         v4.set_gateway(&g, false, notes);
@@ -183,11 +185,15 @@ fn ip_settings(d: &Value, notes: &mut Vec<String>) -> (IpConfig, IpConfig) {
         for r in routes {
             let to = get(r, "to").and_then(text).unwrap_or_default();
             let via = get(r, "via").and_then(text);
-            let metric = get(r, "metric").and_then(text).and_then(|m| m.parse::<u32>().ok());
+            let metric = get(r, "metric")
+                .and_then(text)
+                .and_then(|m| m.parse::<u32>().ok());
             let six = is_v6(&to) || via.as_deref().is_some_and(is_v6);
             let ip = if six { &mut v6 } else { &mut v4 };
             if get(r, "table").is_some() || get(r, "type").is_some() {
-                notes.push(format!("route to {to}: table/type (policy routing) not migrated"));
+                notes.push(format!(
+                    "route to {to}: table/type (policy routing) not migrated"
+                ));
                 continue;
             }
             if matches!(to.as_str(), "default" | "0.0.0.0/0" | "::/0") {
@@ -235,7 +241,10 @@ fn ip_settings(d: &Value, notes: &mut Vec<String>) -> (IpConfig, IpConfig) {
             if boolean(get(o, "use-routes")) == Some(false) {
                 ip.ignore_auto_routes = true;
             }
-            if let Some(m) = get(o, "route-metric").and_then(text).and_then(|m| m.parse().ok()) {
+            if let Some(m) = get(o, "route-metric")
+                .and_then(text)
+                .and_then(|m| m.parse().ok())
+            {
                 ip.route_metric = Some(m);
             }
         }
@@ -303,7 +312,10 @@ pub fn networks(doc: &Value, origin: &Path) -> Vec<Network> {
                 let mut n = base(ssid.clone(), NetKind::Wifi);
                 n.ssid = Some(ssid.into_bytes());
                 n.hidden = boolean(get(ap, "hidden")).unwrap_or(false);
-                if let Some(m) = get(ap, "mode").and_then(text).filter(|m| m != "infrastructure") {
+                if let Some(m) = get(ap, "mode")
+                    .and_then(text)
+                    .filter(|m| m != "infrastructure")
+                {
                     n.security = Security::Unsupported(format!("wifi mode '{m}' (not a client)"));
                     out.push(n);
                     continue;
@@ -319,10 +331,14 @@ pub fn networks(doc: &Value, origin: &Path) -> Vec<Network> {
                     .or_else(|| auth.and_then(|a| get(a, "password")).and_then(text));
                 n.security = match (km.as_str(), pw) {
                     ("eap" | "802.1x" | "eap-sha256" | "eap-suite-b-192", _) => {
-                        Security::Unsupported(format!("802.1X/EAP (enterprise, key-management {km})"))
+                        Security::Unsupported(format!(
+                            "802.1X/EAP (enterprise, key-management {km})"
+                        ))
                     }
                     ("none", _) | ("", None) => Security::Open,
-                    (_, None) => Security::Unsupported(format!("key-management {km} without a password")),
+                    (_, None) => {
+                        Security::Unsupported(format!("key-management {km} without a password"))
+                    }
                     (k, Some(p)) => {
                         let hex = p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit());
                         if !hex && !(8..=63).contains(&p.len()) {
@@ -332,9 +348,13 @@ pub fn networks(doc: &Value, origin: &Path) -> Vec<Network> {
                                 p.len()
                             ))
                         } else if k == "sae" && !hex {
-                            Security::Sae { psk: Secret::new(p) }
+                            Security::Sae {
+                                psk: Secret::new(p),
+                            }
                         } else {
-                            Security::WpaPsk { psk: Secret::new(p) }
+                            Security::WpaPsk {
+                                psk: Secret::new(p),
+                            }
                         }
                     }
                 };
@@ -357,7 +377,8 @@ pub fn networks(doc: &Value, origin: &Path) -> Vec<Network> {
         if let Some(Value::Mapping(defs)) = get(net, kind) {
             for (id, _) in defs {
                 let id = text(id).unwrap_or_default();
-                let mut n = Network::new(id.clone(), NetKind::Other, Source::Netplan, origin.into());
+                let mut n =
+                    Network::new(id.clone(), NetKind::Other, Source::Netplan, origin.into());
                 n.interface = Some(id.clone());
                 n.security = Security::Unsupported(format!("{what} ({kind}.{id}): not migrated"));
                 out.push(n);

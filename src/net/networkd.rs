@@ -36,7 +36,8 @@ fn ini(text: &str) -> Vec<Section> {
     let mut pending = String::new();
     for raw in text.lines() {
         let line = raw.trim();
-        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with(';')) {
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with(';'))
+        {
             continue;
         }
         if let Some(l) = line.strip_suffix('\\') {
@@ -121,7 +122,9 @@ pub fn parse_network(text: &str, path: &Path) -> NetworkFile {
             v4.add_address(a, false, &mut notes);
         }
     }
-    let dhcp = last(&s, "Network", "DHCP").unwrap_or("no").to_ascii_lowercase();
+    let dhcp = last(&s, "Network", "DHCP")
+        .unwrap_or("no")
+        .to_ascii_lowercase();
     let (d4, d6) = match dhcp.as_str() {
         "yes" | "true" | "both" => (true, true),
         "ipv4" => (true, false),
@@ -147,7 +150,10 @@ pub fn parse_network(text: &str, path: &Path) -> NetworkFile {
             v4.set_gateway(g, false, &mut notes);
         }
     }
-    for d in all(&s, "Network", "DNS").iter().flat_map(|v| v.split_whitespace()) {
+    for d in all(&s, "Network", "DNS")
+        .iter()
+        .flat_map(|v| v.split_whitespace())
+    {
         // `DNS=1.1.1.1#cloudflare-dns.com` and `DNS=[::1]:53`: the address only.
         let d = d.split('#').next().unwrap_or(d).trim_start_matches('[');
         let d = d.split(']').next().unwrap_or(d);
@@ -164,14 +170,21 @@ pub fn parse_network(text: &str, path: &Path) -> NetworkFile {
         .filter(|d| !d.is_empty() && d != ".")
         .collect();
     for (name, kv) in s.iter().filter(|(n, _)| n == "Route") {
-        let get = |k: &str| kv.iter().rev().find(|(x, _)| x == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            kv.iter()
+                .rev()
+                .find(|(x, _)| x == k)
+                .map(|(_, v)| v.as_str())
+        };
         let dest = get("Destination").unwrap_or("");
         let gw = get("Gateway");
         let metric = get("Metric").and_then(|m| m.parse::<u32>().ok());
         let six = is_v6(dest) || gw.is_some_and(is_v6);
         let ip = if six { &mut v6 } else { &mut v4 };
         if get("Table").is_some() || get("Type").is_some_and(|t| t != "unicast") {
-            notes.push(format!("[{name}] to {dest}: table/type (policy routing) not migrated"));
+            notes.push(format!(
+                "[{name}] to {dest}: table/type (policy routing) not migrated"
+            ));
             continue;
         }
         if dest.is_empty() || matches!(dest, "0.0.0.0/0" | "::/0") {
@@ -186,7 +199,9 @@ pub fn parse_network(text: &str, path: &Path) -> NetworkFile {
         match super::types::parse_cidr(dest, six) {
             Some(d) => ip.routes.push(super::types::Route {
                 dest: d,
-                via: gw.filter(|g| super::types::valid_ip(g, six)).map(str::to_string),
+                via: gw
+                    .filter(|g| super::types::valid_ip(g, six))
+                    .map(str::to_string),
                 metric,
             }),
             None => notes.push(format!("[Route] Destination={dest} dropped")),
@@ -204,7 +219,12 @@ pub fn parse_network(text: &str, path: &Path) -> NetworkFile {
         }
     }
     let mut unsupported = None;
-    for (key, what) in [("Bond", "bond"), ("Bridge", "bridge"), ("VLAN", "VLAN"), ("MACVLAN", "MACVLAN")] {
+    for (key, what) in [
+        ("Bond", "bond"),
+        ("Bridge", "bridge"),
+        ("VLAN", "VLAN"),
+        ("MACVLAN", "MACVLAN"),
+    ] {
         if let Some(v) = last(&s, "Network", key) {
             let why = if key == "VLAN" {
                 format!("carries {what} {v}: VLANs are not migrated")
@@ -290,7 +310,10 @@ pub fn parse_iwd(data: &[u8], path: &Path) -> Option<Network> {
     }
     for line in String::from_utf8_lossy(data).lines() {
         if let Some((k, v)) = line.split_once('=') {
-            if matches!(k.trim(), "Passphrase" | "PreSharedKey" | "Password" | "EAP-Password") {
+            if matches!(
+                k.trim(),
+                "Passphrase" | "PreSharedKey" | "Password" | "EAP-Password"
+            ) {
                 crate::log::add_secret(v.trim());
             }
         }
@@ -312,9 +335,13 @@ pub fn parse_iwd(data: &[u8], path: &Path) -> Option<Network> {
             kf.string("Security", "Passphrase"),
             kf.string("Security", "PreSharedKey"),
         ) {
-            (Some(p), _) if (8..=63).contains(&p.len()) => Security::WpaPsk { psk: Secret::new(p) },
+            (Some(p), _) if (8..=63).contains(&p.len()) => Security::WpaPsk {
+                psk: Secret::new(p),
+            },
             (_, Some(k)) if k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                Security::WpaPsk { psk: Secret::new(k) }
+                Security::WpaPsk {
+                    psk: Secret::new(k),
+                }
             }
             _ => Security::Unsupported("no usable Passphrase or PreSharedKey".into()),
         },

@@ -384,12 +384,16 @@ fn ip(
         let (addr, gw) = address_value(&v);
         let mut why = Vec::new();
         if !c.add_address(&addr, v6, &mut why) {
-            notes.push(format!("{fam} {k}: address '{addr}' dropped (NetworkManager would reject it)"));
+            notes.push(format!(
+                "{fam} {k}: address '{addr}' dropped (NetworkManager would reject it)"
+            ));
             continue;
         }
         if let Some(g) = gw.map(|g| g.trim().to_string()).filter(|g| !g.is_empty()) {
             if !valid_ip(&g, v6) {
-                notes.push(format!("{fam} {k}: gateway '{g}' dropped (not a valid address)"));
+                notes.push(format!(
+                    "{fam} {k}: gateway '{g}' dropped (not a valid address)"
+                ));
             } else if c.gateway.is_none() {
                 c.gateway = Some(g);
             }
@@ -418,7 +422,10 @@ fn ip(
             Err(why) => notes.push(format!("{fam} {k} dropped: {why}")),
         }
     }
-    if keys.iter().any(|k| k.starts_with("route") && k.ends_with("_options")) {
+    if keys
+        .iter()
+        .any(|k| k.starts_with("route") && k.ends_with("_options"))
+    {
         notes.push(format!("{fam} route options (routeN_options) not migrated"));
     }
     if let Some(m) = kf.string(group, "route-metric") {
@@ -519,6 +526,9 @@ mod tests {
         assert_eq!(old.ipv4.gateway.as_deref(), Some("192.168.0.1"));
         let bad =
             p("[connection]\nid=b\ntype=ethernet\n[ipv4]\nmethod=manual\naddress1=300.1.1.1/24\n");
-        assert!(bad.unmigratable().unwrap().contains("without any valid address"));
+        assert!(bad
+            .unmigratable()
+            .unwrap()
+            .contains("without any valid address"));
     }
 }

@@ -87,7 +87,11 @@ pub fn parse_url(url: &str) -> Option<ProxyUrl> {
     if host.is_empty() {
         return None;
     }
-    let default = if scheme.starts_with("socks") { 1080 } else { 3128 };
+    let default = if scheme.starts_with("socks") {
+        1080
+    } else {
+        3128
+    };
     let port = match port {
         Some(p) => p.parse().ok()?,
         None => default,
@@ -245,7 +249,8 @@ pub fn detect(root: &Root, own_env: &[(String, String)]) -> Option<Proxy> {
             .split(|&c| c == 0)
             .filter_map(|kv| {
                 let s = String::from_utf8_lossy(kv);
-                s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))
+                s.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
             })
             .collect();
         take(&mut p, &vars, "the environment of PID 1");
@@ -317,20 +322,25 @@ pub fn installed_env() -> Vec<(String, String)> {
 
 /// The environment for HTTP children from the installed proxy (empty without one).
 pub fn client_env() -> Vec<(OsString, OsString)> {
-    current().map(|p| {
-        env_vars(&p)
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect()
-    })
-    .unwrap_or_default()
+    current()
+        .map(|p| {
+            env_vars(&p)
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// balenaOS's `system-proxy/` files for `p`: (name, content, notes). `None` with why when the
 /// proxy cannot be expressed there.
-pub fn balena_files(p: &Proxy) -> Result<(Vec<(String, Vec<u8>)>, Vec<String>), String> {
+/// Files (name, content) and notes for `system-proxy/`.
+pub type ProxyFiles = (Vec<(String, Vec<u8>)>, Vec<String>);
+
+pub fn balena_files(p: &Proxy) -> Result<ProxyFiles, String> {
     let url = p.https.as_ref().or(p.http.as_ref()).ok_or("no proxy URL")?;
-    let u = parse_url(url).ok_or_else(|| format!("proxy URL '{}' not understood", redacted(url)))?;
+    let u =
+        parse_url(url).ok_or_else(|| format!("proxy URL '{}' not understood", redacted(url)))?;
     let kind = match u.scheme.as_str() {
         "http" | "https" => "http-connect",
         "socks5" | "socks5h" => "socks5",
@@ -350,7 +360,10 @@ pub fn balena_files(p: &Proxy) -> Result<(Vec<(String, Vec<u8>)>, Vec<String>), 
          base {\n    log_debug = off;\n    log_info = on;\n    log = stderr;\n    \
          daemon = off;\n    redirector = iptables;\n}\n\nredsocks {\n",
     );
-    conf.push_str(&format!("    type = {kind};\n    ip = {};\n    port = {};\n", u.host, u.port));
+    conf.push_str(&format!(
+        "    type = {kind};\n    ip = {};\n    port = {};\n",
+        u.host, u.port
+    ));
     conf.push_str("    local_ip = 127.0.0.1;\n    local_port = 12345;\n");
     if let Some(user) = &u.user {
         conf.push_str(&format!("    login = \"{}\";\n", user.replace('"', "")));
@@ -362,7 +375,11 @@ pub fn balena_files(p: &Proxy) -> Result<(Vec<(String, Vec<u8>)>, Vec<String>), 
     let mut files = vec![("redsocks.conf".to_string(), conf.into_bytes())];
     if let Some(np) = &p.no_proxy {
         let mut lines = String::new();
-        for item in np.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()) {
+        for item in np
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let addr = item.split('/').next().unwrap_or(item);
             if addr.parse::<std::net::IpAddr>().is_ok() {
                 lines.push_str(item);
@@ -390,9 +407,15 @@ mod tests {
         let u = parse_url("http://bob:s3cret@10.1.2.3:8080/").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("10.1.2.3", 8080));
         assert_eq!(u.password.as_deref(), Some("s3cret"));
-        assert_eq!(redacted("http://bob:s3cret@10.1.2.3:8080/"), "http://bob:***@10.1.2.3:8080");
+        assert_eq!(
+            redacted("http://bob:s3cret@10.1.2.3:8080/"),
+            "http://bob:***@10.1.2.3:8080"
+        );
         assert_eq!(parse_url("proxy.lan").unwrap().port, 3128);
-        assert_eq!(parse_url("socks5://[fd00::1]:1081").unwrap().host, "fd00::1");
+        assert_eq!(
+            parse_url("socks5://[fd00::1]:1081").unwrap().host,
+            "fd00::1"
+        );
     }
 
     #[test]
@@ -404,7 +427,10 @@ mod tests {
             v,
             vec![
                 ("http_proxy".to_string(), "http://10.0.0.1:3142".to_string()),
-                ("https_proxy".to_string(), "http://10.0.0.2:3128".to_string())
+                (
+                    "https_proxy".to_string(),
+                    "http://10.0.0.2:3128".to_string()
+                )
             ]
         );
     }

@@ -441,12 +441,14 @@ network={
 
     #[test]
     fn blobs_creds_and_globals_are_accepted() {
-        let r = p("ctrl_interface=DIR=/run/wpa_supplicant GROUP=netdev\nupdate_config=1\n\
+        let r = p(
+            "ctrl_interface=DIR=/run/wpa_supplicant GROUP=netdev\nupdate_config=1\n\
                    country=DE\np2p_disabled=1\n\
                    blob-base64-ca_cert={\nMIIBszCCAVmgAwIBAgIU\nAAAA==\n}\n\
                    cred={\n realm=\"example.com\"\n username=\"u\"\n password=\"pw\"\n}\n\
                    network={\n ssid=\"Lab\"\n psk=\"fixture-lab-psk\"\n}\n\
-                   network={\n ssid=\"Corp\"\n key_mgmt=WPA-EAP\n ca_cert=\"blob://ca_cert\"\n}\n");
+                   network={\n ssid=\"Corp\"\n key_mgmt=WPA-EAP\n ca_cert=\"blob://ca_cert\"\n}\n",
+        );
         assert_eq!(r.networks.len(), 2);
         assert!(r.networks[1].unmigratable().unwrap().contains("EAP"));
         assert_eq!(r.skipped.len(), 2, "{:?}", r.skipped);

@@ -332,9 +332,15 @@ mod tests {
                 os("raspbian", Some("7"), "Raspbian GNU/Linux 7 (wheezy)"),
                 false,
             ),
-            (os("debian", Some("9"), "Debian GNU/Linux 9 (stretch)"), true),
+            (
+                os("debian", Some("9"), "Debian GNU/Linux 9 (stretch)"),
+                true,
+            ),
             (os("debian", Some("7"), "Debian GNU/Linux 7 (wheezy)"), true),
-            (os("debian", Some("8"), "Debian GNU/Linux 8 (jessie)"), false),
+            (
+                os("debian", Some("8"), "Debian GNU/Linux 8 (jessie)"),
+                false,
+            ),
             (os("ubuntu", Some("14.04"), "Ubuntu 14.04.6 LTS"), true),
             (os("ubuntu", Some("14.04"), "Ubuntu 14.04.1 LTS"), true),
             (os("ubuntu", Some("16.04"), "Ubuntu 16.04.2 LTS"), true),
