@@ -90,6 +90,19 @@ fn unquote(v: &str) -> &str {
         .unwrap_or(v)
 }
 
+/// A fixed IPv4 address (classful prefix when none is given) turns DHCPv4 off.
+fn static_v4(a: &mut Acc, v: &str) {
+    let v = v.trim();
+    let cidr = if v.contains('/') {
+        v.to_string()
+    } else {
+        classful(v)
+    };
+    if a.v4.add_address(&cidr, false, &mut a.notes) {
+        a.v4.method = IpMethod::Manual;
+    }
+}
+
 fn apply(a: &mut Acc, opt: &str, value: &str, at: &str) {
     let value = unquote(value);
     match opt {
@@ -100,17 +113,7 @@ fn apply(a: &mut Acc, opt: &str, value: &str, at: &str) {
             };
             let v = unquote(v);
             match k.trim() {
-                "ip_address" => {
-                    let v = v.trim();
-                    let cidr = if v.contains('/') {
-                        v.to_string()
-                    } else {
-                        classful(v)
-                    };
-                    if a.v4.add_address(&cidr, false, &mut a.notes) {
-                        a.v4.method = IpMethod::Manual;
-                    }
-                }
+                "ip_address" => static_v4(a, v),
                 "ip6_address" => {
                     if a.v6.add_address(v, true, &mut a.notes) {
                         a.v6.method = IpMethod::Manual;
@@ -161,18 +164,8 @@ fn apply(a: &mut Acc, opt: &str, value: &str, at: &str) {
         }
         "noipv6" | "ipv4only" => a.v6.method = IpMethod::Disabled,
         "noipv4" | "ipv6only" => a.v4.method = IpMethod::Disabled,
-        "inform" => {
-            // INFORM keeps a fixed address and asks DHCP for the rest: a static address.
-            let v = value.trim();
-            let cidr = if v.contains('/') {
-                v.to_string()
-            } else {
-                classful(v)
-            };
-            if a.v4.add_address(&cidr, false, &mut a.notes) {
-                a.v4.method = IpMethod::Manual;
-            }
-        }
+        // INFORM keeps a fixed address and asks DHCP for the rest: a static address.
+        "inform" => static_v4(a, value),
         "arping" | "fallback" => a.notes.push(format!(
             "{at}: '{opt}' (address probing and fallback profiles) not migrated"
         )),

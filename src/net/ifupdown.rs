@@ -254,6 +254,13 @@ impl Reader<'_> {
     }
 }
 
+fn unquote(v: &str) -> &str {
+    let v = v.trim();
+    v.strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(v)
+}
+
 fn option(i: &mut Iface, kw: &str, rest: &[&str], v6: bool, dir: &Path, at: &str) {
     let value = rest.join(" ");
     let ip = if v6 { &mut i.ipv6 } else { &mut i.ipv4 };
@@ -311,20 +318,9 @@ fn option(i: &mut Iface, kw: &str, rest: &[&str], v6: bool, dir: &Path, at: &str
                 }
             }
         }
-        "wpa-ssid" => {
-            let v = value.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|x| x.strip_suffix('"'))
-                .unwrap_or(v);
-            i.wpa_ssid = Some(v.as_bytes().to_vec());
-        }
+        "wpa-ssid" => i.wpa_ssid = Some(unquote(&value).as_bytes().to_vec()),
         "wpa-psk" => {
-            let v = value.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|x| x.strip_suffix('"'))
-                .unwrap_or(v);
+            let v = unquote(&value);
             crate::log::add_secret(v);
             i.wpa_psk = Some(v.to_string());
         }
