@@ -1528,6 +1528,12 @@ def m_log_to_fault(ctx):
     return f"migration complete, log-to failure on the console, log in resin-data; run {res['seconds']} s"
 
 
+# Network migration scenarios (issue 19) live in their own module.
+import scenarios_net  # noqa: E402
+
+scenarios_net.register(sys.modules[__name__])
+
+
 # ------------------------------------------------------------------------------------ driver
 class Ctx:
     pass
