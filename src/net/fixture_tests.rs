@@ -872,3 +872,108 @@ fn root_proxy_is_found_reported_and_migrated() {
         Some("http://plant:fixture-proxy-pass-30@10.80.0.3:3128/")
     );
 }
+
+/// The readers of issue 19 on mangled copies of their fixtures: never a panic, and whatever
+/// comes out migratable generates a keyfile that reads back.
+#[test]
+fn new_readers_never_panic_on_mangled_input() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let roots = fixtures().join("roots");
+    let inputs: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "dhcpcd",
+            std::fs::read(roots.join("dhcpcd-pi/etc/dhcpcd.conf")).unwrap(),
+        ),
+        (
+            "ifupdown",
+            std::fs::read(roots.join("ifupdown-debian/etc/network/interfaces")).unwrap(),
+        ),
+        (
+            "ifupdown",
+            std::fs::read(roots.join("ifupdown-debian/etc/network/interfaces.d/bond")).unwrap(),
+        ),
+        (
+            "netplan",
+            std::fs::read(roots.join("netplan-ubuntu/etc/netplan/50-cloud-init.yaml")).unwrap(),
+        ),
+        (
+            "netplan",
+            std::fs::read(roots.join("netplan-ubuntu/etc/netplan/60-static-eth0.yaml")).unwrap(),
+        ),
+        (
+            "networkd",
+            std::fs::read(roots.join("networkd-iwd/etc/systemd/network/20-wired.network")).unwrap(),
+        ),
+        (
+            "iwd",
+            std::fs::read(roots.join("networkd-iwd/var/lib/iwd/Field Station.psk")).unwrap(),
+        ),
+        (
+            "proxy",
+            std::fs::read(roots.join("proxy-apt/etc/environment")).unwrap(),
+        ),
+    ];
+    let tmp = std::env::temp_dir().join(format!("takeover-net-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(tmp.join("etc/network")).unwrap();
+    let r = Root::new(&tmp);
+    let specials = b"[]=;:\\\"#\r\n{}- \t/\x00\xff";
+    let mut runs = 0;
+    for (kind, base) in &inputs {
+        for _ in 0..200 {
+            let mut d = base.clone();
+            for _ in 0..(rnd() % 6 + 1) {
+                if d.is_empty() {
+                    break;
+                }
+                let i = (rnd() as usize) % d.len();
+                match rnd() % 4 {
+                    0 => d[i] = specials[(rnd() as usize) % specials.len()],
+                    1 => d.truncate(i),
+                    2 => {
+                        d.remove(i);
+                    }
+                    _ => d.insert(i, specials[(rnd() as usize) % specials.len()]),
+                }
+            }
+            let text = String::from_utf8_lossy(&d).into_owned();
+            let mut nets: Vec<Network> = Vec::new();
+            match *kind {
+                "dhcpcd" => {
+                    let _ = dhcpcd::parse(&text, Path::new("/etc/dhcpcd.conf"));
+                }
+                "ifupdown" => {
+                    std::fs::write(tmp.join("etc/network/interfaces"), &d).unwrap();
+                    let _ = ifupdown::read(&r);
+                }
+                "netplan" => {
+                    if let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(&text) {
+                        nets.extend(netplan::networks(&v, Path::new("/etc/netplan/x.yaml")));
+                    }
+                }
+                "networkd" => {
+                    let _ = networkd::parse_network(&text, Path::new("/x.network"));
+                }
+                "iwd" => nets.extend(networkd::parse_iwd(&d, Path::new("/var/lib/iwd/x.psk"))),
+                _ => {
+                    let _ = proxy::parse_url(&text);
+                    let _ = proxy::redacted(&text);
+                }
+            }
+            for n in nets.iter().filter(|n| n.unmigratable().is_none()) {
+                let kf = gen::keyfile(n, "x").unwrap();
+                let back = nm::parse(kf.as_bytes(), Path::new("x")).unwrap();
+                assert_eq!(back.ssid, n.ssid, "{kf}");
+                assert_eq!(back.ipv4.addresses, n.ipv4.addresses, "{kf}");
+            }
+            runs += 1;
+        }
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+    assert!(runs >= 1600, "{runs}");
+}
