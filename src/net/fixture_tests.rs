@@ -44,6 +44,7 @@ const SECRETS: &[&str] = &[
     "fixture-iwd-eap-28",
     "fixture-cred-password-29",
     "fixture-proxy-pass-30",
+    "fixture-stretch-psk-31",
     "4f8d2b1c9a7e6d5c4b3a29181706f5e4d3c2b1a09f8e7d6c5b4a392817060504",
     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
@@ -644,6 +645,7 @@ const GOLDEN_ROOTS: &[&str] = &[
     "netplan-ubuntu",
     "networkd-iwd",
     "proxy-apt",
+    "raspbian-stretch",
 ];
 
 #[test]
@@ -976,4 +978,25 @@ fn new_readers_never_panic_on_mangled_input() {
     }
     std::fs::remove_dir_all(&tmp).unwrap();
     assert!(runs >= 1600, "{runs}");
+}
+
+#[test]
+fn root_raspbian_stretch_dhcpcd_static_wifi_through_ifupdown_wpa_roam() {
+    let c = collect(&root("raspbian-stretch"), &opts()).unwrap();
+    let a = net(&c, "Allotment");
+    assert_eq!(psk(a), Some("fixture-stretch-psk-31"));
+    assert_eq!(
+        a.ipv4.addresses,
+        vec!["192.168.88.30/24"],
+        "dhcpcd's wlan0 block"
+    );
+    assert_eq!(a.ipv4.dns, vec!["192.168.88.1", "8.8.8.8"]);
+    assert_eq!(a.interface.as_deref(), Some("wlan0"));
+    assert_eq!(left(&c, "eth0")[0].status, "ignored", "inet manual");
+    assert!(c
+        .notes
+        .iter()
+        .any(|n| n.contains("'default' is a wpa-roam logical")));
+    assert!(!c.networks.iter().any(|n| n.name == "default"));
+    assert_eq!(c.connection_files(), vec!["wifi-allotment"]);
 }

@@ -814,7 +814,24 @@ fn scan_ifupdown(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Re
         info!("network: {note}");
         c.notes.push(note.clone());
     }
+    let roam = p.ifaces.iter().any(|i| i.roam);
     for i in p.ifaces {
+        // With wpa-roam, stanzas like `iface default inet dhcp` are logical configurations
+        // picked by a network's id_str, not devices.
+        let logical = roam
+            && !i.auto
+            && !i.hotplug
+            && !i.name.bytes().any(|b| b.is_ascii_digit())
+            && !root.exists(Path::new("/sys/class/net").join(&i.name));
+        if logical {
+            let msg = format!(
+                "{}: '{}' is a wpa-roam logical configuration, not an interface: not migrated",
+                i.at, i.name
+            );
+            info!("network: {msg}");
+            c.notes.push(msg);
+            continue;
+        }
         for note in &i.notes {
             info!("network: {}: {note}", i.name);
         }
@@ -998,24 +1015,31 @@ fn apply_overlays(c: &mut Collected, found: &mut [Network]) {
         if n.kind != NetKind::Wifi || !matches!(n.source, Source::WpaSupplicant | Source::Iwd) {
             continue;
         }
-        let by_ssid = c
-            .overlays
-            .iter()
-            .find(|o| o.ssid.is_some() && o.ssid == n.ssid);
-        let by_iface = c.overlays.iter().find(|o| match (&o.iface, &n.interface) {
+        // Every interface overlay that matches (ifupdown's `inet manual` stanza and dhcpcd's
+        // block can both describe wlan0), then the SSID ones, which win.
+        let iface_match = |o: &&Overlay| match (&o.iface, &n.interface) {
             (None, _) => false,
             (Some(_), None) => true,
             (Some(p), Some(i)) => match p.strip_suffix('*') {
                 Some(pre) => i.starts_with(pre),
                 None => p == i,
             },
-        });
-        for o in [by_iface, by_ssid].into_iter().flatten() {
+        };
+        let by_iface: Vec<&Overlay> = c.overlays.iter().filter(iface_match).collect();
+        let by_ssid: Vec<&Overlay> = c
+            .overlays
+            .iter()
+            .filter(|o| o.ssid.is_some() && o.ssid == n.ssid)
+            .collect();
+        for o in by_iface.into_iter().chain(by_ssid) {
+            if o.ipv4.is_auto() && o.ipv6.is_auto() {
+                continue;
+            }
             n.ipv4.merge_from(&o.ipv4);
             n.ipv6.merge_from(&o.ipv6);
             n.notes.push(format!("IP settings from {}", o.what));
             if n.interface.is_none() {
-                n.interface.clone_from(&o.iface);
+                n.interface = o.iface.clone().filter(|i| !i.contains('*'));
             }
         }
     }
