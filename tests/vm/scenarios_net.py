@@ -6,12 +6,19 @@ ifupdown static stanza with the address QEMU's user network gave it (10.0.2.15/2
 migrated. On the host, resin-boot must hold an ethernet keyfile with the same address, gateway,
 DNS, search domain and metric, and the wifi networks of wpa_supplicant.conf.
 
-netplan-files-systemd: the systemd guest (NetworkManager running) gets /etc/netplan/60-net.yaml
-with eth0 static and a wifi with a password; the guest has no netplan.io package, so netplan is
-read as files only (what takeover parses is the YAML either way). Expected: the netplan eth0
-profile wins over NetworkManager's DHCP profile of the same interface (netplan ranks first when
-the daemon it renders for runs), the wifi from netplan lands with its PSK.
+migrate-netplan-static-wifi: the systemd guest (NetworkManager running) gets Debian's netplan.io
+package (netplan.io, libnetplan0, libyaml-0-2 from the payload disk; fetched on the host with
+`apt-get download` into $VM_CACHE/debs-netplan once) and /etc/netplan/60-net.yaml with eth0
+static and a wifi with a password; netplan's generator writes its NetworkManager profiles to
+/run/NetworkManager/system-connections. Expected: the netplan eth0 profile wins over
+NetworkManager's DHCP profile of the same interface (netplan ranks first when the daemon it
+renders for runs), the generated netplan-* profiles are reported as ignored (read from the YAML
+instead), the wifi from netplan lands with its PSK.
 """
+
+import glob
+import os
+import subprocess
 
 import re
 
@@ -40,7 +47,9 @@ cat /run/network/ifstate >"$OUT/ifstate" 2>/dev/null || true
 """
 
 NETPLAN_PRE = r"""
-say "adding /etc/netplan/60-net.yaml (files only, netplan.io is not installed)"
+say "installing netplan.io from the payload disk"
+dpkg --force-depends -i /payload/debs/*.deb >"$OUT/dpkg.log" 2>&1
+echo "dpkg rc $?"
 mkdir -p /etc/netplan
 cat >/etc/netplan/60-net.yaml <<'NP'
 network:
@@ -64,7 +73,23 @@ network:
           password: "netplan-yard-pass-1"
 NP
 chmod 600 /etc/netplan/60-net.yaml
+/usr/libexec/netplan/generate >"$OUT/generate.log" 2>&1
+echo "netplan generate rc $?"
+ls -1 /run/NetworkManager/system-connections >"$OUT/netplan-generated" 2>/dev/null || true
 """
+
+
+def netplan_debs(m) -> str:
+    """The netplan.io .debs (cached in $VM_CACHE/debs-netplan, downloaded once with apt-get)."""
+    d = os.path.join(m.vm.CACHE, "debs-netplan")
+    os.makedirs(d, exist_ok=True)
+    want = ("netplan.io", "libnetplan0", "libyaml-0-2")
+    have = lambda: all(glob.glob(os.path.join(d, f"{w}_*.deb")) for w in want)  # noqa: E731
+    if not have():
+        subprocess.run(["apt-get", "download", *want], cwd=d, capture_output=True, timeout=300)
+    if not have():
+        raise m.Skipped(f"the netplan.io .debs are not in {d} and apt-get download failed")
+    return d
 
 
 def keyfiles(inspect_disk, disk_path) -> dict:
@@ -94,11 +119,15 @@ def section(text: str, name: str) -> dict:
 def register(m) -> None:
     check = m.check
 
-    def run(ctx, name, flavour, pre):
+    def run(ctx, name, flavour, pre, debs=None):
         img, man = m.image("mbr", 64)
         run_sh = pre + m.MIGRATE_RUN.replace("{args}", "-i /payload/image.img.gz").replace("{env}", "")
-        p = m.payload(name, ctx.binary, run_sh, {"image.img.gz": img})
-        import os
+        files = {"image.img.gz": img}
+        p = m.payload(name, ctx.binary, run_sh, files)
+        if debs:
+            os.makedirs(os.path.join(p, "debs"))
+            for f in glob.glob(os.path.join(debs, "*.deb")):
+                subprocess.run(["cp", f, os.path.join(p, "debs")], check=True)
         os.makedirs(os.path.join(p, "out", "work"), exist_ok=True)
         res = m.vm.run_vm(flavour, p, os.path.join(m.OUT, name), timeout=ctx.timeout,
                           stream=ctx.stream, mock_cmd=m.mock_cmd())
@@ -124,10 +153,15 @@ def register(m) -> None:
         return (f"run {res['seconds']} s; ethernet keyfile {v4.get('address1')} dns {v4.get('dns')} "
                 f"metric {v4.get('route-metric')}; {len(kf)} keyfiles: {', '.join(sorted(kf))}")
 
-    @m.scenario("netplan-files-systemd", needs="stage2")
-    def netplan_files(ctx):
-        res, man = run(ctx, "netplan-files-systemd", "systemd", NETPLAN_PRE)
+    @m.scenario("migrate-netplan-static-wifi", needs="stage2")
+    def netplan_static_wifi(ctx):
+        res, man = run(ctx, "migrate-netplan-static-wifi", "systemd", NETPLAN_PRE,
+                       debs=netplan_debs(m))
         m.vm_ok(res, "reboot")
+        gen = m.read(res["out"] + "/netplan-generated", "")
+        check("netplan-eth0.nmconnection" in gen,
+              f"netplan's generator wrote no NetworkManager profile for eth0: {gen!r} "
+              f"(dpkg: {m.read(res['out'] + '/dpkg.log', '')[-300:]!r})")
         check(m.stage1_rc(res) == "0", "stage 1 did not exit 0")
         m.assert_migrated(res, res["root_disk"], man, "systemd", backup=False)
         kf = keyfiles(m.inspect_disk, res["root_disk"])
@@ -140,4 +174,9 @@ def register(m) -> None:
         check(v4.get("dns") == "10.0.2.3;", f"dns {v4.get('dns')}")
         yard = [t for t in kf.values() if "ssid=Netplan Yard" in t]
         check(len(yard) == 1 and "psk=netplan-yard-pass-1" in yard[0], "netplan wifi missing")
-        return f"run {res['seconds']} s; netplan eth0 {v4.get('address1')}; keyfiles {', '.join(sorted(kf))}"
+        report = m.read(res["out"] + "/report.json", "{}")
+        check("generated by netplan" in report, "the generated netplan-* profiles are not reported")
+        check('"ignored"' in report and "Wired eth0" in report,
+              "NetworkManager's own eth0 profile is not reported as ignored")
+        return (f"run {res['seconds']} s; netplan generated {len(gen.split())} NM profiles; "
+                f"eth0 {v4.get('address1')} dns {v4.get('dns')}; keyfiles {', '.join(sorted(kf))}")
