@@ -13,13 +13,14 @@ VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1
 help:
 	@echo "takeover $(VERSION)"
 	@echo "  make build      debug build for this machine"
-	@echo "  make static     static release binary for TARGET (default $(TARGET)) -> $(BIN)"
+	@echo "  make static     the release binary for TARGET (default $(TARGET)) -> $(BIN)"
 	@echo "  make test       everything CI runs: lint, unit + integration tests, VM scenarios"
 	@echo "  make check      fast subset: fmt check, clippy, unit + integration tests"
 	@echo "  make lint       cargo fmt --check and clippy -D warnings"
 	@echo "  make demo       one whole migration in a QEMU VM, console streaming (root)"
 	@echo "  make e2e        all VM scenarios (root)"
-	@echo "  make release    static binaries for every board into dist/"
+	@echo "  make release    static binaries for every board into dist/ (installs its tools: deps-cross)"
+	@echo "  make deps-cross cross linkers, qemu-user, rustup targets and rust-src (root; release does it)"
 	@echo "  make test-cross tests for aarch64, armv7, armv6 under qemu-user"
 	@echo "  make size       binary sizes and largest contributors"
 	@echo "  make bench      flash throughput and memory -> docs/PERFORMANCE.md (root)"
@@ -29,11 +30,6 @@ help:
 
 build:
 	$(CARGO) build --offline
-
-static:
-	$(CARGO) build --offline --release --target $(TARGET)
-	@file $(BIN)
-	@echo "size: $$(stat -c %s $(BIN)) bytes"
 
 lint:
 	$(CARGO) fmt --all -- --check

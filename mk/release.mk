@@ -2,8 +2,10 @@
 # Included by the top-level Makefile (`include mk/*.mk`). No docker, no `cross`.
 #
 #   make deps-cross   Debian cross gcc + musl (armel/armhf) + qemu-user; rustup targets, rust-src
+#   make static       the release build of one TARGET (default x86_64-unknown-linux-musl)
 #   make release      dist/takeover-<version>-<target> (static, stripped) + dist/SHA256SUMS;
-#                     checks `file` says static and runs `--help` on the matching (emulated) CPU
+#                     checks `file` says static and runs `--help` on the matching (emulated) CPU;
+#                     installs its tools first (deps-cross)
 #   make test-cross   unit + integration tests for aarch64, armv7, armv6 under qemu-user
 #   make size         size of every release binary + largest contributors (x86_64, unstripped)
 #   make size-check   fails when the stripped static x86_64 musl binary exceeds SIZE_BUDGET
@@ -111,7 +113,7 @@ REL_STD_FEATURES_x86_64-unknown-linux-musl := optimize_for_size
 # src/sys/nounwind.rs: -59,120 bytes. Needs std built with panic_abort, as here.
 REL_CARGO_ARGS_x86_64-unknown-linux-musl := --features no-libunwind
 
-.PHONY: deps-cross release release-build release-smoke test-cross size size-check build-std-vendor
+.PHONY: deps-static static deps-cross release release-build release-smoke test-cross size size-check build-std-vendor
 
 # ---------------------------------------------------------------------------------------------
 # deps-cross: idempotent; quiet unless something is missing.
@@ -146,7 +148,25 @@ build-std-vendor:
 	  tools/build-std-vendor '$(CURDIR)/vendor' '$(BUILD_STD_VENDOR)'
 
 # ---------------------------------------------------------------------------------------------
-release: release-build release-smoke
+# ---------------------------------------------------------------------------------------------
+# static: the release recipe for one target (TARGET, default x86_64-unknown-linux-musl), so the
+# binary at target/$(TARGET)/release/takeover is byte for byte the one `make release` ships.
+# x86_64 needs only its rustup target and rust-src (deps-static); the ARM targets need the
+# cross linkers too (deps-cross).
+deps-static:
+	@set -e; \
+	rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup -q target add x86_64-unknown-linux-musl; \
+	rustup component list --installed | grep -q '^rust-src' || rustup -q component add rust-src
+
+static: $(if $(filter x86_64-unknown-linux-musl,$(TARGET)),deps-static,deps-cross) \
+        $(if $(call is_build_std,$(TARGET)),build-std-vendor)
+	@$(call cargo_release,$(TARGET))
+	@file target/$(TARGET)/release/takeover
+	@echo "size: $$(stat -c %s target/$(TARGET)/release/takeover) bytes"
+
+# ---------------------------------------------------------------------------------------------
+# release installs what it needs first (deps-cross: idempotent, quiet when all is there).
+release: deps-cross release-build release-smoke
 	@$(MAKE) --no-print-directory size-list
 
 release-build: $(if $(filter $(BUILD_STD_TARGETS),$(RELEASE_TARGETS)),build-std-vendor)

@@ -79,6 +79,8 @@ pub struct Options {
     pub write_only: bool,
     pub image_sha256: Option<String>,
     pub help: bool,
+    /// `-V`: print takeover's own version (`-v` is the balenaOS version, as operators know it).
+    pub show_version: bool,
 }
 
 pub const DEFAULT_CHECK_TIMEOUT: u64 = 10;
@@ -125,6 +127,7 @@ impl Default for Options {
             write_only: false,
             image_sha256: None,
             help: false,
+            show_version: false,
         }
     }
 }
@@ -302,6 +305,7 @@ where
                 o.image_sha256 = Some(s);
             }
             Short('h') | Long("help") => o.help = true,
+            Short('V') => o.show_version = true,
             other => return Err(lex(other.unexpected())),
         }
     }
@@ -330,7 +334,7 @@ fn file_name_value(opt: &str, v: OsString) -> Result<String> {
 
 /// Checks combinations. Runs after [`parse`], before anything is probed.
 pub fn validate(o: &Options) -> Result<()> {
-    if o.help {
+    if o.help || o.show_version {
         return Ok(());
     }
     let modes: Vec<&str> = [
@@ -414,6 +418,15 @@ pub fn validate(o: &Options) -> Result<()> {
             "does not take over this system: --log-to has no use",
         ));
     }
+    // Last, so that a wrong combination is named first. Every mode reads config.json, except a download by device type alone and the internal
+    // stage 2 invocations (they read what stage 1 prepared).
+    if o.config.is_none() && !o.download_only && !o.stage2 && !o.stage2_failed {
+        return Err(Error::usage(
+            "--config",
+            "is required: -c CONFIG_JSON, the fleet's config.json (dashboard: Add device > \
+             Advanced > Download configuration file only)",
+        ));
+    }
     Ok(())
 }
 
@@ -489,6 +502,7 @@ Internal and debugging:
       --tar-internal             build the backup with the internal tar
       --no-cleanup               on a stage 1 failure, leave what was prepared in place
   -h, --help                     print this help
+  -V                             print takeover's own version (-v is the balenaOS version)
 
 Exit status: 0 success, 1 a check or step failed, 2 usage error.
 ",
@@ -511,6 +525,28 @@ mod tests {
         let e = p(args).expect_err("should fail");
         assert_eq!(e.exit_code(), 2, "{e}");
         e
+    }
+
+    #[test]
+    fn a_missing_config_is_a_usage_error_in_every_mode_that_reads_one() {
+        for args in [
+            &[][..],
+            &["--dry-run"][..],
+            &["--pretend"][..],
+            &["--no-ack", "-i", "img.gz"][..],
+        ] {
+            let e = usage_err(args);
+            assert!(e.to_string().contains("--config"), "{args:?}: {e}");
+        }
+        assert!(usage_err(&["--write-only", "-i", "i", "-f", "f"])
+            .to_string()
+            .contains("needs --config"));
+        // A download by device type alone, and the internal stage 2 invocations, need none.
+        assert!(p(&["-d", "--change-dt-to", "raspberrypi4-64"]).is_ok());
+        assert!(p(&["--stage2"]).is_ok());
+        assert!(p(&["--stage2-failed"]).is_ok());
+        assert!(p(&["-V"]).unwrap().show_version);
+        assert!(p(&["-h"]).unwrap().help);
     }
 
     #[test]

@@ -39,15 +39,32 @@ use crate::error::Result;
 
 /// Runs takeover with the arguments after the program name; returns the exit status.
 pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> u8 {
-    let opts = match cli::parse(args).and_then(|o| cli::validate(&o).map(|()| o)) {
+    let opts = match cli::parse(args) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("takeover: {e}");
             return e.exit_code();
         }
     };
+    if let Err(e) = cli::validate(&opts) {
+        // The options parsed, so the mode and --report are known: the report says why.
+        eprintln!("takeover: {e}");
+        if let Some(path) = &opts.report {
+            let mut report = report::Report::new(opts.mode().as_str());
+            report.result = "failed".into();
+            report.error = Some(e.message());
+            if let Err(w) = report.write(path) {
+                eprintln!("takeover: {w}");
+            }
+        }
+        return e.exit_code();
+    }
     if opts.help {
         print!("{}", cli::help_text());
+        return 0;
+    }
+    if opts.show_version {
+        println!("takeover {}", env!("CARGO_PKG_VERSION"));
         return 0;
     }
     log::set_level(opts.log_level);

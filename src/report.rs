@@ -1,4 +1,4 @@
-//! The JSON report (`--report FILE`): keys fixed by spec/interfaces.md. Written in every mode,
+//! The JSON report (`--report FILE`): every key and when it is null in docs/REPORT.md. Written in every mode,
 //! on failure too. Holds no secret: nothing in it is copied from config.json but the device type.
 #![forbid(unsafe_code)]
 

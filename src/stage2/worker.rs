@@ -329,7 +329,7 @@ pub(crate) fn save_log_in_old_root(plan: &Stage2Plan, what: &str) {
 }
 
 /// At the end of stage 2, whatever the outcome: the log on the `--log-to` device
-/// (`/takeover-stage2.log`; vfat through the project's FAT writer, ext through the kernel).
+/// (`/stage2.log`; vfat through the project's FAT writer, ext through the kernel).
 fn save_log_to_device(plan: &Stage2Plan) {
     let Some(l) = &plan.log_to else { return };
     let mp = Path::new("/mnt/log");
@@ -370,14 +370,14 @@ fn save_log_to_device(plan: &Stage2Plan) {
                 };
                 let s = crate::fat::Slice::new(f, 0, len).ctx("opening", l.device.display())?;
                 let mut fat = crate::fat::Fat::open(s)?;
-                fat.write_file("/takeover-stage2.log", &log)?;
+                fat.write_file("/stage2.log", &log)?;
                 fat.flush()
             })
     } else {
         sm::mount(Some(&l.device), mp, Some(&l.fs_type), 0, None)
             .ctx("mounting", l.device.display())
             .and_then(|()| {
-                let r = crate::files::write_private(&mp.join("takeover-stage2.log"), &log);
+                let r = crate::files::write_private(&mp.join("stage2.log"), &log);
                 crate::sys::sync();
                 let _ = sm::umount2(mp, 0);
                 r

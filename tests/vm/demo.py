@@ -41,8 +41,7 @@ def main() -> int:
     ap.add_argument("--mode", choices=["dry-run", "migrate"], default=os.environ.get("DEMO_MODE", "migrate"))
     a = ap.parse_args()
     if not os.path.isfile(a.binary):
-        print(f"demo: {a.binary} not found; build it with "
-              "cargo build --release --target x86_64-unknown-linux-musl", file=sys.stderr)
+        print(f"demo: {a.binary} not found; build it with `make static`", file=sys.stderr)
         return 1
     img, manifest = sc.image("mbr", 64)
     out = os.path.join(sc.OUT, "demo")
@@ -50,7 +49,8 @@ def main() -> int:
              "--backup-cfg /srv/app/backup.yml --report /payload/out/report.json --no-ack")
     if a.mode == "dry-run":
         banner("DEMO (dry-run): boots the systemd guest, runs `takeover --dry-run` inside it and\n"
-               "shows the plan and what stage 2 WOULD write to the new boot and data partitions.")
+               "shows the plan and what stage 2 WOULD write to the new boot and data partitions.\n"
+               f"In the guest, as root: ./takeover --dry-run {flags}")
         run_sh = f"""
 facts
 say "takeover --dry-run {flags}"
@@ -59,9 +59,24 @@ echo $? >"$OUT/takeover.rc"
 say "takeover --dry-run exited $(cat "$OUT/takeover.rc")"
 """
     else:
-        banner("DEMO (migrate): the systemd guest migrates itself to the fake balenaOS image")
-        run_sh = sc.MIGRATE_RUN.replace("{env}", "").replace(
-            "{args}", "-i /payload/image.img.gz --backup-cfg /srv/app/backup.yml")
+        # The test bed's own instruments (argv_watch, sync) stay out of the demo: once stage 1
+        # exits, stage 2 pivots the root of every process to the RAM root, where a command after
+        # takeover (rm, tr, sync) no longer exists. Only shell builtins run after takeover.
+        cmd = ("./takeover -c /payload/config.json -i /payload/image.img.gz "
+               "--backup-cfg /srv/app/backup.yml -w /payload/out/work "
+               "--report /payload/out/report.json --log-file /payload/out/stage1.log --no-ack")
+        banner("DEMO (migrate): the systemd guest migrates itself to the fake balenaOS image.\n"
+               f"In the guest, as root: {cmd}")
+        run_sh = f"""
+facts
+say "running: {cmd}"
+{cmd}
+rc=$?
+echo "$rc" >"$OUT/takeover.rc"
+# On success stage 2 takes over PID 1 and reboots; keep the hook from powering off meanwhile.
+[ "$rc" = 0 ] && exit 99
+exit 0
+"""
     p = sc.payload("demo", a.binary, run_sh, {"image.img.gz": img})
     os.makedirs(os.path.join(p, "out", "work"), exist_ok=True)
     print(f"image: {img} ({manifest['device_type']}, balenaOS {manifest['version']}, "

@@ -686,10 +686,10 @@ def log_to(ctx, fs):
     with inspect_disk.Disk(res["payload_disk"]) as d:
         p = d.partitions()[0]
         files = d.ext_ls(p, "/") if fs == "ext4" else d.fat_tree(p)
-    check("takeover-stage2.log" in [f.lstrip("/") for f in files], f"no takeover-stage2.log on the payload disk: {files}")
+    check("stage2.log" in [f.lstrip("/") for f in files], f"no stage2.log on the payload disk: {files}")
     with inspect_disk.Disk(res["payload_disk"]) as d:
         p = d.partitions()[0]
-        raw = d.ext_cat(p, "/takeover-stage2.log") if fs == "ext4" else d.fat_cat(p, "takeover-stage2.log")
+        raw = d.ext_cat(p, "/stage2.log") if fs == "ext4" else d.fat_cat(p, "stage2.log")
     text = (raw or b"").decode("utf-8", "replace")
     check("wrote and verified" in text and "saving the log on" in text, "the log on the payload disk is incomplete")
     sec = assert_no_secrets(res, res["root_disk"])
@@ -764,7 +764,7 @@ def fault_migration(ctx, name, fault, args="", env="", pre=""):
 
 def payload_log(res) -> str:
     with inspect_disk.Disk(res["payload_disk"]) as d:
-        raw = d.ext_cat(d.partitions()[0], "/takeover-stage2.log")
+        raw = d.ext_cat(d.partitions()[0], "/stage2.log")
     return (raw or b"").decode("utf-8", "replace")
 
 

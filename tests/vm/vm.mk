@@ -21,10 +21,9 @@ VM_PYTHON   := /usr/bin/python3
 vm-deps:
 	$(VM_DIR)/deps.sh
 
+# The guests run the binary `make release` ships for x86_64 (the same recipe, `make static`).
 vm-binary:
-	@if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx $(VM_TARGET); then \
-		rustup target add $(VM_TARGET); fi
-	cargo build --release --target $(VM_TARGET)
+	@$(MAKE) --no-print-directory static TARGET=$(VM_TARGET)
 
 vm-fault-binary: vm-binary
 	cargo build --release --target $(VM_TARGET) --features fault-injection --target-dir $(VM_FAULT_DIR)
