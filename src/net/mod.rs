@@ -286,7 +286,19 @@ fn entry(name: &str, n: Option<&Network>, source: Source) -> crate::report::Netw
         ssid: n.and_then(|n| n.ssid_display()),
         source: source.as_str().to_string(),
         status: "migrated".into(),
-        reason: n.map(|n| format!("from {}", n.origin.display())),
+        reason: n.map(|n| {
+            // Where it came from, and what of it did not carry over.
+            let mut r = format!("from {}", n.origin.display());
+            for note in n
+                .notes
+                .iter()
+                .filter(|x| x.contains("dropped") || x.contains("not migrated"))
+            {
+                r.push_str("; ");
+                r.push_str(note);
+            }
+            r
+        }),
     }
 }
 
