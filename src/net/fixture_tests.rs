@@ -574,17 +574,44 @@ fn secrets_never_reach_logs_or_debug() {
     }
 }
 
+/// Seeded xorshift mutations of a file: bytes replaced by `specials`, truncated, removed,
+/// inserted (1 to 6 edits).
+struct Mangler(u64);
+
+impl Mangler {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn mangle(&mut self, base: &[u8], specials: &[u8]) -> Vec<u8> {
+        let mut d = base.to_vec();
+        for _ in 0..(self.next() % 6 + 1) {
+            if d.is_empty() {
+                break;
+            }
+            let i = (self.next() as usize) % d.len();
+            let sp = specials[(self.next() as usize) % specials.len()];
+            match self.next() % 4 {
+                0 => d[i] = sp,
+                1 => d.truncate(i),
+                2 => {
+                    d.remove(i);
+                }
+                _ => d.insert(i, sp),
+            }
+        }
+        d
+    }
+}
+
 /// Mutated corpus files (bytes flipped, truncated, spliced): parsers return Ok or Err, never
 /// panic, and whatever parses as migratable generates a keyfile that round-trips.
 #[test]
 fn parsers_never_panic_on_mangled_input() {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut rnd = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut m = Mangler(0x2545_f491_4f6c_dd1du64);
     let mut inputs: Vec<Vec<u8>> = Vec::new();
     for g in ["nm", "wpa", "connman"] {
         for p in files_in(&fixtures().join(g)) {
@@ -596,21 +623,7 @@ fn parsers_never_panic_on_mangled_input() {
     let mut runs = 0;
     for base in &inputs {
         for _ in 0..300 {
-            let mut d = base.clone();
-            for _ in 0..(rnd() % 6 + 1) {
-                if d.is_empty() {
-                    break;
-                }
-                let i = (rnd() as usize) % d.len();
-                match rnd() % 4 {
-                    0 => d[i] = specials[(rnd() as usize) % specials.len()],
-                    1 => d.truncate(i),
-                    2 => {
-                        d.remove(i);
-                    }
-                    _ => d.insert(i, specials[(rnd() as usize) % specials.len()]),
-                }
-            }
+            let d = m.mangle(base, specials);
             let origin = Path::new("/fuzz");
             let mut nets = Vec::new();
             if let Ok(n) = nm::parse(&d, origin) {
@@ -879,13 +892,7 @@ fn root_proxy_is_found_reported_and_migrated() {
 /// comes out migratable generates a keyfile that reads back.
 #[test]
 fn new_readers_never_panic_on_mangled_input() {
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rnd = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut m = Mangler(0x9e37_79b9_7f4a_7c15u64);
     let roots = fixtures().join("roots");
     let inputs: Vec<(&str, Vec<u8>)> = vec![
         (
@@ -928,21 +935,7 @@ fn new_readers_never_panic_on_mangled_input() {
     let mut runs = 0;
     for (kind, base) in &inputs {
         for _ in 0..200 {
-            let mut d = base.clone();
-            for _ in 0..(rnd() % 6 + 1) {
-                if d.is_empty() {
-                    break;
-                }
-                let i = (rnd() as usize) % d.len();
-                match rnd() % 4 {
-                    0 => d[i] = specials[(rnd() as usize) % specials.len()],
-                    1 => d.truncate(i),
-                    2 => {
-                        d.remove(i);
-                    }
-                    _ => d.insert(i, specials[(rnd() as usize) % specials.len()]),
-                }
-            }
+            let d = m.mangle(base, specials);
             let text = String::from_utf8_lossy(&d).into_owned();
             let mut nets: Vec<Network> = Vec::new();
             match *kind {
