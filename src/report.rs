@@ -20,6 +20,8 @@ pub struct Report {
     pub target: Option<Target>,
     pub image: Option<Image>,
     pub network: Vec<Network>,
+    /// The HTTP(S) proxy of the old system, when one is configured.
+    pub proxy: Option<Proxy>,
     pub hostname: Option<String>,
     pub backup: Option<Backup>,
     pub ram: Option<Ram>,
@@ -85,8 +87,26 @@ pub struct Network {
     /// "wifi" | "ethernet" | "other"
     pub kind: String,
     pub ssid: Option<String>,
-    /// "networkmanager" | "wpa_supplicant" | "connman" | "nwmgr-cfg" | "balenaos"
+    /// "networkmanager" | "wpa_supplicant" | "connman" | "nwmgr-cfg" | "balenaos" | "dhcpcd" |
+    /// "ifupdown" | "netplan" | "systemd-networkd" | "iwd"
     pub source: String,
+    /// "migrated" (a file under system-connections/), "not-migrated" (cannot be: `reason`),
+    /// "ignored" (another source wins: `reason`), "not-needed" (wired DHCP, balenaOS default).
+    pub status: String,
+    /// Why it was not migrated; for migrated entries, where it came from and what changed.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Proxy {
+    /// URLs without their passwords.
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub no_proxy: Option<String>,
+    /// Where it was found (environment of takeover or PID 1, /etc/environment, apt).
+    pub source: Vec<String>,
+    /// The `system-proxy/` files written for balenaOS.
+    pub migrated: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -181,6 +181,9 @@ pub struct HttpClient {
     pub lib_dirs: Vec<PathBuf>,
     /// The CA bundle (https endpoints only).
     pub ca_bundle: Option<PathBuf>,
+    /// The old system's proxy (`https_proxy`... for the client), empty without one.
+    #[serde(default)]
+    pub proxy_env: Vec<(String, String)>,
 }
 
 impl Stage2Plan {
@@ -276,6 +279,7 @@ mod tests {
                 program: "/usr/bin/curl".into(),
                 lib_dirs: vec!["/lib/x86_64-linux-gnu".into()],
                 ca_bundle: None,
+                proxy_env: vec![],
             }),
             jetson: None,
         }

@@ -33,6 +33,19 @@ const SECRETS: &[&str] = &[
     "fixture-home-psk-old",
     "fixture-stale-backup-psk",
     "fixture-netplan-psk-17",
+    "fixture-dhcpcd-psk-20",
+    "fixture-dhcpcd-psk-21",
+    "fixture-ifupdown-psk-22",
+    "fixture-ifupdown-psk-23",
+    "fixture-netplan-psk-24",
+    "fixture-netplan-psk-25",
+    "fixture-netplan-eap-26",
+    "fixture-iwd-psk-27",
+    "fixture-iwd-eap-28",
+    "fixture-cred-password-29",
+    "fixture-proxy-pass-30",
+    "fixture-stretch-psk-31",
+    "4f8d2b1c9a7e6d5c4b3a29181706f5e4d3c2b1a09f8e7d6c5b4a392817060504",
     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
 ];
@@ -348,8 +361,17 @@ fn root_nm_pi_prefers_networkmanager_and_fills_gaps_from_wpa() {
     let (st, msg) = network_check(&c, false);
     assert_eq!(st, Status::Pass, "{msg}");
     assert!(msg.contains("wifi-home") && msg.contains("Corp"), "{msg}");
-    let e = report_entries(&c);
+    let all = report_entries(&c);
+    let e: Vec<_> = all.iter().filter(|e| e.status == "migrated").collect();
     assert_eq!(e.len(), 4);
+    // Left out, each with a status and a reason: the EAP profile, the stale wpa copy of Home.
+    let out: Vec<_> = all.iter().filter(|e| e.status != "migrated").collect();
+    assert!(out
+        .iter()
+        .any(|e| e.status == "not-migrated" && e.reason.as_deref().unwrap().contains("EAP")));
+    assert!(out.iter().any(|e| e.status == "ignored"
+        && e.ssid.as_deref() == Some("Home")
+        && e.source == "wpa_supplicant"));
     assert_eq!(e[0].name, "wifi-home");
     assert_eq!(e[0].kind, "wifi");
     assert_eq!(e[0].ssid.as_deref(), Some("Home"));
@@ -552,17 +574,44 @@ fn secrets_never_reach_logs_or_debug() {
     }
 }
 
+/// Seeded xorshift mutations of a file: bytes replaced by `specials`, truncated, removed,
+/// inserted (1 to 6 edits).
+struct Mangler(u64);
+
+impl Mangler {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn mangle(&mut self, base: &[u8], specials: &[u8]) -> Vec<u8> {
+        let mut d = base.to_vec();
+        for _ in 0..(self.next() % 6 + 1) {
+            if d.is_empty() {
+                break;
+            }
+            let i = (self.next() as usize) % d.len();
+            let sp = specials[(self.next() as usize) % specials.len()];
+            match self.next() % 4 {
+                0 => d[i] = sp,
+                1 => d.truncate(i),
+                2 => {
+                    d.remove(i);
+                }
+                _ => d.insert(i, sp),
+            }
+        }
+        d
+    }
+}
+
 /// Mutated corpus files (bytes flipped, truncated, spliced): parsers return Ok or Err, never
 /// panic, and whatever parses as migratable generates a keyfile that round-trips.
 #[test]
 fn parsers_never_panic_on_mangled_input() {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut rnd = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut m = Mangler(0x2545_f491_4f6c_dd1du64);
     let mut inputs: Vec<Vec<u8>> = Vec::new();
     for g in ["nm", "wpa", "connman"] {
         for p in files_in(&fixtures().join(g)) {
@@ -574,21 +623,7 @@ fn parsers_never_panic_on_mangled_input() {
     let mut runs = 0;
     for base in &inputs {
         for _ in 0..300 {
-            let mut d = base.clone();
-            for _ in 0..(rnd() % 6 + 1) {
-                if d.is_empty() {
-                    break;
-                }
-                let i = (rnd() as usize) % d.len();
-                match rnd() % 4 {
-                    0 => d[i] = specials[(rnd() as usize) % specials.len()],
-                    1 => d.truncate(i),
-                    2 => {
-                        d.remove(i);
-                    }
-                    _ => d.insert(i, specials[(rnd() as usize) % specials.len()]),
-                }
-            }
+            let d = m.mangle(base, specials);
             let origin = Path::new("/fuzz");
             let mut nets = Vec::new();
             if let Ok(n) = nm::parse(&d, origin) {
@@ -613,4 +648,348 @@ fn parsers_never_panic_on_mangled_input() {
         }
     }
     assert!(runs > 3000, "{runs}");
+}
+
+/// Sysroots of the sources added for issue 19: collected and staged keyfiles compared byte for
+/// byte with `golden/roots/<case>/`.
+const GOLDEN_ROOTS: &[&str] = &[
+    "dhcpcd-pi",
+    "ifupdown-debian",
+    "netplan-ubuntu",
+    "networkd-iwd",
+    "proxy-apt",
+    "raspbian-stretch",
+];
+
+#[test]
+fn golden_roots_byte_for_byte() {
+    let update = std::env::var_os("TAKEOVER_UPDATE_GOLDEN").is_some();
+    for case in GOLDEN_ROOTS {
+        let dir = fixtures().join("golden/roots").join(case);
+        let c = collect(&root(case), &opts()).unwrap();
+        if update {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            for (name, data) in &c.files {
+                let name = name.replace('/', "__");
+                std::fs::write(dir.join(name), data).unwrap();
+            }
+        }
+        let mut want: Vec<String> = files_in(&dir)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        want.sort();
+        let mut got: Vec<String> = c.files.iter().map(|(n, _)| n.replace('/', "__")).collect();
+        got.sort();
+        assert_eq!(got, want, "{case}: file names");
+        for (name, data) in &c.files {
+            let name = name.replace('/', "__");
+            let golden = std::fs::read(dir.join(&name)).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(data),
+                String::from_utf8_lossy(&golden),
+                "{case}/{name} differs from golden"
+            );
+        }
+        assert_files_reparse(&c);
+    }
+}
+
+fn net<'a>(c: &'a Collected, name: &str) -> &'a Network {
+    c.networks
+        .iter()
+        .find(|n| n.name == name)
+        .unwrap_or_else(|| panic!("{name} not in {:?}", c.networks))
+}
+
+fn left<'a>(c: &'a Collected, name: &str) -> Vec<&'a crate::report::Network> {
+    c.left_out.iter().filter(|e| e.name == name).collect()
+}
+
+#[test]
+fn root_dhcpcd_static_eth_and_per_ssid_wifi() {
+    let c = collect(&root("dhcpcd-pi"), &opts()).unwrap();
+    assert_eq!(
+        c.active.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![Source::Dhcpcd, Source::WpaSupplicant]
+    );
+    let eth = net(&c, "eth0");
+    assert_eq!(eth.source, Source::Dhcpcd);
+    assert_eq!(eth.ipv4.addresses, vec!["192.168.40.17/24"]);
+    assert_eq!(eth.ipv4.gateway.as_deref(), Some("192.168.40.1"));
+    assert_eq!(eth.ipv4.dns, vec!["192.168.40.1", "9.9.9.9"]);
+    assert_eq!(eth.ipv4.route_metric, Some(100));
+    assert_eq!(eth.ipv6.addresses, vec!["fd40:17::17/64"]);
+    let gh = net(&c, "Greenhouse");
+    assert_eq!(gh.ipv4.addresses, vec!["10.30.0.44/16"]);
+    assert_eq!(gh.ipv4.gateway.as_deref(), Some("10.30.0.1"));
+    assert_eq!(
+        gh.ipv4.route_metric,
+        Some(300),
+        "interface block, then ssid block"
+    );
+    let ph = net(&c, "Packhouse");
+    assert_eq!(ph.ipv4.method, IpMethod::Auto);
+    assert_eq!(ph.ipv4.route_metric, Some(300));
+    let usb = net(&c, "usb0");
+    assert!(usb.ipv4.never_default && usb.ipv4.method == IpMethod::Auto);
+    assert!(c.notes.iter().any(|n| n.contains("static_eth0")));
+    assert_eq!(network_check(&c, false).0, Status::Pass);
+}
+
+#[test]
+fn root_ifupdown_static_wifi_wpa_conf_and_unsupported() {
+    let c = collect(&root("ifupdown-debian"), &opts()).unwrap();
+    assert_eq!(c.active[0].0, Source::Ifupdown);
+    let eth = net(&c, "eth0");
+    assert_eq!(eth.ipv4.addresses, vec!["192.168.60.10/24"]);
+    assert_eq!(eth.ipv4.gateway.as_deref(), Some("192.168.60.1"));
+    assert_eq!(eth.ipv4.dns, vec!["192.168.60.1", "1.0.0.1"]);
+    assert_eq!(eth.ipv4.dns_search, vec!["plant.example"]);
+    assert_eq!(eth.ipv4.route_metric, Some(50));
+    assert_eq!(eth.ipv4.routes.len(), 1);
+    assert_eq!(eth.ipv6.addresses, vec!["2001:db8:60::10/64"]);
+    assert_eq!(eth.ipv6.gateway.as_deref(), Some("2001:db8:60::1"));
+    assert!(eth.autoconnect);
+    assert!(!net(&c, "eth2").autoconnect, "no auto line");
+    let w = net(&c, "Mill Office");
+    assert_eq!(psk(w), Some("fixture-ifupdown-psk-22"));
+    assert_eq!(w.ipv4.addresses, vec!["192.168.61.20/24"]);
+    let y = net(&c, "Yard AP");
+    assert_eq!(y.interface.as_deref(), Some("wlan1"));
+    assert_eq!(psk(y), Some("fixture-ifupdown-psk-23"));
+    // eth1 is plain DHCP: no profile, and the check says why it passes anyway.
+    assert_eq!(left(&c, "eth1")[0].status, "not-needed");
+    for (name, word) in [("bond0", "bond"), ("br0", "bridge"), ("eth0.20", "VLAN")] {
+        let e = left(&c, name);
+        assert_eq!(e.len(), 1, "{name}");
+        assert_eq!(e[0].status, "not-migrated");
+        assert!(e[0].reason.as_deref().unwrap().contains(word), "{e:?}");
+        assert!(c
+            .unmigratable
+            .iter()
+            .any(|(n, w)| n.starts_with(name) && w.contains(word)));
+    }
+    assert!(c.wired_dhcp_config.iter().any(|w| w.starts_with("eth1")));
+}
+
+#[test]
+fn root_netplan_merges_files_and_reports_virtual_devices() {
+    let c = collect(&root("netplan-ubuntu"), &opts()).unwrap();
+    assert_eq!(c.active[0].0, Source::Netplan, "{:?}", c.active);
+    let eth = net(&c, "eth0");
+    assert_eq!(
+        eth.ipv4.method,
+        IpMethod::Manual,
+        "60-*.yaml turned DHCP off"
+    );
+    assert_eq!(
+        eth.ipv4.addresses,
+        vec!["10.44.0.12/24"],
+        "/lib copy is shadowed"
+    );
+    assert_eq!(eth.ipv4.gateway.as_deref(), Some("10.44.0.1"));
+    assert_eq!(eth.ipv4.route_metric, Some(100));
+    assert_eq!(eth.ipv4.routes[0].dest, "172.16.44.0/24");
+    assert_eq!(eth.ipv4.dns, vec!["10.44.0.1"]);
+    assert_eq!(eth.ipv6.addresses, vec!["fd44::12/64"]);
+    assert_eq!(psk(net(&c, "Quay Wifi")), Some("fixture-netplan-psk-24"));
+    assert!(net(&c, "Hidden Dock").hidden);
+    assert_eq!(net(&c, "Guest Quay").security, Security::Open);
+    for (name, word) in [("Staff", "EAP"), ("vlan44", "VLAN"), ("bond0", "bond")] {
+        let e = left(&c, name);
+        assert_eq!(e.len(), 1, "{name}: {:?}", c.left_out);
+        assert!(e[0].reason.as_deref().unwrap().contains(word), "{e:?}");
+    }
+}
+
+#[test]
+fn root_networkd_and_iwd() {
+    let c = collect(&root("networkd-iwd"), &opts()).unwrap();
+    assert_eq!(
+        c.active.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![Source::Networkd, Source::Iwd]
+    );
+    let eth = net(&c, "enp1s0");
+    assert_eq!(eth.ipv4.addresses, vec!["192.168.70.5/24"]);
+    assert_eq!(eth.ipv4.gateway.as_deref(), Some("192.168.70.1"));
+    assert_eq!(eth.ipv4.dns, vec!["192.168.70.1", "9.9.9.9"]);
+    assert_eq!(eth.ipv4.routes[0].metric, Some(25));
+    assert_eq!(eth.ipv6.addresses, vec!["fd70::5/64"]);
+    assert_eq!(
+        left(&c, "enp1s0")[0].status,
+        "ignored",
+        "30-wired-dup.network"
+    );
+    let fs = net(&c, "Field Station");
+    assert_eq!(psk(fs), Some("fixture-iwd-psk-27"));
+    assert_eq!(
+        fs.ipv4.route_metric,
+        Some(600),
+        "IP settings of 25-wireless.network"
+    );
+    let m = net(&c, "Mühle 2");
+    assert!(m.hidden);
+    assert_eq!(psk(m).map(str::len), Some(64));
+    assert!(!net(&c, "Visitor").autoconnect);
+    assert!(left(&c, "Campus")[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("EAP"));
+    assert!(c
+        .left_out
+        .iter()
+        .any(|e| e.name.starts_with("br0") && e.status == "not-migrated"));
+    assert!(left(&c, "enp2s0")[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("bridge"));
+    assert_eq!(left(&c, "Name=en*")[0].status, "not-needed");
+}
+
+#[test]
+fn root_proxy_is_found_reported_and_migrated() {
+    let c = collect(&root("proxy-apt"), &opts()).unwrap();
+    let p = c.proxy.as_ref().unwrap();
+    assert_eq!(
+        p.from,
+        vec!["/etc/environment"],
+        "apt's http proxy loses to it"
+    );
+    let r = report_proxy(&c).unwrap();
+    assert_eq!(r.https.as_deref(), Some("http://plant:***@10.80.0.3:3128"));
+    assert_eq!(
+        r.migrated,
+        vec!["system-proxy/redsocks.conf", "system-proxy/no_proxy"]
+    );
+    let no_proxy = &c
+        .files
+        .iter()
+        .find(|(n, _)| n == "system-proxy/no_proxy")
+        .unwrap()
+        .1;
+    assert_eq!(no_proxy, b"127.0.0.1\n10.80.0.0/16\n");
+    assert!(c.notes.iter().any(|n| n.contains(".plant.example")));
+    // NetworkManager fidelity on the same tree.
+    let plant = net(&c, "Plant");
+    assert_eq!(plant.priority, Some(5));
+    assert_eq!(plant.ipv4.routes[0].metric, Some(10));
+    assert_eq!(plant.ipv4.route_metric, Some(50));
+    assert_eq!(plant.ipv4.may_fail, Some(false));
+    assert_eq!(plant.ipv6.method, IpMethod::Disabled);
+    // apt alone.
+    let apt = proxy::detect(&root("proxy-apt"), &[]).unwrap();
+    assert_eq!(
+        apt.http.as_deref(),
+        Some("http://plant:fixture-proxy-pass-30@10.80.0.3:3128/")
+    );
+}
+
+/// The readers of issue 19 on mangled copies of their fixtures: never a panic, and whatever
+/// comes out migratable generates a keyfile that reads back.
+#[test]
+fn new_readers_never_panic_on_mangled_input() {
+    let mut m = Mangler(0x9e37_79b9_7f4a_7c15u64);
+    let roots = fixtures().join("roots");
+    let inputs: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "dhcpcd",
+            std::fs::read(roots.join("dhcpcd-pi/etc/dhcpcd.conf")).unwrap(),
+        ),
+        (
+            "ifupdown",
+            std::fs::read(roots.join("ifupdown-debian/etc/network/interfaces")).unwrap(),
+        ),
+        (
+            "ifupdown",
+            std::fs::read(roots.join("ifupdown-debian/etc/network/interfaces.d/bond")).unwrap(),
+        ),
+        (
+            "netplan",
+            std::fs::read(roots.join("netplan-ubuntu/etc/netplan/50-cloud-init.yaml")).unwrap(),
+        ),
+        (
+            "netplan",
+            std::fs::read(roots.join("netplan-ubuntu/etc/netplan/60-static-eth0.yaml")).unwrap(),
+        ),
+        (
+            "networkd",
+            std::fs::read(roots.join("networkd-iwd/etc/systemd/network/20-wired.network")).unwrap(),
+        ),
+        (
+            "iwd",
+            std::fs::read(roots.join("networkd-iwd/var/lib/iwd/Field Station.psk")).unwrap(),
+        ),
+        (
+            "proxy",
+            std::fs::read(roots.join("proxy-apt/etc/environment")).unwrap(),
+        ),
+    ];
+    let tmp = std::env::temp_dir().join(format!("takeover-net-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(tmp.join("etc/network")).unwrap();
+    let r = Root::new(&tmp);
+    let specials = b"[]=;:\\\"#\r\n{}- \t/\x00\xff";
+    let mut runs = 0;
+    for (kind, base) in &inputs {
+        for _ in 0..200 {
+            let d = m.mangle(base, specials);
+            let text = String::from_utf8_lossy(&d).into_owned();
+            let mut nets: Vec<Network> = Vec::new();
+            match *kind {
+                "dhcpcd" => {
+                    let _ = dhcpcd::parse(&text, Path::new("/etc/dhcpcd.conf"));
+                }
+                "ifupdown" => {
+                    std::fs::write(tmp.join("etc/network/interfaces"), &d).unwrap();
+                    let _ = ifupdown::read(&r);
+                }
+                "netplan" => {
+                    if let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(&text) {
+                        nets.extend(netplan::networks(&v, Path::new("/etc/netplan/x.yaml")));
+                    }
+                }
+                "networkd" => {
+                    let _ = networkd::parse_network(&text, Path::new("/x.network"));
+                }
+                "iwd" => nets.extend(networkd::parse_iwd(&d, Path::new("/var/lib/iwd/x.psk"))),
+                _ => {
+                    let _ = proxy::parse_url(&text);
+                    let _ = proxy::redacted(&text);
+                }
+            }
+            for n in nets.iter().filter(|n| n.unmigratable().is_none()) {
+                let kf = gen::keyfile(n, "x").unwrap();
+                let back = nm::parse(kf.as_bytes(), Path::new("x")).unwrap();
+                assert_eq!(back.ssid, n.ssid, "{kf}");
+                assert_eq!(back.ipv4.addresses, n.ipv4.addresses, "{kf}");
+            }
+            runs += 1;
+        }
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+    assert!(runs >= 1600, "{runs}");
+}
+
+#[test]
+fn root_raspbian_stretch_dhcpcd_static_wifi_through_ifupdown_wpa_roam() {
+    let c = collect(&root("raspbian-stretch"), &opts()).unwrap();
+    let a = net(&c, "Allotment");
+    assert_eq!(psk(a), Some("fixture-stretch-psk-31"));
+    assert_eq!(
+        a.ipv4.addresses,
+        vec!["192.168.88.30/24"],
+        "dhcpcd's wlan0 block"
+    );
+    assert_eq!(a.ipv4.dns, vec!["192.168.88.1", "8.8.8.8"]);
+    assert_eq!(a.interface.as_deref(), Some("wlan0"));
+    assert_eq!(left(&c, "eth0")[0].status, "ignored", "inet manual");
+    assert!(c
+        .notes
+        .iter()
+        .any(|n| n.contains("'default' is a wpa-roam logical")));
+    assert!(!c.networks.iter().any(|n| n.name == "default"));
+    assert_eq!(c.connection_files(), vec!["wifi-allotment"]);
 }

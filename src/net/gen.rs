@@ -11,7 +11,8 @@
 //!   a decimal byte list `72;195;169;`, which NetworkManager reads back byte for byte.
 //! - Security: `wpa-psk` (WPA/WPA2, also WPA2/WPA3 transition), `sae` (WPA3), or none (open).
 //! - IPv4/IPv6: method, addresses (`addressN=addr/prefix[,gateway]`), DNS, search domains.
-//! - Never written: interface-name, mac-address, bssid, permissions (the notes say so).
+//! - Never written: mac-address, bssid, permissions (the notes say so); `interface-name` only
+//!   when several wired profiles are migrated (each stays on its own port).
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -212,6 +213,32 @@ fn ip_section(w: &mut Writer, group: &str, c: &IpConfig, v6: bool) {
     if !c.dns_search.is_empty() {
         w.set_raw("dns-search", &list_value(&c.dns_search));
     }
+    for (i, r) in c.routes.iter().enumerate() {
+        // NetworkManager's own form: dest/prefix[,next-hop[,metric]], an unset next hop
+        // written as the any-address when a metric follows.
+        let any = if v6 { "::" } else { "0.0.0.0" };
+        let v = match (&r.via, r.metric) {
+            (None, None) => r.dest.clone(),
+            (Some(g), None) => format!("{},{g}", r.dest),
+            (g, Some(m)) => format!("{},{},{m}", r.dest, g.as_deref().unwrap_or(any)),
+        };
+        w.set(&format!("route{}", i + 1), &v);
+    }
+    if let Some(m) = c.route_metric {
+        w.set("route-metric", &m.to_string());
+    }
+    if c.never_default {
+        w.set("never-default", "true");
+    }
+    if c.ignore_auto_routes {
+        w.set("ignore-auto-routes", "true");
+    }
+    if c.ignore_auto_dns {
+        w.set("ignore-auto-dns", "true");
+    }
+    if let Some(m) = c.may_fail {
+        w.set("may-fail", if m { "true" } else { "false" });
+    }
 }
 
 /// The keyfile for `n` under `file_name`. Errors when `n` cannot be migrated.
@@ -240,9 +267,12 @@ pub fn keyfile(n: &Network, file_name: &str) -> Result<String> {
             _ => "ethernet",
         },
     );
-    w.set("autoconnect", "true");
+    w.set("autoconnect", if n.autoconnect { "true" } else { "false" });
     if let Some(p) = n.priority {
         w.set("autoconnect-priority", &p.clamp(-999, 999).to_string());
+    }
+    if let Some(i) = n.interface.as_deref().filter(|_| n.bind_interface) {
+        w.set("interface-name", i);
     }
     match n.kind {
         NetKind::Wifi => {

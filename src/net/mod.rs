@@ -34,12 +34,18 @@
 //! `interface "<if>"`, or `/var/lib/dhcpcd{,5}/{<if>,dhcpcd-<if>}.lease`.
 #![forbid(unsafe_code)]
 
+pub mod active;
 pub mod connman;
+pub mod dhcpcd;
 #[cfg(test)]
 mod fixture_tests;
 pub mod gen;
+pub mod ifupdown;
 pub mod keyfile;
+pub mod netplan;
+pub mod networkd;
 pub mod nm;
+pub mod proxy;
 pub mod types;
 pub mod wpa;
 
@@ -58,6 +64,7 @@ pub const NM_DIR: &str = "/etc/NetworkManager/system-connections";
 pub const NM_RUN_DIR: &str = "/run/NetworkManager/system-connections";
 pub const WPA_DIR: &str = "/etc/wpa_supplicant";
 pub const CONNMAN_DIR: &str = "/var/lib/connman";
+pub const DHCPCD_CONF: &str = "/etc/dhcpcd.conf";
 pub const BALENA_CONNECTIONS: &str = "/mnt/boot/system-connections";
 pub const BALENA_PROXY: &str = "/mnt/boot/system-proxy";
 
@@ -96,6 +103,27 @@ pub struct Collected {
     pub entries: Vec<crate::report::Network>,
     /// Things skipped or changed on purpose (disabled blocks, duplicates, dropped pinning).
     pub notes: Vec<String>,
+    /// Report entries of the networks found but not migrated (status and reason set).
+    pub left_out: Vec<crate::report::Network>,
+    /// Wired interfaces configured for plain DHCP (no profile needed), as "eth0 (ifupdown)".
+    pub wired_dhcp_config: Vec<String>,
+    /// IP settings that apply to wifi networks defined elsewhere (dhcpcd, ifupdown).
+    overlays: Vec<Overlay>,
+    /// The network managers seen running or enabled, best first, with how they were seen.
+    pub active: Vec<(Source, String)>,
+    /// The proxy of the old system, if any.
+    pub proxy: Option<proxy::Proxy>,
+}
+
+/// IP settings for the wifi networks of one interface or one SSID, from a file that does not
+/// define the networks themselves (dhcpcd.conf blocks, ifupdown stanzas with `wpa-conf`).
+#[derive(Debug, Clone)]
+struct Overlay {
+    iface: Option<String>,
+    ssid: Option<Vec<u8>>,
+    ipv4: IpConfig,
+    ipv6: IpConfig,
+    what: String,
 }
 
 impl fmt::Debug for Collected {
@@ -257,7 +285,44 @@ fn entry(name: &str, n: Option<&Network>, source: Source) -> crate::report::Netw
         kind: n.map_or("other", |n| n.kind.as_str()).to_string(),
         ssid: n.and_then(|n| n.ssid_display()),
         source: source.as_str().to_string(),
+        status: "migrated".into(),
+        reason: n.map(|n| {
+            // Where it came from, and what of it did not carry over.
+            let mut r = format!("from {}", n.origin.display());
+            for note in n
+                .notes
+                .iter()
+                .filter(|x| x.contains("dropped") || x.contains("not migrated"))
+            {
+                r.push_str("; ");
+                r.push_str(note);
+            }
+            r
+        }),
     }
+}
+
+/// A report entry for a network found but not migrated.
+fn left_out_entry(n: &Network, status: &str, why: &str) -> crate::report::Network {
+    crate::report::Network {
+        name: n.name.clone(),
+        kind: n.kind.as_str().to_string(),
+        ssid: n.ssid_display(),
+        source: n.source.as_str().to_string(),
+        status: status.to_string(),
+        reason: Some(format!("{why} ({})", n.origin.display())),
+    }
+}
+
+/// Records a network that is not migrated: log line, report entry, and (for "not-migrated")
+/// the list the network check and the warnings name.
+fn leave_out(c: &mut Collected, n: &Network, status: &str, why: String) {
+    let label = format!("{} ({}, {})", n.name, n.source.as_str(), n.origin.display());
+    match status {
+        "not-migrated" => c.unmigratable.push((label, why.clone())),
+        _ => info!("network: '{label}' {status}: {why}"),
+    }
+    c.left_out.push(left_out_entry(n, status, &why));
 }
 
 /// Reads a file that is copied as is: validated as a NetworkManager keyfile, secrets registered.
@@ -307,13 +372,38 @@ pub fn collect(root: &Root, opts: &NetOptions) -> Result<Collected> {
     }
 
     // 2. Every source present.
+    c.active = active::detect(root);
+    for (s, how) in &c.active {
+        info!("network: {} is in use ({how})", s.as_str());
+    }
     let mut found: Vec<Network> = Vec::new();
     scan_nm(root, &mut c, &mut found)?;
     scan_wpa(root, &mut c, &mut found)?;
     scan_connman(root, &mut c, &mut found)?;
+    scan_netplan(root, &mut c, &mut found);
+    scan_ifupdown(root, &mut c, &mut found)?;
+    scan_dhcpcd(root, &mut c, &mut found)?;
+    scan_networkd(root, &mut c, &mut found);
+    scan_iwd(root, &mut c, &mut found)?;
+    apply_overlays(&mut c, &mut found);
 
     // 3. Filters and de-duplication.
-    let found = select(found, opts, &mut c);
+    let mut found = select(found, opts, &mut c);
+    let wired = found
+        .iter()
+        .filter(|n| n.kind == NetKind::Ethernet && n.interface.is_some())
+        .count();
+    if wired > 1 {
+        for n in found.iter_mut().filter(|n| n.kind == NetKind::Ethernet) {
+            if let Some(i) = &n.interface {
+                n.bind_interface = true;
+                n.notes.push(format!(
+                    "bound to {i} (interface-name): {wired} wired profiles would otherwise \
+                     compete for the same port"
+                ));
+            }
+        }
+    }
 
     // 4. Generation.
     let taken: Vec<String> = c.connection_files().iter().map(|s| s.to_string()).collect();
@@ -345,6 +435,7 @@ pub fn collect(root: &Root, opts: &NetOptions) -> Result<Collected> {
     for (name, why) in &c.unmigratable {
         warn!("network: '{name}' is not migrated: {why}");
     }
+    scan_proxy(root, &mut c);
     c.wired_detail = wired_dhcp(root);
     c.wired_dhcp_active = c.wired_detail.is_some();
     Ok(c)
@@ -451,6 +542,14 @@ fn scan_nm(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<(
                 continue;
             };
             match copied_profile(&data, &rel) {
+                Ok(n) if name.starts_with("netplan-") && !netplan::files(root).is_empty() => {
+                    leave_out(
+                        c,
+                        &n,
+                        "ignored",
+                        "generated by netplan: migrated from the netplan files instead".into(),
+                    );
+                }
                 Ok(n) => found.push(n),
                 Err(e) => c
                     .unmigratable
@@ -470,27 +569,388 @@ fn scan_wpa(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<
         }
     }
     for name in files {
+        // wpa_supplicant-IFACE.conf is what wpa_supplicant@IFACE.service runs on IFACE.
+        let iface = name
+            .strip_prefix("wpa_supplicant-")
+            .and_then(|n| n.strip_suffix(".conf"))
+            .map(str::to_string);
+        scan_wpa_file(root, &dir.join(&name), iface, c, found)?;
+    }
+    Ok(())
+}
+
+fn scan_wpa_file(
+    root: &Root,
+    rel: &Path,
+    iface: Option<String>,
+    c: &mut Collected,
+    found: &mut Vec<Network>,
+) -> Result<()> {
+    if c.searched.iter().any(|p| p == rel) {
+        return Ok(());
+    }
+    c.searched.push(rel.to_path_buf());
+    if !root.path(rel).is_file() {
+        return Ok(());
+    }
+    let Some(data) = read_soft(root, rel, c)? else {
+        return Ok(());
+    };
+    register_secrets_lenient(&data);
+    match wpa::parse(&data, rel) {
+        Ok(p) => {
+            for mut n in p.networks {
+                n.interface.clone_from(&iface);
+                found.push(n);
+            }
+            for (n, why) in p.skipped {
+                info!("network: '{n}' skipped: {why}");
+                c.notes.push(format!("{n}: {why}"));
+            }
+        }
+        Err(e) => c
+            .unmigratable
+            .push((rel.display().to_string(), e.message())),
+    }
+    Ok(())
+}
+
+/// The proxy: reported, used by takeover's HTTP clients when this is the real system, and
+/// written to `system-proxy/` for balenaOS.
+fn scan_proxy(root: &Root, c: &mut Collected) {
+    let real = root.path("/") == Path::new("/");
+    let own: Vec<(String, String)> = if real {
+        std::env::vars().collect()
+    } else {
+        Vec::new()
+    };
+    let Some(p) = proxy::detect(root, &own) else {
+        return;
+    };
+    info!(
+        "network: proxy {} (from {})",
+        p.https
+            .as_deref()
+            .or(p.http.as_deref())
+            .map(proxy::redacted)
+            .unwrap_or_default(),
+        p.from.join(", ")
+    );
+    if real {
+        proxy::install(Some(p.clone()));
+    }
+    match proxy::balena_files(&p) {
+        Ok((files, notes)) => {
+            for n in notes {
+                warn!("network: {n}");
+                c.notes.push(n);
+            }
+            for (name, data) in files {
+                info!("network: proxy → system-proxy/{name}");
+                c.files.push((format!("system-proxy/{name}"), data));
+            }
+        }
+        Err(why) => {
+            warn!("network: the proxy is not migrated to balenaOS: {why}");
+            c.notes.push(format!("proxy not migrated: {why}"));
+        }
+    }
+    c.proxy = Some(p);
+}
+
+/// The report's `proxy` object.
+pub fn report_proxy(c: &Collected) -> Option<crate::report::Proxy> {
+    let p = c.proxy.as_ref()?;
+    Some(crate::report::Proxy {
+        http: p.http.as_deref().map(proxy::redacted),
+        https: p.https.as_deref().map(proxy::redacted),
+        no_proxy: p.no_proxy.clone(),
+        source: p.from.clone(),
+        migrated: c
+            .files
+            .iter()
+            .filter(|(n, _)| n.starts_with("system-proxy/"))
+            .map(|(n, _)| n.clone())
+            .collect(),
+    })
+}
+
+/// systemd-networkd `.network` files (first match per interface wins) and `.netdev` devices.
+fn scan_networkd(root: &Root, c: &mut Collected, found: &mut Vec<Network>) {
+    for d in networkd::NETWORKD_DIRS {
+        c.searched.push(PathBuf::from(d));
+    }
+    for (p, what) in networkd::netdevs(root) {
+        let mut n = Network::new(what.clone(), NetKind::Other, Source::Networkd, p);
+        n.security = Security::Unsupported(format!("{what}: virtual devices are not migrated"));
+        found.push(n);
+    }
+    let mut claimed: Vec<(String, PathBuf)> = Vec::new();
+    for path in networkd::network_files(root) {
+        let Ok(text) = root.read_string(&path) else {
+            c.unmigratable
+                .push((path.display().to_string(), "not readable".into()));
+            continue;
+        };
+        let f = networkd::parse_network(&text, &path);
+        let label = f
+            .iface
+            .clone()
+            .unwrap_or_else(|| format!("Name={}", f.names.join(" ")));
+        let mut n = Network::new(
+            label.clone(),
+            NetKind::Ethernet,
+            Source::Networkd,
+            path.clone(),
+        );
+        n.interface.clone_from(&f.iface);
+        n.ipv4 = f.ipv4.clone();
+        n.ipv6 = f.ipv6.clone();
+        n.notes = f.notes.clone();
+        if let Some(i) = &f.iface {
+            if let Some((_, first)) = claimed.iter().find(|(x, _)| x == i) {
+                let why = format!(
+                    "networkd applies the first matching file to {i}: {}",
+                    first.display()
+                );
+                leave_out(c, &n, "ignored", why);
+                continue;
+            }
+            claimed.push((i.clone(), path.clone()));
+        }
+        if let Some(why) = &f.unsupported {
+            n.kind = NetKind::Other;
+            n.security = Security::Unsupported(why.clone());
+            found.push(n);
+            continue;
+        }
+        if f.wireless {
+            let what = format!("systemd-networkd {}", path.display());
+            if f.ssids.is_empty() {
+                let iface = f
+                    .iface
+                    .clone()
+                    .or_else(|| f.names.first().cloned())
+                    .filter(|n| !n.contains(['?', '[', '!']));
+                c.overlays.push(Overlay {
+                    iface,
+                    ssid: None,
+                    ipv4: f.ipv4.clone(),
+                    ipv6: f.ipv6.clone(),
+                    what: what.clone(),
+                });
+            }
+            for ssid in &f.ssids {
+                c.overlays.push(Overlay {
+                    iface: None,
+                    ssid: Some(ssid.clone()),
+                    ipv4: f.ipv4.clone(),
+                    ipv6: f.ipv6.clone(),
+                    what: what.clone(),
+                });
+            }
+            continue;
+        }
+        found.push(n);
+    }
+}
+
+/// iwd's known networks.
+fn scan_iwd(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<()> {
+    let dir = Path::new(networkd::IWD_DIR);
+    c.searched.push(dir.to_path_buf());
+    for name in regular_files(root, dir)? {
         let rel = dir.join(&name);
-        c.searched.push(rel.clone());
-        if !root.path(&rel).is_file() {
+        if !(name.ends_with(".psk")
+            || name.ends_with(".open")
+            || name.ends_with(".8021x")
+            || name.ends_with(".wep"))
+        {
             continue;
         }
         let Some(data) = read_soft(root, &rel, c)? else {
             continue;
         };
         register_secrets_lenient(&data);
-        match wpa::parse(&data, &rel) {
-            Ok(p) => {
-                found.extend(p.networks);
-                for (n, why) in p.skipped {
-                    info!("network: '{n}' skipped: {why}");
-                    c.notes.push(format!("{n}: {why}"));
-                }
-            }
-            Err(e) => c
-                .unmigratable
-                .push((rel.display().to_string(), e.message())),
+        if let Some(n) = networkd::parse_iwd(&data, &rel) {
+            found.push(n);
         }
+    }
+    Ok(())
+}
+
+/// netplan's YAML files, merged as netplan does.
+fn scan_netplan(root: &Root, c: &mut Collected, found: &mut Vec<Network>) {
+    for d in netplan::DIRS {
+        if d == "/etc/netplan" || root.exists(d) {
+            c.searched.push(PathBuf::from(d));
+        }
+    }
+    let (doc, read, bad) = netplan::load(root);
+    for (f, why) in bad {
+        c.unmigratable.push((f.display().to_string(), why.clone()));
+        let mut n = Network::new(f.display().to_string(), NetKind::Other, Source::Netplan, f);
+        n.security = Security::Unsupported(why.clone());
+        c.left_out.push(left_out_entry(&n, "not-migrated", &why));
+    }
+    let origin = match read.as_slice() {
+        [] => return,
+        [one] => one.clone(),
+        many => PathBuf::from(format!(
+            "{} (merged with {})",
+            many[many.len() - 1].display(),
+            many[..many.len() - 1]
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    };
+    for n in netplan::networks(&doc, &origin) {
+        for note in &n.notes {
+            debug!("network: {}: {note}", n.name);
+        }
+        found.push(n);
+    }
+}
+
+/// `/etc/network/interfaces` (and what it sources): wired stanzas become ethernet profiles,
+/// `wpa-ssid` stanzas wifi profiles, `wpa-conf`/`wpa-roam` stanzas add their IP settings to
+/// the networks of that wpa_supplicant file; bonds, bridges, VLANs are reported.
+fn scan_ifupdown(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<()> {
+    c.searched.push(PathBuf::from(ifupdown::INTERFACES));
+    let Some(p) = ifupdown::read(root) else {
+        return Ok(());
+    };
+    for note in &p.notes {
+        info!("network: {note}");
+        c.notes.push(note.clone());
+    }
+    let roam = p.ifaces.iter().any(|i| i.roam);
+    for i in p.ifaces {
+        // With wpa-roam, stanzas like `iface default inet dhcp` are logical configurations
+        // picked by a network's id_str, not devices.
+        let logical = roam
+            && !i.auto
+            && !i.hotplug
+            && !i.name.bytes().any(|b| b.is_ascii_digit())
+            && !root.exists(Path::new("/sys/class/net").join(&i.name));
+        if logical {
+            let msg = format!(
+                "{}: '{}' is a wpa-roam logical configuration, not an interface: not migrated",
+                i.at, i.name
+            );
+            info!("network: {msg}");
+            c.notes.push(msg);
+            continue;
+        }
+        for note in &i.notes {
+            info!("network: {}: {note}", i.name);
+        }
+        let origin = PathBuf::from(i.at.rsplit_once(':').map_or(i.at.as_str(), |x| x.0));
+        let started = i.auto || i.hotplug;
+        let mut n = Network::new(i.name.clone(), NetKind::Ethernet, Source::Ifupdown, origin);
+        n.interface = Some(i.name.clone());
+        n.notes.push(format!("stanza at {}", i.at));
+        n.notes.extend(i.notes.iter().cloned());
+        n.ipv4 = i.ipv4.clone();
+        n.ipv6 = i.ipv6.clone();
+        if let Some(why) = &i.unsupported {
+            n.kind = NetKind::Other;
+            n.security = Security::Unsupported(why.clone());
+            found.push(n);
+            continue;
+        }
+        for (v6, ip) in [(false, &n.ipv4), (true, &n.ipv6)] {
+            if ip.method == IpMethod::Manual && ip.addresses.is_empty() {
+                n.security = Security::Unsupported(format!(
+                    "inet{} static without a valid address",
+                    if v6 { "6" } else { "" }
+                ));
+            }
+        }
+        if matches!(n.security, Security::Unsupported(_)) {
+            found.push(n);
+            continue;
+        }
+        if let Some(ssid) = &i.wpa_ssid {
+            n.kind = NetKind::Wifi;
+            n.ssid = Some(ssid.clone());
+            n.name = types::display_bytes(ssid);
+            n.hidden = i.wpa_scan_ssid;
+            let km = i.wpa_key_mgmt.clone().unwrap_or_default();
+            n.security = match (&i.wpa_psk, km.as_str()) {
+                (_, k) if k.contains("EAP") => {
+                    Security::Unsupported(format!("802.1X/EAP (enterprise, wpa-key-mgmt {k})"))
+                }
+                (None, _) => Security::Open,
+                (Some(p), k) => {
+                    let hex = p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit());
+                    if !hex && !(8..=63).contains(&p.len()) {
+                        Security::Unsupported(format!(
+                            "wpa-psk length {} is not 8 to 63 characters or 64 hex digits",
+                            p.len()
+                        ))
+                    } else if k == "SAE" && !hex {
+                        Security::Sae {
+                            psk: Secret::new(p.clone()),
+                        }
+                    } else {
+                        Security::WpaPsk {
+                            psk: Secret::new(p.clone()),
+                        }
+                    }
+                }
+            };
+            if !started {
+                n.autoconnect = false;
+                n.notes
+                    .push("no auto/allow-hotplug: kept with autoconnect off".into());
+            }
+            found.push(n);
+            continue;
+        }
+        let wireless = i.wpa_conf.is_some() || is_wireless(root, &i.name);
+        if wireless {
+            c.overlays.push(Overlay {
+                iface: Some(i.name.clone()),
+                ssid: None,
+                ipv4: i.ipv4.clone(),
+                ipv6: i.ipv6.clone(),
+                what: format!("ifupdown stanza {}", i.at),
+            });
+            if let Some(conf) = &i.wpa_conf {
+                if i.roam {
+                    c.notes.push(format!(
+                        "{}: wpa-roam: the networks of {} are migrated, the per-network                          ifupdown mappings (id_str) are not",
+                        i.at,
+                        conf.display()
+                    ));
+                }
+                scan_wpa_file(root, conf, Some(i.name.clone()), c, found)?;
+            }
+            continue;
+        }
+        if i.methods.iter().all(|m| m.ends_with(" manual")) {
+            leave_out(
+                c,
+                &n,
+                "ignored",
+                "inet manual: ifupdown only brings the link up, the address comes from another                  source"
+                    .into(),
+            );
+            continue;
+        }
+        if !started {
+            if n.is_plain_wired_dhcp() {
+                n.notes.push("no auto/allow-hotplug".into());
+            } else {
+                n.autoconnect = false;
+                n.notes
+                    .push("no auto/allow-hotplug: kept with autoconnect off".into());
+            }
+        }
+        found.push(n);
     }
     Ok(())
 }
@@ -530,17 +990,137 @@ fn scan_connman(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Res
     Ok(())
 }
 
-fn rank(s: Source) -> u8 {
+/// Preference between sources when nothing says which one runs: NetworkManager, then the
+/// files that configure a daemon directly.
+fn static_rank(s: Source) -> u8 {
     match s {
-        Source::NetworkManager => 0,
-        Source::WpaSupplicant => 1,
-        Source::Connman => 2,
-        Source::NwmgrCfg | Source::BalenaOs => 3,
+        Source::Netplan => 0,
+        Source::NetworkManager => 1,
+        Source::Networkd => 2,
+        Source::Ifupdown => 3,
+        Source::Dhcpcd => 4,
+        Source::WpaSupplicant => 5,
+        Source::Iwd => 6,
+        Source::Connman => 7,
+        Source::NwmgrCfg | Source::BalenaOs => 8,
     }
 }
 
-/// Applies `--no-wifis`/`--wifi`, removes duplicates, moves unmigratable networks to
-/// `c.unmigratable`; returns the networks to generate, in the order found.
+/// The rank of a source: the network managers in use first (in the order [`active::detect`]
+/// gives), then [`static_rank`].
+fn rank(s: Source, active: &[(Source, String)]) -> u8 {
+    match active.iter().position(|(a, _)| *a == s) {
+        Some(p) => u8::try_from(p).unwrap_or(0),
+        None => 50 + static_rank(s),
+    }
+}
+
+fn is_wireless(root: &Root, iface: &str) -> bool {
+    let d = Path::new("/sys/class/net").join(iface);
+    root.exists(d.join("wireless")) || root.exists(d.join("phy80211")) || iface.starts_with("wl")
+}
+
+/// Applies dhcpcd/ifupdown IP settings to the wifi networks wpa_supplicant connects to: an
+/// SSID block wins over an interface block.
+fn apply_overlays(c: &mut Collected, found: &mut [Network]) {
+    for n in found.iter_mut() {
+        if n.kind != NetKind::Wifi || !matches!(n.source, Source::WpaSupplicant | Source::Iwd) {
+            continue;
+        }
+        // Every interface overlay that matches (ifupdown's `inet manual` stanza and dhcpcd's
+        // block can both describe wlan0), then the SSID ones, which win.
+        let iface_match = |o: &&Overlay| match (&o.iface, &n.interface) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(p), Some(i)) => match p.strip_suffix('*') {
+                Some(pre) => i.starts_with(pre),
+                None => p == i,
+            },
+        };
+        let by_iface: Vec<&Overlay> = c.overlays.iter().filter(iface_match).collect();
+        let by_ssid: Vec<&Overlay> = c
+            .overlays
+            .iter()
+            .filter(|o| o.ssid.is_some() && o.ssid == n.ssid)
+            .collect();
+        for o in by_iface.into_iter().chain(by_ssid) {
+            if o.ipv4.is_auto() && o.ipv6.is_auto() {
+                continue;
+            }
+            n.ipv4.merge_from(&o.ipv4);
+            n.ipv6.merge_from(&o.ipv6);
+            n.notes.push(format!("IP settings from {}", o.what));
+            if n.interface.is_none() {
+                n.interface = o.iface.clone().filter(|i| !i.contains('*'));
+            }
+        }
+    }
+}
+
+/// `/etc/dhcpcd.conf`: `interface` blocks of wired interfaces become ethernet profiles, those
+/// of wireless interfaces and `ssid` blocks add IP settings to the wifi networks of
+/// wpa_supplicant (dhcpcd starts wpa_supplicant with its configuration on Raspberry Pi OS).
+fn scan_dhcpcd(root: &Root, c: &mut Collected, found: &mut Vec<Network>) -> Result<()> {
+    let rel = Path::new(DHCPCD_CONF);
+    c.searched.push(rel.to_path_buf());
+    if !root.path(rel).is_file() {
+        return Ok(());
+    }
+    let Some(data) = read_soft(root, rel, c)? else {
+        return Ok(());
+    };
+    let p = dhcpcd::parse(&String::from_utf8_lossy(&data), rel);
+    for note in &p.notes {
+        info!("network: {note}");
+        c.notes.push(note.clone());
+    }
+    for b in p.blocks {
+        let at = format!("{}:{}", rel.display(), b.line);
+        for note in &b.notes {
+            info!("network: {note}");
+            c.notes.push(note.clone());
+        }
+        match &b.scope {
+            dhcpcd::Scope::Ssid(s) => c.overlays.push(Overlay {
+                iface: None,
+                ssid: Some(s.clone()),
+                ipv4: b.ipv4.clone(),
+                ipv6: b.ipv6.clone(),
+                what: format!("dhcpcd.conf ssid block ({at})"),
+            }),
+            dhcpcd::Scope::Interface(i) if is_wireless(root, i) => c.overlays.push(Overlay {
+                iface: Some(i.clone()),
+                ssid: None,
+                ipv4: b.ipv4.clone(),
+                ipv6: b.ipv6.clone(),
+                what: format!("dhcpcd.conf interface {i} ({at})"),
+            }),
+            dhcpcd::Scope::Interface(i) => {
+                let mut n = Network::new(i.clone(), NetKind::Ethernet, Source::Dhcpcd, rel.into());
+                n.interface = Some(i.clone());
+                n.ipv4 = b.ipv4.clone();
+                n.ipv6 = b.ipv6.clone();
+                n.notes.push(format!("interface block at {at}"));
+                if p.denied.iter().any(|d| d == i) {
+                    leave_out(
+                        c,
+                        &n,
+                        "ignored",
+                        "dhcpcd is told to leave it alone (denyinterfaces)".into(),
+                    );
+                    continue;
+                }
+                found.push(n);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies `--no-wifis`/`--wifi`, leaves out plain wired DHCP profiles (balenaOS does that by
+/// itself), keeps one copy per SSID and one profile per interface (the source in use wins),
+/// moves unmigratable networks to `c.unmigratable`; returns the networks to generate, in the
+/// order found.
 fn select(found: Vec<Network>, opts: &NetOptions, c: &mut Collected) -> Vec<Network> {
     let mut kept: Vec<Network> = Vec::new();
     let mut wanted_seen = vec![false; opts.wifis.len()];
@@ -573,6 +1153,8 @@ fn select(found: Vec<Network>, opts: &NetOptions, c: &mut Collected) -> Vec<Netw
                 .push(format!("--wifi '{w}': no network with this SSID was found"));
         }
     }
+    let active = c.active.clone();
+    let rk = |n: &Network| rank(n.source, &active);
     // Best migratable copy per SSID: lowest source rank.
     let mut out: Vec<Network> = Vec::new();
     for (i, n) in kept.iter().enumerate() {
@@ -585,7 +1167,7 @@ fn select(found: Vec<Network>, opts: &NetOptions, c: &mut Collected) -> Vec<Netw
                     && same_ssid(m)
                     && m.unmigratable().is_none()
                     && (why.is_some()
-                        || rank(m.source) < rank(n.source)
+                        || rk(m) < rk(n)
                         || (m.source == n.source
                             && *j < i
                             && m.security == n.security
@@ -594,27 +1176,90 @@ fn select(found: Vec<Network>, opts: &NetOptions, c: &mut Collected) -> Vec<Netw
             });
             if let Some((_, m)) = better {
                 let msg = format!(
-                    "'{}' from {} ({}) not used: the same network comes from {} ({})",
-                    n.name,
-                    n.source.as_str(),
-                    n.origin.display(),
+                    "the same network comes from {} ({})",
                     m.source.as_str(),
                     m.origin.display()
                 );
-                info!("network: {msg}");
-                c.notes.push(msg);
+                leave_out(c, n, "ignored", msg);
                 continue;
             }
         }
-        match why {
-            Some(why) => c.unmigratable.push((
-                format!("{} ({}, {})", n.name, n.source.as_str(), n.origin.display()),
-                why,
-            )),
-            None => out.push(n.clone()),
+        if let Some(why) = why {
+            leave_out(c, n, "not-migrated", why);
+            continue;
+        }
+        out.push(n.clone());
+    }
+    // One profile per interface: the source in use wins. NetworkManager leaves the interfaces
+    // of /etc/network/interfaces to ifupdown (its default `[ifupdown] managed=false`).
+    let ifupdown_first = |n: &Network, m: &Network| {
+        n.source == Source::Ifupdown && m.source == Source::NetworkManager
+    };
+    let mut res: Vec<Network> = Vec::new();
+    for (i, n) in out.iter().enumerate() {
+        let Some(iface) = n
+            .interface
+            .as_deref()
+            .filter(|_| n.kind == NetKind::Ethernet)
+        else {
+            res.push(n.clone());
+            continue;
+        };
+        let beats = |m: &Network, j: usize| {
+            if ifupdown_first(m, n) {
+                return true;
+            }
+            if ifupdown_first(n, m) {
+                return false;
+            }
+            rk(m) < rk(n) || (rk(m) == rk(n) && j < i)
+        };
+        let winner = out.iter().enumerate().find(|(j, m)| {
+            *j != i
+                && m.kind == NetKind::Ethernet
+                && m.source != n.source
+                && m.interface.as_deref() == Some(iface)
+                && beats(m, *j)
+        });
+        match winner {
+            Some((_, m)) => {
+                let why = format!(
+                    "{iface} is configured by {} ({}), {}",
+                    m.source.as_str(),
+                    m.origin.display(),
+                    if active.iter().any(|(a, _)| *a == m.source) {
+                        "the network manager in use"
+                    } else {
+                        "which is preferred"
+                    }
+                );
+                leave_out(c, n, "ignored", why);
+            }
+            None => res.push(n.clone()),
         }
     }
-    out
+    // Plain wired DHCP: nothing to carry over (after conflicts, so a static profile of the
+    // source in use is never replaced by "DHCP" from a stale file).
+    let mut fin = Vec::new();
+    for n in res {
+        if n.is_plain_wired_dhcp() {
+            let what = format!(
+                "{} ({})",
+                n.interface.clone().unwrap_or_else(|| n.name.clone()),
+                n.source.as_str()
+            );
+            leave_out(
+                c,
+                &n,
+                "not-needed",
+                "wired DHCP: balenaOS does DHCP on every Ethernet interface by itself".into(),
+            );
+            c.wired_dhcp_config.push(what);
+            continue;
+        }
+        fin.push(n);
+    }
+    fin
 }
 
 /// Sees whether the device is online over wired Ethernet with DHCP (module doc); returns how.
@@ -718,6 +1363,16 @@ pub fn network_check(c: &Collected, no_nwmgr_check: bool) -> (Status, String) {
             ),
         );
     }
+    if !c.wired_dhcp_config.is_empty() {
+        return (
+            Status::Pass,
+            format!(
+                "no network profile to migrate: wired Ethernet with DHCP is configured ({}), \
+                 which balenaOS brings up by itself{unmig}",
+                c.wired_dhcp_config.join(", ")
+            ),
+        );
+    }
     let searched: Vec<String> = c.searched.iter().map(|p| p.display().to_string()).collect();
     let msg = format!(
         "no network configuration was found, the device might not be able to come online \
@@ -732,9 +1387,37 @@ pub fn network_check(c: &Collected, no_nwmgr_check: bool) -> (Status, String) {
     }
 }
 
+/// One line of the dry-run plan for a report entry: what was found, what it became, or why it
+/// was left out.
+pub fn plan_line(n: &crate::report::Network) -> String {
+    let what = format!(
+        "{}{} from {}",
+        n.kind,
+        n.ssid
+            .as_ref()
+            .map(|x| format!(" '{x}'"))
+            .unwrap_or_default(),
+        n.source
+    );
+    match n.status.as_str() {
+        "migrated" => format!(
+            "  network   {what} → system-connections/{} ({})\n",
+            n.name,
+            n.reason.as_deref().unwrap_or("")
+        ),
+        status => format!(
+            "  network   {what} '{}': {status}, {}\n",
+            n.name,
+            n.reason.as_deref().unwrap_or("")
+        ),
+    }
+}
+
 /// The report's `network` array.
 pub fn report_entries(c: &Collected) -> Vec<crate::report::Network> {
-    c.entries.clone()
+    let mut v = c.entries.clone();
+    v.extend(c.left_out.iter().cloned());
+    v
 }
 
 /// Writes `c.files` under `boot_dir` (`<boot>/system-connections/...`,

@@ -10,16 +10,22 @@
 //! - `key-mgmt`: `wpa-psk`, `sae` migrate (with their `psk`); no security group = open;
 //!   `none` (static WEP), `ieee8021x`, `wpa-eap*`, `owe` and an `[802-1x]` group are reported
 //!   as not migratable. A psk kept by a secret agent (`psk-flags=1`, not in the file) too.
+//! - `[connection]`: `autoconnect` (a profile switched off stays off), `autoconnect-priority`,
+//!   `interface-name` (kept for conflict detection only, never written).
 //! - `[ipv4]`/`[ipv6]`: `method`, `address1..N`/`addresses1..N` (`addr/prefix[,gateway]`, also
-//!   the old `addr;prefix;gateway;` form), `gateway`, `dns`, `dns-search`.
-//! - Dropped with a note: `interface-name`, `mac-address`, `bssid`, `permissions`, routes.
+//!   the legacy `addr;prefix;gateway;` and `addr/prefix;gateway` forms), `gateway`, `dns`,
+//!   `dns-search`, `route1..N`/`routes1..N` (`dest/prefix[,next-hop[,metric]]`, legacy `;`
+//!   separators too), `route-metric`, `never-default`, `ignore-auto-routes`, `ignore-auto-dns`,
+//!   `may-fail`. An address, gateway, DNS server or route NetworkManager would reject is
+//!   dropped with a note; the rest of the profile is kept.
+//! - Dropped with a note: `mac-address`, `bssid`, `permissions`, `routeN_options`.
 #![forbid(unsafe_code)]
 
 use std::path::Path;
 
 use super::keyfile::KeyFile;
 use super::types::{
-    parse_cidr, valid_ip, IpConfig, IpMethod, NetKind, Network, Secret, Security, Source,
+    parse_cidr, valid_ip, IpConfig, IpMethod, NetKind, Network, Route, Secret, Security, Source,
 };
 use crate::error::{Error, Result};
 
@@ -148,11 +154,13 @@ pub fn from_keyfile(kf: &KeyFile, origin: &Path) -> Result<Network> {
 
     if let Some(i) = kf
         .string("connection", "interface-name")
+        .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
     {
         n.notes.push(format!(
             "interface-name={i} dropped (interface names differ under balenaOS)"
         ));
+        n.interface = Some(i);
     }
     if kf
         .string("connection", "permissions")
@@ -162,9 +170,9 @@ pub fn from_keyfile(kf: &KeyFile, origin: &Path) -> Result<Network> {
             .push("permissions dropped (balenaOS profiles are system-wide)".into());
     }
     if kf.boolean("connection", "autoconnect") == Some(false) {
-        n.notes.push(
-            "autoconnect=false: migrated with autoconnect on, nobody can start it by hand".into(),
-        );
+        n.autoconnect = false;
+        n.notes
+            .push("autoconnect=false kept: balenaOS will not bring it up by itself".into());
     }
     if let Some(p) = kf.string("connection", "autoconnect-priority") {
         n.priority = p.trim().parse::<i32>().ok();
@@ -301,6 +309,51 @@ fn numbered<'a>(keys: &[&'a str], prefix: &str) -> Vec<&'a str> {
     v.into_iter().map(|(_, k)| k).collect()
 }
 
+/// One address value: `addr/prefix[,gateway]`, `addr;prefix;gateway;` or `addr/prefix;gateway`.
+fn address_value(v: &str) -> (String, Option<String>) {
+    let v = v.trim().trim_end_matches(';');
+    if !v.contains('/') && v.contains(';') {
+        let mut it = v.split(';');
+        let a = it.next().unwrap_or("");
+        let p = it.next().unwrap_or("");
+        let g = it.next();
+        return (format!("{a}/{p}"), g.map(str::to_string));
+    }
+    match v.split_once([',', ';']) {
+        Some((a, g)) => (a.to_string(), Some(g.to_string())),
+        None => (v.to_string(), None),
+    }
+}
+
+/// One route value: `dest/prefix[,next-hop[,metric]]`, also the legacy `;`-separated forms
+/// `dest/prefix;next-hop;metric` and `dest;prefix;next-hop;metric`.
+fn route_value(v: &str, v6: bool) -> std::result::Result<Route, String> {
+    let v = v.trim().trim_end_matches(';');
+    let sep = if v.contains(',') { ',' } else { ';' };
+    let mut parts: Vec<String> = v.split(sep).map(|p| p.trim().to_string()).collect();
+    if sep == ';' && !parts[0].contains('/') && parts.len() > 1 {
+        let prefix = parts.remove(1);
+        parts[0] = format!("{}/{prefix}", parts[0]);
+    }
+    let bad = |what: &str| format!("invalid {what} in route '{v}'");
+    let dest = parse_cidr(&parts[0], v6).ok_or_else(|| bad("destination"))?;
+    let any = |g: &str| g.is_empty() || g == "0.0.0.0" || g == "::";
+    let via = match parts.get(1) {
+        Some(g) if !any(g) => {
+            if !valid_ip(g, v6) {
+                return Err(bad("next hop"));
+            }
+            Some(g.clone())
+        }
+        _ => None,
+    };
+    let metric = match parts.get(2).filter(|m| !m.is_empty()) {
+        Some(m) => Some(m.parse::<u32>().map_err(|_| bad("metric"))?),
+        None => None,
+    };
+    Ok(Route { dest, via, metric })
+}
+
 fn ip(
     kf: &KeyFile,
     group: &str,
@@ -325,31 +378,23 @@ fn ip(
     addr_keys.extend(numbered(&keys, "addresses"));
     for k in addr_keys {
         let v = kf.string(group, k).unwrap_or_default();
-        let v = v.trim().trim_end_matches(';');
-        if v.is_empty() {
+        if v.trim().trim_end_matches(';').is_empty() {
             continue;
         }
-        // Old format `addr;prefix;gateway`, current `addr/prefix,gateway`.
-        let (addr, gw) = if !v.contains('/') && v.contains(';') {
-            let mut it = v.split(';');
-            let a = it.next().unwrap_or("");
-            let p = it.next().unwrap_or("");
-            let g = it.next();
-            (format!("{a}/{p}"), g.map(str::to_string))
-        } else {
-            match v.split_once(',') {
-                Some((a, g)) => (a.to_string(), Some(g.to_string())),
-                None => (v.to_string(), None),
-            }
-        };
-        let cidr =
-            parse_cidr(&addr, v6).ok_or_else(|| format!("invalid {fam} address '{addr}' ({k})"))?;
-        c.addresses.push(cidr);
+        let (addr, gw) = address_value(&v);
+        let mut why = Vec::new();
+        if !c.add_address(&addr, v6, &mut why) {
+            notes.push(format!(
+                "{fam} {k}: address '{addr}' dropped (NetworkManager would reject it)"
+            ));
+            continue;
+        }
         if let Some(g) = gw.map(|g| g.trim().to_string()).filter(|g| !g.is_empty()) {
             if !valid_ip(&g, v6) {
-                return Err(format!("invalid {fam} gateway '{g}' ({k})"));
-            }
-            if c.gateway.is_none() {
+                notes.push(format!(
+                    "{fam} {k}: gateway '{g}' dropped (not a valid address)"
+                ));
+            } else if c.gateway.is_none() {
                 c.gateway = Some(g);
             }
         }
@@ -359,23 +404,43 @@ fn ip(
         .map(|g| g.trim().to_string())
         .filter(|g| !g.is_empty())
     {
-        if !valid_ip(&g, v6) {
-            return Err(format!("invalid {fam} gateway '{g}'"));
-        }
-        c.gateway = Some(g);
+        c.set_gateway(&g, v6, notes);
     }
     for d in kf.list(group, "dns", b';').unwrap_or_default() {
-        if !valid_ip(&d, v6) {
-            return Err(format!("invalid {fam} DNS server '{d}'"));
-        }
-        c.dns.push(d);
+        c.add_dns(&d, v6, notes);
     }
     c.dns_search = kf.list(group, "dns-search", b';').unwrap_or_default();
-    if keys.iter().any(|k| k.starts_with("route")) {
-        notes.push(format!("{fam} static routes not migrated"));
+    let mut route_keys = numbered(&keys, "route");
+    route_keys.extend(numbered(&keys, "routes"));
+    for k in route_keys {
+        let v = kf.string(group, k).unwrap_or_default();
+        if v.trim().is_empty() {
+            continue;
+        }
+        match route_value(&v, v6) {
+            Ok(r) => c.routes.push(r),
+            Err(why) => notes.push(format!("{fam} {k} dropped: {why}")),
+        }
     }
+    if keys
+        .iter()
+        .any(|k| k.starts_with("route") && k.ends_with("_options"))
+    {
+        notes.push(format!("{fam} route options (routeN_options) not migrated"));
+    }
+    if let Some(m) = kf.string(group, "route-metric") {
+        match m.trim().parse::<i64>() {
+            Ok(m) if m >= 0 => c.route_metric = u32::try_from(m).ok(),
+            Ok(_) => {}
+            Err(_) => notes.push(format!("{fam} route-metric '{}' dropped", m.trim())),
+        }
+    }
+    c.never_default = kf.boolean(group, "never-default") == Some(true);
+    c.ignore_auto_routes = kf.boolean(group, "ignore-auto-routes") == Some(true);
+    c.ignore_auto_dns = kf.boolean(group, "ignore-auto-dns") == Some(true);
+    c.may_fail = kf.boolean(group, "may-fail");
     if c.method == IpMethod::Manual && c.addresses.is_empty() {
-        return Err(format!("{fam} method=manual without any address"));
+        return Err(format!("{fam} method=manual without any valid address"));
     }
     Ok(c)
 }
@@ -454,12 +519,16 @@ mod tests {
         assert_eq!(n.ipv6.addresses, vec!["2001:db8::20/64"]);
         assert_eq!(n.ipv6.gateway.as_deref(), Some("2001:db8::1"));
         assert!(n.notes.iter().any(|x| x.contains("mac-address")));
-        assert!(n.notes.iter().any(|x| x.contains("routes")));
+        assert_eq!(n.ipv4.routes.len(), 1);
+        assert_eq!(n.ipv4.routes[0].via.as_deref(), Some("10.1.1.254"));
         let old = p("[connection]\nid=o\ntype=802-3-ethernet\n[ipv4]\nmethod=manual\naddresses1=192.168.0.5;24;192.168.0.1;\n");
         assert_eq!(old.ipv4.addresses, vec!["192.168.0.5/24"]);
         assert_eq!(old.ipv4.gateway.as_deref(), Some("192.168.0.1"));
         let bad =
             p("[connection]\nid=b\ntype=ethernet\n[ipv4]\nmethod=manual\naddress1=300.1.1.1/24\n");
-        assert!(bad.unmigratable().unwrap().contains("invalid IPv4 address"));
+        assert!(bad
+            .unmigratable()
+            .unwrap()
+            .contains("without any valid address"));
     }
 }

@@ -101,6 +101,14 @@ impl IpMethod {
     }
 }
 
+/// A static route: destination `addr/prefix`, optional next hop and metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub dest: String,
+    pub via: Option<String>,
+    pub metric: Option<u32>,
+}
+
 /// IPv4 or IPv6 settings. Addresses as `addr/prefix` text, already validated.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IpConfig {
@@ -109,6 +117,15 @@ pub struct IpConfig {
     pub gateway: Option<String>,
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
+    pub routes: Vec<Route>,
+    /// Metric of the routes this profile brings (NetworkManager `route-metric`).
+    pub route_metric: Option<u32>,
+    /// Never the default route (`never-default`, dhcpcd `nogateway`).
+    pub never_default: bool,
+    pub ignore_auto_routes: bool,
+    pub ignore_auto_dns: bool,
+    /// NetworkManager `may-fail`, kept only when the source said so.
+    pub may_fail: Option<bool>,
 }
 
 impl IpConfig {
@@ -116,9 +133,92 @@ impl IpConfig {
     pub fn is_auto(&self) -> bool {
         self.method == IpMethod::Auto
             && self.addresses.is_empty()
+            && self.gateway.is_none()
             && self.dns.is_empty()
             && self.dns_search.is_empty()
+            && self.routes.is_empty()
+            && self.route_metric.is_none()
+            && !self.never_default
+            && !self.ignore_auto_routes
+            && !self.ignore_auto_dns
+            && self.may_fail.is_none()
     }
+
+    /// Applies the settings `o` gives on top of these (dhcpcd reads the options of an `ssid`
+    /// block after those of the `interface` block, cumulatively).
+    pub fn merge_from(&mut self, o: &IpConfig) {
+        if o.method != IpMethod::Auto || !o.addresses.is_empty() {
+            self.method = o.method.clone();
+            self.addresses = o.addresses.clone();
+        }
+        if o.gateway.is_some() {
+            self.gateway.clone_from(&o.gateway);
+        }
+        if !o.dns.is_empty() {
+            self.dns = o.dns.clone();
+        }
+        if !o.dns_search.is_empty() {
+            self.dns_search = o.dns_search.clone();
+        }
+        self.routes.extend(o.routes.iter().cloned());
+        if o.route_metric.is_some() {
+            self.route_metric = o.route_metric;
+        }
+        self.never_default |= o.never_default;
+        self.ignore_auto_routes |= o.ignore_auto_routes;
+        self.ignore_auto_dns |= o.ignore_auto_dns;
+        if o.may_fail.is_some() {
+            self.may_fail = o.may_fail;
+        }
+    }
+
+    /// Adds an address (`addr` or `addr/prefix`, netmask allowed for IPv4); an invalid one is
+    /// skipped with a note instead of failing the whole profile.
+    pub fn add_address(&mut self, a: &str, v6: bool, notes: &mut Vec<String>) -> bool {
+        match parse_cidr(a, v6) {
+            Some(c) => {
+                if !self.addresses.contains(&c) {
+                    self.addresses.push(c);
+                }
+                true
+            }
+            None => {
+                notes.push(format!(
+                    "address '{}' dropped: not a valid {} address",
+                    a.trim(),
+                    if v6 { "IPv6" } else { "IPv4" }
+                ));
+                false
+            }
+        }
+    }
+
+    /// Adds a DNS server; invalid ones are skipped with a note.
+    pub fn add_dns(&mut self, d: &str, v6: bool, notes: &mut Vec<String>) {
+        let d = d.trim();
+        if valid_ip(d, v6) {
+            if !self.dns.iter().any(|x| x == d) {
+                self.dns.push(d.to_string());
+            }
+        } else {
+            notes.push(format!("DNS server '{d}' dropped: not a valid address"));
+        }
+    }
+
+    /// Sets the gateway; an invalid one is skipped with a note.
+    pub fn set_gateway(&mut self, g: &str, v6: bool, notes: &mut Vec<String>) {
+        let g = g.trim();
+        if valid_ip(g, v6) {
+            self.gateway = Some(g.to_string());
+        } else {
+            notes.push(format!("gateway '{g}' dropped: not a valid address"));
+        }
+    }
+}
+
+/// The family of an address text (`:` means IPv6).
+pub fn is_v6(addr: &str) -> bool {
+    addr.contains(':')
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +228,11 @@ pub enum Source {
     Connman,
     NwmgrCfg,
     BalenaOs,
+    Dhcpcd,
+    Ifupdown,
+    Netplan,
+    Networkd,
+    Iwd,
 }
 
 impl Source {
@@ -139,6 +244,11 @@ impl Source {
             Source::Connman => "connman",
             Source::NwmgrCfg => "nwmgr-cfg",
             Source::BalenaOs => "balenaos",
+            Source::Dhcpcd => "dhcpcd",
+            Source::Ifupdown => "ifupdown",
+            Source::Netplan => "netplan",
+            Source::Networkd => "systemd-networkd",
+            Source::Iwd => "iwd",
         }
     }
 }
@@ -152,6 +262,14 @@ pub struct Network {
     pub security: Security,
     pub hidden: bool,
     pub priority: Option<i32>,
+    /// Brought up by itself (NetworkManager `autoconnect`, ifupdown `auto`/`allow-hotplug`).
+    pub autoconnect: bool,
+    /// The interface the old system bound it to: used to find sources fighting over one
+    /// interface, never written (names differ under balenaOS).
+    pub interface: Option<String>,
+    /// Write `interface-name` (set when several wired profiles are migrated: unbound, they
+    /// would all compete for the first Ethernet port).
+    pub bind_interface: bool,
     pub ipv4: IpConfig,
     pub ipv6: IpConfig,
     pub source: Source,
@@ -170,6 +288,9 @@ impl Network {
             security: Security::Open,
             hidden: false,
             priority: None,
+            autoconnect: true,
+            interface: None,
+            bind_interface: false,
             ipv4: IpConfig::default(),
             ipv6: IpConfig::default(),
             source,
@@ -196,6 +317,17 @@ impl Network {
             return Some("not a wifi or ethernet profile".into());
         }
         None
+    }
+
+    /// A wired profile asking for nothing but DHCP/SLAAC: balenaOS does that on every
+    /// Ethernet interface by itself, so no profile is needed.
+    pub fn is_plain_wired_dhcp(&self) -> bool {
+        self.kind == NetKind::Ethernet
+            && self.security == Security::Open
+            && self.autoconnect
+            && self.priority.is_none()
+            && self.ipv4.is_auto()
+            && (self.ipv6.is_auto() || self.ipv6.method == IpMethod::Disabled)
     }
 
     /// The SSID for messages: UTF-8 as is, other bytes as `\xHH`.

@@ -4,7 +4,8 @@
 //! Syntax as wpa_supplicant reads it (`wpa_config_get_line`): leading/trailing white space
 //! ignored, `#` starts a comment unless inside a double-quoted string, a block opens with
 //! `network={` (spaces allowed) and closes with a line `}`. Global lines (`ctrl_interface=`,
-//! `update_config=`, `country=`...) are ignored.
+//! `update_config=`, `country=`...) are ignored. `blob-base64-NAME={...}` blocks (certificates
+//! for EAP) and `cred={...}` blocks (Hotspot 2.0 credentials) are skipped with a note.
 //!
 //! Inside a block: `ssid` as `"text"`, as hex (`616263`) or as `P"printf\x20escaped"`;
 //! `psk` quoted = passphrase (8..63 characters), unquoted = 64-hex raw key (both migrate, as
@@ -129,13 +130,47 @@ pub fn parse(data: &[u8], origin: &Path) -> Result<Parsed> {
     let text: String = data.iter().map(|&b| char::from(b)).collect();
     let mut blocks = Vec::new();
     let mut cur: Option<Block> = None;
+    let mut out = Parsed::default();
+    // Inside a `blob-base64-NAME={` or `cred={` block: (kind, name, first line).
+    let mut other: Option<(&str, String, usize)> = None;
     for (i, raw) in text.split('\n').enumerate() {
         let lineno = i + 1;
         let line = strip_comment(raw.trim()).trim();
         if line.is_empty() {
             continue;
         }
+        if let Some((kind, name, start)) = &other {
+            if line == "}" {
+                out.skipped.push((
+                    format!("{kind} {name} at {o}:{start}"),
+                    if *kind == "cred" {
+                        "Hotspot 2.0 credential block: not migrated (NetworkManager has no \
+                         counterpart)"
+                            .into()
+                    } else {
+                        "certificate/key blob: only EAP networks use it, and they are not \
+                         migrated"
+                            .into()
+                    },
+                ));
+                other = None;
+            }
+            continue;
+        }
         let compact: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+        if cur.is_none() {
+            if let Some(name) = compact
+                .strip_prefix("blob-base64-")
+                .and_then(|r| r.strip_suffix("={"))
+            {
+                other = Some(("blob", name.to_string(), lineno));
+                continue;
+            }
+            if compact == "cred={" {
+                other = Some(("cred", String::new(), lineno));
+                continue;
+            }
+        }
         if compact == "network={" {
             if cur.is_some() {
                 return Err(Error::new(
@@ -185,7 +220,14 @@ pub fn parse(data: &[u8], origin: &Path) -> Result<Parsed> {
         )
         .hint("add a line '}' at the end of the block"));
     }
-    let mut out = Parsed::default();
+    if let Some((kind, _, start)) = other {
+        return Err(Error::new(
+            step,
+            format!("{o}:{start}"),
+            format!("{kind} block is never closed"),
+        )
+        .hint("add a line '}' at the end of the block"));
+    }
     for b in blocks {
         network(&b, origin, &mut out);
     }
@@ -386,6 +428,23 @@ network={
         assert!(matches!(&n[4].security, Security::Sae{psk} if psk.expose()=="sae-pass-123"));
         assert_eq!(r.skipped.len(), 1);
         assert!(r.skipped[0].1.contains("disabled=1"));
+    }
+
+    #[test]
+    fn blobs_creds_and_globals_are_accepted() {
+        let r = p(
+            "ctrl_interface=DIR=/run/wpa_supplicant GROUP=netdev\nupdate_config=1\n\
+                   country=DE\np2p_disabled=1\n\
+                   blob-base64-ca_cert={\nMIIBszCCAVmgAwIBAgIU\nAAAA==\n}\n\
+                   cred={\n realm=\"example.com\"\n username=\"u\"\n password=\"pw\"\n}\n\
+                   network={\n ssid=\"Lab\"\n psk=\"fixture-lab-psk\"\n}\n\
+                   network={\n ssid=\"Corp\"\n key_mgmt=WPA-EAP\n ca_cert=\"blob://ca_cert\"\n}\n",
+        );
+        assert_eq!(r.networks.len(), 2);
+        assert!(r.networks[1].unmigratable().unwrap().contains("EAP"));
+        assert_eq!(r.skipped.len(), 2, "{:?}", r.skipped);
+        assert!(r.skipped[0].0.starts_with("blob ca_cert"));
+        assert!(parse(b"blob-base64-x={\nAAAA\n", Path::new("/w")).is_err());
     }
 
     #[test]

@@ -8,10 +8,16 @@
 //!
 //! | `ID` | supported | why this range |
 //! |---|---|---|
-//! | `raspbian` (Raspbian, Raspberry Pi OS 32-bit) | ≥ 10 (buster) | 9 and older lack the kernels of Pi 4 and later; buster is the oldest the testbed still runs |
-//! | `debian` (Debian, Raspberry Pi OS 64-bit) | ≥ 10 | same |
-//! | `ubuntu` | LTS releases ≥ 18.04 (`YY.04`, even `YY`) | interim releases are out of support within months |
+//! | `raspbian` (Raspbian, Raspberry Pi OS 32-bit) | ≥ 8 (jessie) | the reference tool accepted Raspbian 8 and 9; 10 (buster) is the oldest the testbed still runs |
+//! | `debian` (Debian, Raspberry Pi OS 64-bit) | ≥ 10, and 7 (wheezy) and 9 (stretch) | current releases; 7 and 9 were on the reference tool's BeagleBone list |
+//! | `ubuntu` | LTS releases ≥ 14.04 (`YY.04`, even `YY`) | the reference tool accepted 14.04 to 20.04; interim releases are out of support within months |
+//! | `manjaro` (Manjaro, rolling: no `VERSION_ID`) | any | on the reference tool's x86 list |
 //! | `balena-os`, `resin-os` (balenaOS) | ≥ 2.0 | balenaOS → balenaOS reflash (config.json from /mnt/boot) |
+//!
+//! Policy: every release the reference tool accepted (its exact `PRETTY_NAME` list: Raspbian 8,
+//! 9, 10, Ubuntu 14.04.x to 20.04 LTS, Debian 7 and 9, Manjaro) stays accepted, in addition to
+//! the current releases above; releases older than 10 are marked "(legacy)" in the verdict, as
+//! they lack the kernels of the newest boards and the testbed no longer runs them.
 //!
 //! Per-board rule (from the reference): Jetson boards migrate only from balenaOS, because the
 //! boot firmware of an L4T Ubuntu install is not the one balenaOS expects.
@@ -135,21 +141,27 @@ pub struct OsRule {
 pub static OS_TABLE: &[OsRule] = &[
     OsRule {
         id: "raspbian",
-        label: "Raspbian / Raspberry Pi OS 10 (buster) or later",
-        min: (10, 0),
+        label: "Raspbian / Raspberry Pi OS 8 (jessie) or later",
+        min: (8, 0),
         lts_only: false,
     },
     OsRule {
         id: "debian",
-        label: "Debian 10 (buster) or later",
+        label: "Debian 10 (buster) or later, or Debian 7 or 9",
         min: (10, 0),
         lts_only: false,
     },
     OsRule {
         id: "ubuntu",
-        label: "Ubuntu LTS 18.04 or later",
-        min: (18, 4),
+        label: "Ubuntu LTS 14.04 or later",
+        min: (14, 4),
         lts_only: true,
+    },
+    OsRule {
+        id: "manjaro",
+        label: "Manjaro Linux",
+        min: (0, 0),
+        lts_only: false,
     },
     OsRule {
         id: "balena-os",
@@ -231,6 +243,12 @@ pub fn support(os: &OsRelease, board: Option<&Board>) -> OsVerdict {
         } else {
             None
         });
+    if id == "manjaro" {
+        return OsVerdict {
+            supported: true,
+            reason: format!("'{name}' is supported ({}, rolling release)", rule.label),
+        };
+    }
     let Some(ver) = version.and_then(major_minor) else {
         return no(format!(
             "'{name}' has no release number (VERSION_ID): testing and unstable releases are not \
@@ -238,7 +256,9 @@ pub fn support(os: &OsRelease, board: Option<&Board>) -> OsVerdict {
             rule.label
         ));
     };
-    if ver < rule.min {
+    // Debian 7 and 9 were on the reference tool's list (BeagleBone).
+    let legacy_debian = id == "debian" && matches!(ver.0, 7 | 9);
+    if ver < rule.min && !legacy_debian {
         return no(format!("'{name}' is too old; supported: {}", rule.label));
     }
     if rule.lts_only && !(ver.1 == 4 && ver.0 % 2 == 0) {
@@ -247,9 +267,14 @@ pub fn support(os: &OsRelease, board: Option<&Board>) -> OsVerdict {
             rule.label
         ));
     }
+    let legacy = if ver.0 < 10 || (id == "ubuntu" && ver < (18, 4)) {
+        " (legacy: accepted as the reference tool did; not tested on current boards)"
+    } else {
+        ""
+    };
     OsVerdict {
         supported: true,
-        reason: format!("'{name}' is supported ({})", rule.label),
+        reason: format!("'{name}' is supported ({}){legacy}", rule.label),
     }
 }
 
@@ -297,8 +322,30 @@ mod tests {
             ),
             (
                 os("raspbian", Some("9"), "Raspbian GNU/Linux 9 (stretch)"),
+                true,
+            ),
+            (
+                os("raspbian", Some("8"), "Raspbian GNU/Linux 8 (jessie)"),
+                true,
+            ),
+            (
+                os("raspbian", Some("7"), "Raspbian GNU/Linux 7 (wheezy)"),
                 false,
             ),
+            (
+                os("debian", Some("9"), "Debian GNU/Linux 9 (stretch)"),
+                true,
+            ),
+            (os("debian", Some("7"), "Debian GNU/Linux 7 (wheezy)"), true),
+            (
+                os("debian", Some("8"), "Debian GNU/Linux 8 (jessie)"),
+                false,
+            ),
+            (os("ubuntu", Some("14.04"), "Ubuntu 14.04.6 LTS"), true),
+            (os("ubuntu", Some("14.04"), "Ubuntu 14.04.1 LTS"), true),
+            (os("ubuntu", Some("16.04"), "Ubuntu 16.04.2 LTS"), true),
+            (os("ubuntu", Some("12.04"), "Ubuntu 12.04.5 LTS"), false),
+            (os("manjaro", None, "Manjaro Linux"), true),
             (
                 os("debian", Some("12"), "Debian GNU/Linux 12 (bookworm)"),
                 true,
@@ -307,7 +354,7 @@ mod tests {
             (os("ubuntu", Some("20.04"), "Ubuntu 20.04.6 LTS"), true),
             (os("ubuntu", Some("24.04"), "Ubuntu 24.04.1 LTS"), true),
             (os("ubuntu", Some("18.04"), "Ubuntu 18.04.6 LTS"), true),
-            (os("ubuntu", Some("16.04"), "Ubuntu 16.04.7 LTS"), false),
+            (os("ubuntu", Some("16.04"), "Ubuntu 16.04.7 LTS"), true),
             (os("ubuntu", Some("23.10"), "Ubuntu 23.10"), false),
             (os("fedora", Some("39"), "Fedora Linux 39"), false),
             (
@@ -327,6 +374,34 @@ mod tests {
         assert!(!support(&none, pi4).supported);
         none.name = Some("X".into());
         assert_eq!(none.display(), "X");
+    }
+
+    /// Every release on the reference tool's allow-list (exact PRETTY_NAMEs) stays accepted.
+    #[test]
+    fn reference_allow_list_stays_accepted() {
+        let pi4 = by_id("rpi4");
+        for (id, v, pretty) in [
+            ("raspbian", Some("8"), "Raspbian GNU/Linux 8 (jessie)"),
+            ("raspbian", Some("9"), "Raspbian GNU/Linux 9 (stretch)"),
+            ("raspbian", Some("10"), "Raspbian GNU/Linux 10 (buster)"),
+            ("ubuntu", Some("20.04"), "Ubuntu 20.04 LTS"),
+            ("ubuntu", Some("18.04"), "Ubuntu 18.04.2 LTS"),
+            ("ubuntu", Some("18.04"), "Ubuntu 18.04.3 LTS"),
+            ("ubuntu", Some("18.04"), "Ubuntu 18.04.4 LTS"),
+            ("ubuntu", Some("16.04"), "Ubuntu 16.04.2 LTS"),
+            ("ubuntu", Some("16.04"), "Ubuntu 16.04.6 LTS"),
+            ("ubuntu", Some("14.04"), "Ubuntu 14.04.1 LTS"),
+            ("ubuntu", Some("14.04"), "Ubuntu 14.04.2 LTS"),
+            ("ubuntu", Some("14.04"), "Ubuntu 14.04.5 LTS"),
+            ("ubuntu", Some("14.04"), "Ubuntu 14.04.6 LTS"),
+            ("debian", Some("9"), "Debian GNU/Linux 9 (stretch)"),
+            ("debian", Some("7"), "Debian GNU/Linux 7 (wheezy)"),
+            ("manjaro", None, "Manjaro Linux"),
+            ("balena-os", Some("4.0.23"), "balenaOS 4.0.23"),
+        ] {
+            let v = support(&os(id, v, pretty), pi4);
+            assert!(v.supported, "{pretty}: {}", v.reason);
+        }
     }
 
     #[test]

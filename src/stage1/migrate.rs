@@ -458,15 +458,18 @@ fn summary_payload(r: &Report, s: &mut String) {
         s.push_str("  networks  none\n");
     }
     for n in &r.network {
+        s.push_str(&crate::net::plan_line(n));
+    }
+    if let Some(p) = &r.proxy {
         s.push_str(&format!(
-            "  network   {} ({}{}, from {})\n",
-            n.name,
-            n.kind,
-            n.ssid
-                .as_ref()
-                .map(|x| format!(" '{x}'"))
-                .unwrap_or_default(),
-            n.source
+            "  proxy     {} (from {}) → {}\n",
+            p.https.clone().or(p.http.clone()).unwrap_or_else(|| "-".into()),
+            p.source.join(", "),
+            if p.migrated.is_empty() {
+                "not migrated".to_string()
+            } else {
+                p.migrated.join(", ")
+            }
         ));
     }
     s.push_str(&format!(
@@ -696,6 +699,7 @@ fn fill_ram_root(
         program: c.program.clone(),
         lib_dirs: c.lib_dirs.clone(),
         ca_bundle: c.ca_bundle.clone(),
+        proxy_env: crate::net::proxy::installed_env(),
     };
     Ok((ram, Some(client)))
 }

@@ -53,6 +53,7 @@ pub fn stage(
     let networks = stage_networks(opts, &source, staging, &boot, report)?;
     fault::stage1_point("after-network")?;
     report.network = net::report_entries(&networks);
+    report.proxy = net::report_proxy(&networks);
     let network_check = net::network_check(&networks, opts.no_nwmgr_check);
     apply_name_and_type(opts, &source, &mut config, report)?;
     crate::files::write_private(&boot.join("config.json"), &config.to_bytes())?;

@@ -78,6 +78,9 @@ pub fn client(plan: &Stage2Plan) -> Result<Http> {
         let joined = std::env::join_paths(&c.lib_dirs).unwrap_or_default();
         http.env.push(("LD_LIBRARY_PATH".into(), joined));
     }
+    for (k, v) in &c.proxy_env {
+        http.env.push((k.into(), v.into()));
+    }
     if let Some(ca) = &c.ca_bundle {
         let ca: OsString = ca.clone().into_os_string();
         http.env.push(("CURL_CA_BUNDLE".into(), ca.clone()));
@@ -174,6 +177,7 @@ mod tests {
             program: "/usr/bin/curl".into(),
             lib_dirs: vec!["/lib/x86_64-linux-gnu".into(), "/opt/l".into()],
             ca_bundle: Some("/etc/ssl/certs/ca-certificates.crt".into()),
+            proxy_env: vec![("https_proxy".into(), "http://10.9.9.9:3128".into())],
         });
         let h = client(&p).unwrap();
         assert_eq!(h.tool().program, PathBuf::from("/usr/bin/curl"));
@@ -191,6 +195,7 @@ mod tests {
             "/etc/ssl/certs/ca-certificates.crt".into()
         )));
         assert!(env.iter().all(|(_, v)| !v.contains("stage2-api-secret")));
+        assert!(env.contains(&("https_proxy".into(), "http://10.9.9.9:3128".into())));
     }
 
     #[test]
@@ -257,6 +262,7 @@ mod tests {
             program: curl.into(),
             lib_dirs: Vec::new(),
             ca_bundle: None,
+            proxy_env: Vec::new(),
         });
         run(&p, true);
         let seen = server.join().unwrap();

@@ -126,6 +126,18 @@ fn every_network_fixture_stages_one_reparsable_keyfile_per_migratable_network() 
                 "{case}: no warning names {name}: {err}"
             );
         }
+        // Every network found but not migrated is in the report with its status and reason.
+        let entries = r["network"].as_array().unwrap();
+        for e in &collected.left_out {
+            assert!(
+                entries.iter().any(|x| x["name"] == e.name.as_str()
+                    && x["status"] == e.status.as_str()
+                    && x["reason"].as_str().is_some_and(|r| !r.is_empty())),
+                "{case}: report lacks left-out {} ({}): {entries:?}",
+                e.name,
+                e.status
+            );
+        }
         assert!(!err.contains("PAYLOAD-TEST-KEY"), "{case}: key in the log");
         checked += 1;
     }

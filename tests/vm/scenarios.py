@@ -1538,6 +1538,12 @@ import fleet  # noqa: E402 - issue 22: the Ansible fleet rollout (tests/vm/fleet
 fleet.register(sys.modules[__name__])
 
 
+# Network migration scenarios (issue 19) live in their own module.
+import scenarios_net  # noqa: E402
+
+scenarios_net.register(sys.modules[__name__])
+
+
 # Scenarios `make test` (CI, on 2 cores under TCG, within its hour) leaves to `make e2e`. Each
 # still has a sibling in make test that covers its board and its class of fault:
 E2E_ONLY = {

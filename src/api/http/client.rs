@@ -43,7 +43,8 @@ impl Http {
             connect_timeout: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(60),
             tmp_dir: std::env::temp_dir(),
-            env: Vec::new(),
+            // The old system's proxy when takeover's environment lacks it (net::proxy).
+            env: crate::net::proxy::client_env(),
         }
     }
 

@@ -17,7 +17,8 @@
 //! a free-space check against the announced Content-Length. Downloads resume a partial file
 //! (`Range: bytes=N-`, wget `-c`) and are complete only when the size matches the headers.
 //! Proxies come from the environment (`https_proxy`, `http_proxy`, `no_proxy`), which is passed
-//! on untouched; both tools honour it.
+//! on untouched; both tools honour it. The proxy found on the old system ([`crate::net::proxy`])
+//! is added to every child's environment.
 //!
 //! | piece | module |
 //! |---|---|
