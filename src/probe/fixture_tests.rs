@@ -105,6 +105,9 @@ fn fixture_sysroots_probe_and_check_as_expected() {
                 dir.display().to_string(),
                 "--no-api-check".into(),
                 "--no-vpn-check".into(),
+                // A placeholder: the checks get the parsed config below, but -c is required.
+                "-c".into(),
+                "config.json".into(),
             ];
             args.extend(
                 run["args"]
