@@ -947,7 +947,7 @@ fn new_readers_never_panic_on_mangled_input() {
                     let _ = ifupdown::read(&r);
                 }
                 "netplan" => {
-                    if let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(&text) {
+                    if let Ok(v) = crate::backup::yaml::parse(&text) {
                         nets.extend(netplan::networks(&v, Path::new("/etc/netplan/x.yaml")));
                     }
                 }

@@ -16,11 +16,14 @@
 //! (`key-management: none|psk|sae|eap|802.1x`, `password`), `mode` (only `infrastructure`).
 //! `bonds`, `bridges`, `vlans`, `tunnels`, `vrfs`, `modems`, `wireguard` and `nm-devices` are
 //! reported by id. With no `dhcp4` and no IPv4 address, netplan leaves IPv4 off; so do we.
+//!
+//! YAML is read with takeover's own reader ([`crate::backup::yaml`], the subset netplan files
+//! use: block and flow collections, quoted and plain scalars), not serde_yaml (binary size).
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 
-use serde_yaml::{Mapping, Value};
+use crate::backup::yaml::Value;
 
 use super::types::{is_v6, IpConfig, IpMethod, NetKind, Network, Secret, Security, Source};
 use crate::probe::Root;
@@ -45,11 +48,9 @@ fn merge(a: &mut Value, b: Value) {
     match (a, b) {
         (Value::Mapping(am), Value::Mapping(bm)) => {
             for (k, v) in bm {
-                match am.get_mut(&k) {
-                    Some(av) => merge(av, v),
-                    None => {
-                        am.insert(k, v);
-                    }
+                match am.iter_mut().find(|(ak, _)| *ak == k) {
+                    Some((_, av)) => merge(av, v),
+                    None => am.push((k, v)),
                 }
             }
         }
@@ -66,7 +67,7 @@ fn merge(a: &mut Value, b: Value) {
 
 /// The merged document of every file; unreadable or invalid files are listed with why.
 pub fn load(root: &Root) -> (Value, Vec<PathBuf>, Vec<(PathBuf, String)>) {
-    let mut doc = Value::Mapping(Mapping::new());
+    let mut doc = Value::Mapping(Vec::new());
     let mut read = Vec::new();
     let mut bad = Vec::new();
     for f in files(root) {
@@ -78,7 +79,7 @@ pub fn load(root: &Root) -> (Value, Vec<PathBuf>, Vec<(PathBuf, String)>) {
             }
         };
         register_passwords(&text);
-        match serde_yaml::from_str::<Value>(&text) {
+        match crate::backup::yaml::parse(&text) {
             Ok(Value::Null) => read.push(f),
             Ok(v @ Value::Mapping(_)) => {
                 merge(&mut doc, v);
@@ -106,13 +107,13 @@ fn register_passwords(text: &str) {
 }
 
 fn get<'a>(m: &'a Value, k: &str) -> Option<&'a Value> {
-    m.as_mapping()?.get(Value::String(k.to_string()))
+    crate::backup::yaml::get(m.as_mapping()?, k)
 }
 
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::Number(n) => Some(n.clone()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
@@ -136,7 +137,7 @@ fn list(v: Option<&Value>) -> Vec<String> {
             .iter()
             .filter_map(|x| match x {
                 // `- 10.0.0.2/24: {lifetime: 0}`
-                Value::Mapping(m) => m.keys().next().and_then(text),
+                Value::Mapping(m) => m.first().and_then(|(k, _)| text(k)),
                 other => text(other),
             })
             .collect(),
@@ -393,7 +394,7 @@ mod tests {
     use super::*;
 
     fn doc(s: &str) -> Value {
-        serde_yaml::from_str(s).unwrap()
+        crate::backup::yaml::parse(s).unwrap()
     }
 
     #[test]
