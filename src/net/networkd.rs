@@ -169,6 +169,25 @@ pub fn parse_network(text: &str, path: &Path) -> NetworkFile {
         .map(|d| d.trim_start_matches('~').to_string())
         .filter(|d| !d.is_empty() && d != ".")
         .collect();
+    apply_routes(&s, &mut v4, &mut v6, &mut notes);
+    apply_dhcp_settings(&s, &mut v4);
+    let unsupported = unsupported_membership(&s);
+    NetworkFile {
+        path: path.to_path_buf(),
+        iface,
+        names,
+        wireless,
+        ssids,
+        ipv4: v4,
+        ipv6: v6,
+        unsupported,
+        notes,
+    }
+}
+
+/// `[Route]` sections: a default route sets the gateway (and its metric), others become
+/// routes; policy routing (Table=, Type=) is noted and left out.
+fn apply_routes(s: &[Section], v4: &mut IpConfig, v6: &mut IpConfig, notes: &mut Vec<String>) {
     for (name, kv) in s.iter().filter(|(n, _)| n == "Route") {
         let get = |k: &str| {
             kv.iter()
@@ -180,7 +199,7 @@ pub fn parse_network(text: &str, path: &Path) -> NetworkFile {
         let gw = get("Gateway");
         let metric = get("Metric").and_then(|m| m.parse::<u32>().ok());
         let six = is_v6(dest) || gw.is_some_and(is_v6);
-        let ip = if six { &mut v6 } else { &mut v4 };
+        let ip = if six { &mut *v6 } else { &mut *v4 };
         if get("Table").is_some() || get("Type").is_some_and(|t| t != "unicast") {
             notes.push(format!(
                 "[{name}] to {dest}: table/type (policy routing) not migrated"
@@ -189,7 +208,7 @@ pub fn parse_network(text: &str, path: &Path) -> NetworkFile {
         }
         if dest.is_empty() || matches!(dest, "0.0.0.0/0" | "::/0") {
             if let Some(g) = gw.filter(|g| !g.starts_with('_')) {
-                ip.set_gateway(g, six, &mut notes);
+                ip.set_gateway(g, six, notes);
                 if metric.is_some() {
                     ip.route_metric = metric;
                 }
@@ -207,6 +226,10 @@ pub fn parse_network(text: &str, path: &Path) -> NetworkFile {
             None => notes.push(format!("[Route] Destination={dest} dropped")),
         }
     }
+}
+
+/// `[DHCPv4]` (and the older `[DHCP]`) settings that have a NetworkManager counterpart.
+fn apply_dhcp_settings(s: &[Section], v4: &mut IpConfig) {
     for sec in ["DHCPv4", "DHCP"] {
         if let Some(m) = last(&s, sec, "RouteMetric").and_then(|m| m.parse().ok()) {
             v4.route_metric = Some(m);
@@ -218,6 +241,10 @@ pub fn parse_network(text: &str, path: &Path) -> NetworkFile {
             v4.ignore_auto_routes = true;
         }
     }
+}
+
+/// Why a file that makes its interface a bond, bridge, VLAN or MACVLAN member is not migrated.
+fn unsupported_membership(s: &[Section]) -> Option<String> {
     let mut unsupported = None;
     for (key, what) in [
         ("Bond", "bond"),
@@ -234,17 +261,7 @@ pub fn parse_network(text: &str, path: &Path) -> NetworkFile {
             unsupported = Some(why);
         }
     }
-    NetworkFile {
-        path: path.to_path_buf(),
-        iface,
-        names,
-        wireless,
-        ssids,
-        ipv4: v4,
-        ipv6: v6,
-        unsupported,
-        notes,
-    }
+    unsupported
 }
 
 /// The `.network` files networkd reads, in its order (by name; `/etc` hides `/run`).

@@ -463,7 +463,10 @@ fn summary_payload(r: &Report, s: &mut String) {
     if let Some(p) = &r.proxy {
         s.push_str(&format!(
             "  proxy     {} (from {}) → {}\n",
-            p.https.clone().or(p.http.clone()).unwrap_or_else(|| "-".into()),
+            p.https
+                .clone()
+                .or(p.http.clone())
+                .unwrap_or_else(|| "-".into()),
             p.source.join(", "),
             if p.migrated.is_empty() {
                 "not migrated".to_string()
