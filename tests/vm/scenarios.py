@@ -1547,8 +1547,22 @@ scenarios_net.register(sys.modules[__name__])
 # Scenarios `make test` (CI, on 2 cores under TCG, within its hour) leaves to `make e2e`. Each
 # still has a sibling in make test that covers its board and its class of fault:
 E2E_ONLY = {
-    # a third fleet run: fleet-stop-on-failure stops a rollout on a failed host already
+    # the survey is phase 1 of fleet-rollout; a failed dry run stopping the rollout is
+    # fleet-stop-on-failure
+    "fleet-survey",
     "fleet-stop-on-migration-failure",
+    # single fault points whose class make test covers: failure-after-pivot-restores (reboot
+    # into the intact old OS, log on the old root), failure-after-flash-reported (a failure
+    # after the verified write is reported, log on --log-to)
+    "failure-after-kill-restores",
+    "failure-after-unmount-restores",
+    "failure-after-write-reported",
+    "failure-efi-reported",
+    "failure-data-reported",
+    # the same log-to path on vfat (ext4 stays), the same init failure with the API
+    # (api-calls-failure-reported stays)
+    "log-to-payload-vfat",
+    "api-calls-init-failure-reported",
 }
 
 
