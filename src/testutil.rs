@@ -33,3 +33,13 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A fixture sysroot of tests/fixtures/sysroots and its probe.
+pub fn sysroot_fixture(name: &str) -> (crate::probe::Root, crate::probe::Probe) {
+    let root = crate::probe::Root::new(format!(
+        "{}/tests/fixtures/sysroots/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    let p = crate::probe::probe(&root);
+    (root, p)
+}

@@ -61,6 +61,20 @@ fn security_from(sec: &str, pass: Option<String>) -> Security {
 }
 
 /// Parses `<service>/settings`; `service` is the directory name.
+/// Completes one family's settings with the service's DNS servers (and, for IPv4, its search
+/// domains) and puts them on the network.
+fn set_ip(n: &mut Network, mut c: IpConfig, v6: bool, dns: &[String], search: &[String]) {
+    c.dns = dns.iter().filter(|d| valid_ip(d, v6)).cloned().collect();
+    if !v6 {
+        c.dns_search = search.to_vec();
+    }
+    if v6 {
+        n.ipv6 = c;
+    } else {
+        n.ipv4 = c;
+    }
+}
+
 pub fn parse_settings(data: &[u8], origin: &Path, service: &str) -> Result<Network> {
     let o = origin.display().to_string();
     let kf = KeyFile::parse(data, &o)?;
@@ -156,15 +170,7 @@ pub fn parse_settings(data: &[u8], origin: &Path, service: &str) -> Result<Netwo
             }
             c.gateway = get("gateway").filter(|gw| valid_ip(gw, v6));
         }
-        c.dns = dns.iter().filter(|d| valid_ip(d, v6)).cloned().collect();
-        if !v6 {
-            c.dns_search = search.clone();
-        }
-        if v6 {
-            n.ipv6 = c;
-        } else {
-            n.ipv4 = c;
-        }
+        set_ip(&mut n, c, v6, &dns, &search);
     }
     Ok(n)
 }
@@ -234,24 +240,19 @@ pub fn parse_config(data: &[u8], origin: &Path) -> Result<Vec<Network>> {
             }
             NetKind::Ethernet => {}
         }
-        let dns: Vec<String> = kf
-            .string(g, "Nameservers")
-            .map(|s| {
-                s.split([',', ';'])
-                    .map(|x| x.trim().to_string())
-                    .filter(|x| !x.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let search: Vec<String> = kf
-            .string(g, "SearchDomains")
-            .map(|s| {
-                s.split([',', ';'])
-                    .map(|x| x.trim().to_string())
-                    .filter(|x| !x.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        // connman's lists: `a,b` or `a;b`.
+        let list = |key: &str| -> Vec<String> {
+            kf.string(g, key)
+                .map(|s| {
+                    s.split([',', ';'])
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let dns = list("Nameservers");
+        let search = list("SearchDomains");
         for v6 in [false, true] {
             let key = if v6 { "IPv6" } else { "IPv4" };
             let val = kf.string(g, key).unwrap_or_default().trim().to_string();
@@ -284,15 +285,7 @@ pub fn parse_config(data: &[u8], origin: &Path) -> Result<Vec<Network>> {
                     }
                 }
             }
-            c.dns = dns.iter().filter(|d| valid_ip(d, v6)).cloned().collect();
-            if !v6 {
-                c.dns_search = search.clone();
-            }
-            if v6 {
-                n.ipv6 = c;
-            } else {
-                n.ipv4 = c;
-            }
+            set_ip(&mut n, c, v6, &dns, &search);
         }
         out.push(n);
     }

@@ -70,16 +70,18 @@ const fn pi(
     slugs: &'static [&'static str],
     override_slugs: &'static [(&'static str, &'static str)],
 ) -> Board {
-    Board {
+    let b = other(
         id,
         name,
-        family: Family::RaspberryPi,
+        Family::RaspberryPi,
         models,
         compatible,
-        revision_types,
         slugs,
         override_slugs,
-        efi_only_slugs: &[],
+    );
+    Board {
+        revision_types,
+        ..b
     }
 }
 

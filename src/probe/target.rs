@@ -380,12 +380,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> (Root, Probe) {
-        let root = Root::new(format!(
-            "{}/tests/fixtures/sysroots/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ));
-        let p = super::super::probe(&root);
-        (root, p)
+        crate::testutil::sysroot_fixture(name)
     }
 
     #[test]

@@ -681,15 +681,9 @@ fn check_ram(p: &Probe, i: &CheckInputs) -> (Status, String, Ram) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::probe;
 
     fn fixture(name: &str) -> (Root, Probe) {
-        let root = Root::new(format!(
-            "{}/tests/fixtures/sysroots/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ));
-        let p = probe(&root);
-        (root, p)
+        crate::testutil::sysroot_fixture(name)
     }
 
     fn config(text: &str) -> ConfigJson {
