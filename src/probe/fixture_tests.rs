@@ -129,6 +129,7 @@ fn fixture_sysroots_probe_and_check_as_expected() {
                 root: &root,
                 euid: 0,
                 config: Ok(&cfg),
+                config_device_type: None,
                 ping: &ping,
                 network: Some((Status::Pass, "1 wifi network (fixture)".into())),
                 image_staged_bytes: Some(mib("image_mib", 200)),

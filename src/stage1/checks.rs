@@ -69,6 +69,9 @@ pub struct CheckInputs<'a> {
     pub euid: u32,
     /// config.json, or why it could not be loaded.
     pub config: std::result::Result<&'a ConfigJson, &'a Error>,
+    /// `deviceType` as the given config.json says, when `config` is the staged copy that
+    /// already carries `--change-dt-to` (`None`: take it from `config`).
+    pub config_device_type: Option<&'a str>,
     /// `GET <apiEndpoint>/ping` (the argument is the endpoint without a trailing '/').
     pub ping: &'a dyn Fn(&str) -> Result<()>,
     /// The network module's verdict; `None` when it was not computed (check skipped).
@@ -108,7 +111,9 @@ fn detail_of(e: &Error) -> String {
 pub fn run_checks(inputs: &CheckInputs, opts: &Options, report: &mut Report) -> Option<TargetDisk> {
     let p = inputs.probe;
     let cfg = inputs.config.ok();
-    let cfg_dt = cfg.and_then(|c| c.device_type().ok());
+    let cfg_dt = inputs
+        .config_device_type
+        .or_else(|| cfg.and_then(|c| c.device_type().ok()));
     let (st, d) = check_root(inputs.euid, opts.mode());
     report.check("root-user", st, d);
     let (st, d) = check_config(inputs.config, opts);
@@ -714,6 +719,7 @@ mod tests {
             root,
             euid: 0,
             config: Ok(cfg),
+            config_device_type: None,
             ping: &no_ping,
             network: Some((Status::Pass, "2 wifi networks".into())),
             image_staged_bytes: Some(180 * MIB),

@@ -37,6 +37,9 @@ pub const STAGING_DIR: &str = "takeover-staging";
 pub struct Prepared1 {
     pub probe: Probe,
     pub config: ConfigJson,
+    /// `deviceType` as written in the given config.json (the staged one carries
+    /// `--change-dt-to`).
+    pub config_device_type: Option<String>,
     pub image: Prepared,
     pub staging: PathBuf,
     pub target: Option<TargetDisk>,
@@ -84,11 +87,13 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         root: &root,
         balena_os: probe.balena_os(),
     };
+    let config_device_type = config.device_type().ok().map(str::to_string);
     let (payload, config) = payload::stage(opts, source, config, &staging, report)?;
     let client = stage2_client(opts, &root, &config)?;
     let p1 = Prepared1 {
         probe,
         config,
+        config_device_type,
         image,
         staging,
         target: None,
@@ -312,6 +317,7 @@ fn run_checks(
         root,
         euid,
         config: Ok(&p.config),
+        config_device_type: p.config_device_type.as_deref(),
         ping: &ping,
         network: Some(p.payload.network_check.clone()),
         image_staged_bytes: Some(file_size(&p.image.image)),

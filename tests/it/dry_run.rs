@@ -104,6 +104,15 @@ fn every_fixture_sysroot_gives_the_expected_report() {
                 "{ctx}: detected board"
             );
             assert_eq!(r["device"]["arch"], expect["arch"], "{ctx}: arch");
+            // What the given config.json says, and what will be installed (--change-dt-to).
+            assert_eq!(
+                r["device"]["config_device_type"], slug,
+                "{ctx}: config_device_type"
+            );
+            assert_eq!(
+                r["device"]["target_device_type"], image_slug,
+                "{ctx}: target_device_type"
+            );
             assert_eq!(
                 r["device"]["compatible"], run["compatible"],
                 "{ctx}: compatible"
