@@ -231,13 +231,13 @@ fn apply_routes(s: &[Section], v4: &mut IpConfig, v6: &mut IpConfig, notes: &mut
 /// `[DHCPv4]` (and the older `[DHCP]`) settings that have a NetworkManager counterpart.
 fn apply_dhcp_settings(s: &[Section], v4: &mut IpConfig) {
     for sec in ["DHCPv4", "DHCP"] {
-        if let Some(m) = last(&s, sec, "RouteMetric").and_then(|m| m.parse().ok()) {
+        if let Some(m) = last(s, sec, "RouteMetric").and_then(|m| m.parse().ok()) {
             v4.route_metric = Some(m);
         }
-        if yes(last(&s, sec, "UseDNS")) == Some(false) {
+        if yes(last(s, sec, "UseDNS")) == Some(false) {
             v4.ignore_auto_dns = true;
         }
-        if yes(last(&s, sec, "UseRoutes")) == Some(false) {
+        if yes(last(s, sec, "UseRoutes")) == Some(false) {
             v4.ignore_auto_routes = true;
         }
     }
@@ -252,7 +252,7 @@ fn unsupported_membership(s: &[Section]) -> Option<String> {
         ("VLAN", "VLAN"),
         ("MACVLAN", "MACVLAN"),
     ] {
-        if let Some(v) = last(&s, "Network", key) {
+        if let Some(v) = last(s, "Network", key) {
             let why = if key == "VLAN" {
                 format!("carries {what} {v}: VLANs are not migrated")
             } else {
