@@ -95,7 +95,7 @@ impl std::fmt::Display for LogFs {
     }
 }
 
-/// The Jetson boards whose boot flash stage 2 writes after the flash (reference-behaviour §13.1).
+/// The Jetson boards whose boot flash stage 2 writes after the flash (eMMC boot0 or QSPI).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JetsonBoard {
     /// AGX Xavier: the eMMC hardware boot partition.

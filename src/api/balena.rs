@@ -1,4 +1,6 @@
-//! The balenaCloud API calls takeover makes (reference-behaviour.md §4).
+//! The balenaCloud API calls takeover makes, as the reference tool makes them: `GET /ping`,
+//! the release and device-type queries of the `/v6` OData API, the image download, and the
+//! PATCH of a registered device.
 //!
 //! | call | request |
 //! |---|---|

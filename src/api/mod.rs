@@ -2,7 +2,7 @@
 //!
 //! - [`version`]: balenaOS versions and `-v` requests (pure).
 //! - [`http`]: the HTTP client (spawns curl, GNU wget or busybox wget; secrets never on argv).
-//! - [`balena`]: the balenaCloud API calls of reference-behaviour.md §4.
+//! - [`balena`]: the balenaCloud API calls (ping, `/v6` queries, download, device PATCH).
 #![forbid(unsafe_code)]
 
 pub mod balena;

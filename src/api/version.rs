@@ -5,7 +5,7 @@
 //! and old releases carry a `.dev`/`.prod` variant, either in the build metadata
 //! (`2.50.1+rev1.dev`) or as a fourth component (`2.31.5.prod`).
 //!
-//! Requests (reference-behaviour.md §4.6):
+//! Requests (`-v/--version`, as the reference tool reads them):
 //!
 //! | request | chooses |
 //! |---|---|
@@ -485,7 +485,7 @@ mod tests {
         assert_eq!(o("10.0.0", "9.99.99"), Ordering::Greater);
     }
 
-    /// The acceptance vectors of reference-behaviour.md §17, plus the documented revision rule.
+    /// The reference tool's version-selection cases, plus the documented revision rule.
     #[test]
     fn reference_vectors() {
         let table: &[(&[&str], &str, Result<&str, &str>)] = &[

@@ -17,7 +17,7 @@
 //! 4. The architecture: every `x86_64` machine is the generic x86_64 board (DMI is read for
 //!    the report only).
 //!
-//! Compatibility keeps the reference rules (reference-behaviour §6.3) and extends them to the
+//! Compatibility keeps the reference tool's board/device-type rules and extends them to the
 //! newer boards. A few pairings are *known to boot but not a supported pairing*: those are
 //! accepted only with `--no-dt-check` (e.g. a `raspberrypi4-64` image on a Pi 400). Every
 //! 64-bit Raspberry Pi type is accepted on the boards that run it: balenaOS publishes

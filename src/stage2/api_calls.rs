@@ -1,4 +1,4 @@
-//! Stage 2's balena API calls, at the end of the worker (reference-behaviour §4.7):
+//! Stage 2's balena API calls, at the end of the worker (the reference tool makes the same two):
 //!
 //! | option | when stage 2 succeeded | when it failed |
 //! |---|---|---|

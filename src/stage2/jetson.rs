@@ -1,4 +1,4 @@
-//! Jetson Xavier boot flash (reference-behaviour §13.1): after the new image is written, its
+//! Jetson Xavier boot flash (as balena's Jetson images expect): after the new image is written, its
 //! boot blob goes to the board's boot flash, which the disk image does not cover.
 //!
 //! | board | blob (in the new image's resin-rootA) | written to |

@@ -1,7 +1,7 @@
 //! The only module with `unsafe`: thin, policy-free wrappers over libc, one safe function per
 //! system call or ioctl, each returning `io::Result`.
 //!
-//! Conventions (see STYLE.md):
+//! Conventions:
 //! - every `unsafe` block carries a `// SAFETY:` line naming the invariant that makes it sound;
 //! - every `unsafe fn` documents its contract under `# Safety`;
 //! - C return codes become results through [`cvt`] (and [`cvt_r`] where EINTR is retried);

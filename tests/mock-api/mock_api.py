@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Mock balenaCloud API for takeover's tests and the VM test bed (Python 3 standard library only).
 
-Endpoints (see ../../shared/spec/reference-behaviour.md section 4, and README.md here):
+Endpoints (the balenaCloud API calls takeover makes; README.md here):
 
   GET   /ping                          200 "OK", no auth needed
   GET   /v6/release?$filter=...        {"d":[{"raw_version": V}, ...]} for the slug in the filter
