@@ -1547,9 +1547,7 @@ scenarios_net.register(sys.modules[__name__])
 # Scenarios `make test` (CI, on 2 cores under TCG, within its hour) leaves to `make e2e`. Each
 # still has a sibling in make test that covers its board and its class of fault:
 E2E_ONLY = {
-    # the survey is phase 1 of fleet-rollout; a failed dry run stopping the rollout is
-    # fleet-stop-on-failure
-    "fleet-survey",
+    # a third way to stop a rollout: fleet-stop-on-failure stops one on a failed dry run
     "fleet-stop-on-migration-failure",
     # single fault points whose class make test covers: failure-after-pivot-restores (reboot
     # into the intact old OS, log on the old root), failure-after-flash-reported (a failure
