@@ -213,16 +213,19 @@ fn is_block_device(path: &Path) -> bool {
 
 /// Zeroes the first and (for block devices and files of at least 2 MiB) the last MiB of
 /// `path`, so that no partition table, primary or backup GPT, is left. Used before a flash
-/// and after a failed one.
+/// and after a failed one. The last MiB starts at a multiple of [`ALIGN`] and runs to the very
+/// end, so on a size that is not a multiple of 4096 it is up to 4095 bytes longer (the backup
+/// GPT header sits in the last 512-byte sector).
 pub fn invalidate_table(path: &Path) -> Result<()> {
     let t = Target::open(path)?;
     let size = target_size(path)?;
-    let mut zero = AlignedBuf::new(HEAD);
+    let mut zero = AlignedBuf::new(HEAD + ALIGN);
     let n = (HEAD as u64).min(size) as usize;
     zero.set_len(n);
     t.write_at(zero.data(), 0)?;
     if size >= 2 * HEAD as u64 {
         let end = (size - HEAD as u64) / ALIGN as u64 * ALIGN as u64;
+        // At most HEAD + ALIGN - 1 bytes: the buffer holds them all.
         zero.set_len((size - end) as usize);
         t.write_at(zero.data(), end)?;
     }
@@ -757,6 +760,25 @@ mod tests {
             got[..HEAD].iter().all(|&b| b == 0),
             "partition table region must stay zeroed"
         );
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn invalidate_zeroes_to_the_last_byte_of_an_unaligned_size() {
+        // 3 MiB + 1000 bytes: the backup GPT header would sit in the last 512 bytes.
+        let p = tmp("e");
+        let size = (3 << 20) + 1000;
+        std::fs::write(&p, vec![0xEE; size]).unwrap();
+        invalidate_table(&p).unwrap();
+        let got = std::fs::read(&p).unwrap();
+        assert_eq!(got.len(), size, "the file keeps its size");
+        assert!(got[..HEAD].iter().all(|&b| b == 0), "first MiB zeroed");
+        let tail = size - HEAD;
+        assert!(
+            got[tail..].iter().all(|&b| b == 0),
+            "last MiB zeroed up to the last byte"
+        );
+        assert!(got[HEAD..tail - ALIGN].iter().all(|&b| b == 0xEE));
         std::fs::remove_file(&p).unwrap();
     }
 
