@@ -236,6 +236,32 @@ pub fn underlying(disks: &[BlockDev], name: &str) -> Vec<String> {
     out
 }
 
+/// The stacked devices built on `d` or on one of its partitions (device-mapper: LVM, LUKS;
+/// md RAID), and those built on them in turn: what `/sys/block/<d>/holders/` and each
+/// partition's `holders/` list, followed upwards. Read from the stacked devices' `slaves/`,
+/// which name the same links from the other end.
+pub fn holders<'a>(disks: &'a [BlockDev], d: &BlockDev) -> Vec<&'a BlockDev> {
+    let mut below: Vec<&str> = std::iter::once(d.name.as_str())
+        .chain(d.partitions.iter().map(|p| p.name.as_str()))
+        .collect();
+    let mut out: Vec<&BlockDev> = Vec::new();
+    // Each pass adds at least one device or ends; a cycle cannot add one twice.
+    loop {
+        let before = out.len();
+        for e in disks {
+            let on_below = e.slaves.iter().any(|s| below.contains(&s.as_str()));
+            if on_below && e.name != d.name && !out.iter().any(|o| o.name == e.name) {
+                out.push(e);
+                below.push(e.name.as_str());
+                below.extend(e.partitions.iter().map(|p| p.name.as_str()));
+            }
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +310,17 @@ mod tests {
         ];
         assert_eq!(underlying(&disks, "dm-1"), vec!["sda3", "sdb1"]);
         assert!(underlying(&disks, "sda").is_empty());
+        let mut sda = d("sda", &[]);
+        sda.partitions.push(Partition {
+            name: "sda3".into(),
+            major: 8,
+            minor: 3,
+            number: Some(3),
+            start: None,
+            size_sectors: 0,
+        });
+        let names = |v: Vec<&BlockDev>| v.iter().map(|d| d.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(holders(&disks, &sda)), ["dm-0", "dm-1"]);
+        assert!(holders(&disks, &d("sdc", &[])).is_empty());
     }
 }

@@ -85,6 +85,48 @@ fn describe_stacked(disks: &[BlockDev], d: &BlockDev) -> String {
     s
 }
 
+/// What uses disk `d` besides its mounts, one entry each, naming the user: a stacked device on
+/// it or on a partition (LVM/dm, LUKS, md RAID: [`block::holders`]) and an active swap
+/// partition of it (`/proc/swaps`). Such a disk is in use even when nothing of it is mounted.
+pub fn held_by(p: &Probe, d: &BlockDev) -> Vec<String> {
+    let mut out: Vec<String> = block::holders(&p.disks, d)
+        .into_iter()
+        .map(|h| {
+            let what = match h.kind {
+                DiskKind::Md => "software RAID",
+                _ => "device-mapper (LVM or LUKS)",
+            };
+            format!("{what} {}", describe_stacked(&p.disks, h))
+        })
+        .collect();
+    let own = |n: &str| n == d.name || d.partitions.iter().any(|q| q.name == n);
+    for s in p.swaps.iter().flatten() {
+        let name = s.name.strip_prefix("/dev/").unwrap_or(&s.name);
+        if s.kind == "partition" && own(name) {
+            out.push(format!("active swap {}", s.name));
+        }
+    }
+    out
+}
+
+/// The image's partition table counts 512-byte sectors; a disk with another logical block
+/// size (4Kn: 4096) would read every partition start and size ×8.
+pub fn check_sector_size(d: &BlockDev, step: &str) -> Result<()> {
+    if d.logical_block_size == 512 {
+        return Ok(());
+    }
+    Err(Error::new(
+        step,
+        d.dev_path(),
+        format!(
+            "the disk has {}-byte logical sectors; balenaOS images are laid out in 512-byte \
+             sectors, so its partition table would point to the wrong places on this disk",
+            d.logical_block_size
+        ),
+    )
+    .hint("install on a disk with 512-byte logical sectors (512n or 512e; `lsblk -o NAME,LOG-SEC` shows them)"))
+}
+
 /// A disk that cannot be overwritten as a whole, with the reason; None when it can.
 fn refuse_kind(disks: &[BlockDev], d: &BlockDev) -> Option<String> {
     match d.kind {
@@ -261,6 +303,7 @@ pub fn select(
             "check the write-protect switch of the card, or pass --flash-to with another disk",
         ));
     }
+    check_sector_size(d, step())?;
     if let Some(need) = image_bytes {
         if need > d.size_bytes() {
             return Err(Error::new(
@@ -403,6 +446,48 @@ mod tests {
             e.to_string().contains("overlay") && e.to_string().contains("--flash-to"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_disk_with_4096_byte_sectors_is_refused() {
+        let (root, mut p) = fixture("x86-debian12-bios-virtio");
+        assert!(select(&p, &root, None, None, None).is_ok());
+        let i = p.disks.iter().position(|d| d.name == "vda").unwrap();
+        p.disks[i].logical_block_size = 4096;
+        let e = select(&p, &root, None, None, None).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("/dev/vda") && m.contains("4096-byte logical sectors") && m.contains("512"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn lvm_and_swap_on_a_disk_are_named_as_its_users() {
+        let (_, mut p) = fixture("x86-ubuntu-lvm-root");
+        let sda = p.disks.iter().find(|d| d.name == "sda").unwrap().clone();
+        let held = held_by(&p, &sda);
+        assert_eq!(held.len(), 1, "{held:?}");
+        assert!(
+            held[0].contains("dm-0") && held[0].contains("ubuntu--vg-ubuntu--lv"),
+            "{held:?}"
+        );
+        assert!(held[0].contains("over sda3"), "{held:?}");
+        // A swap partition of the disk (the swap file on / is not one).
+        p.swaps.as_mut().unwrap().push(crate::probe::mounts::Swap {
+            name: "/dev/sda1".into(),
+            kind: "partition".into(),
+            size_bytes: 1 << 30,
+            used_bytes: 0,
+        });
+        let held = held_by(&p, &sda);
+        assert_eq!(
+            held.last().map(String::as_str),
+            Some("active swap /dev/sda1")
+        );
+        // The volume itself is held by nothing.
+        let dm = p.disks.iter().find(|d| d.name == "dm-0").unwrap().clone();
+        assert!(held_by(&p, &dm).is_empty());
     }
 
     #[test]

@@ -457,8 +457,13 @@ impl Pass {
 
 /// Refuses a block device that holds a mounted filesystem (this system's own disk, say).
 fn refuse_if_in_use(target: &Path) -> Result<()> {
-    let root = Root::system();
-    let p = probe::probe(&root);
+    refuse_if_used(&probe::probe(&Root::system()), target)
+}
+
+/// [`refuse_if_in_use`] on a probe: the target must be a whole disk with 512-byte sectors,
+/// with nothing of it mounted, no stacked device (LVM/dm, LUKS, md) on it and no active swap
+/// partition.
+fn refuse_if_used(p: &probe::Probe, target: &Path) -> Result<()> {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -492,7 +497,19 @@ fn refuse_if_in_use(target: &Path) -> Result<()> {
         )
         .hint("unmount it first; --write-only never writes a disk that is in use"));
     }
-    Ok(())
+    let held = probe::target::held_by(p, disk);
+    if !held.is_empty() {
+        return Err(Error::new(
+            "checking --flash-to",
+            target.display(),
+            format!("is in use: {}", held.join("; ")),
+        )
+        .hint(
+            "stop what uses it first (vgchange -an VG, cryptsetup close NAME, mdadm --stop \
+             /dev/mdN, swapoff DEVICE); --write-only never writes a disk that is in use",
+        ));
+    }
+    probe::target::check_sector_size(disk, "checking --flash-to")
 }
 
 #[cfg(test)]
@@ -527,6 +544,40 @@ mod tests {
             expected_device_type: Some(dt.into()),
             ..VerifyOptions::new(dir)
         }
+    }
+
+    #[test]
+    fn a_disk_held_by_lvm_or_swap_is_refused_naming_the_holder() {
+        let (_, mut p) = crate::testutil::sysroot_fixture("x86-ubuntu-lvm-root");
+        // Nothing of sda mounted directly: only the volume group on sda3 holds it.
+        p.mounts
+            .as_mut()
+            .unwrap()
+            .retain(|m| !m.source.starts_with("/dev/sda"));
+        let e = refuse_if_used(&p, Path::new("/dev/sda")).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("in use") && m.contains("dm-0 (ubuntu--vg-ubuntu--lv) over sda3"),
+            "{m}"
+        );
+        assert!(m.contains("vgchange"), "{m}");
+        // Without the volume, an active swap partition alone is enough.
+        p.disks.retain(|d| d.name != "dm-0");
+        p.swaps.as_mut().unwrap().push(crate::probe::mounts::Swap {
+            name: "/dev/sda1".into(),
+            kind: "partition".into(),
+            size_bytes: 1 << 30,
+            used_bytes: 0,
+        });
+        let e = refuse_if_used(&p, Path::new("/dev/sda")).unwrap_err();
+        assert!(e.to_string().contains("active swap /dev/sda1"), "{e}");
+        p.swaps = Some(vec![]);
+        assert!(refuse_if_used(&p, Path::new("/dev/sda")).is_ok());
+        // 4Kn.
+        let i = p.disks.iter().position(|d| d.name == "sda").unwrap();
+        p.disks[i].logical_block_size = 4096;
+        let e = refuse_if_used(&p, Path::new("/dev/sda")).unwrap_err();
+        assert!(e.to_string().contains("4096-byte logical sectors"), "{e}");
     }
 
     fn has_table(p: &Path) -> bool {

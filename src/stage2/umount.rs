@@ -166,17 +166,57 @@ fn umount_retry(mp: &Path, attempts: u64) -> std::io::Result<()> {
     Err(last.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EBUSY)))
 }
 
-/// Refuses to go on while a writable mount of the target disk exists.
-pub fn ensure_no_writable(mounts: &[Mount], disk: &BlockDev) -> Result<()> {
-    let w = writable_on_disk(mounts, disk);
-    if w.is_empty() {
+/// An active swap area (`/proc/swaps`) and the device it lives on: its own major:minor for a
+/// partition, the filesystem's for a file; `None` when that could not be found out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveSwap {
+    pub name: String,
+    pub dev: Option<(u32, u32)>,
+}
+
+/// Refuses to go on while the target disk is still in use: a writable mount of the disk, of a
+/// partition, or of a stacked device on them (`above`: LVM/dm, LUKS, md — see
+/// [`crate::probe::block::holders`]), or an active swap area on any of them (swap writes
+/// bypass the filesystem, so a read-only remount does not stop them). A swap whose device is
+/// unknown counts as on the target.
+pub fn ensure_no_writable(
+    mounts: &[Mount],
+    disk: &BlockDev,
+    above: &[&BlockDev],
+    swaps: &[ActiveSwap],
+) -> Result<()> {
+    let mut busy: Vec<String> = writable_on_disk(mounts, disk)
+        .iter()
+        .map(|m| format!("mounted read-write at {}", m.mount_point))
+        .collect();
+    for h in above {
+        for m in writable_on_disk(mounts, h) {
+            busy.push(format!(
+                "mounted read-write at {} through {}",
+                m.mount_point,
+                h.dev_path()
+            ));
+        }
+    }
+    let devs: Vec<(u32, u32)> = std::iter::once(disk)
+        .chain(above.iter().copied())
+        .flat_map(|d| {
+            std::iter::once((d.major, d.minor))
+                .chain(d.partitions.iter().map(|p| (p.major, p.minor)))
+        })
+        .collect();
+    for s in swaps {
+        if s.dev.map_or(true, |d| devs.contains(&d)) {
+            busy.push(format!("active swap {}", s.name));
+        }
+    }
+    if busy.is_empty() {
         return Ok(());
     }
-    let list: Vec<String> = w.iter().map(|m| m.mount_point.clone()).collect();
     Err(Error::new(
         "unmounting the old system",
         disk.dev_path(),
-        format!("still mounted read-write at {}", list.join(", ")),
+        format!("still in use: {}", busy.join(", ")),
     )
     .hint("nothing was written; the device boots the old OS again. Stop what keeps these busy and retry"))
 }
@@ -271,7 +311,7 @@ mod tests {
             .map(|m| m.mount_point.as_str())
             .collect();
         assert_eq!(w, ["/mnt/old_root", "/mnt/old_root/boot/firmware"]);
-        let e = ensure_no_writable(&m, &disk()).unwrap_err();
+        let e = ensure_no_writable(&m, &disk(), &[], &[]).unwrap_err();
         assert!(
             e.to_string().contains("/dev/vda") && e.to_string().contains("nothing was written"),
             "{e}"
@@ -283,6 +323,51 @@ mod tests {
                 "254:2 / /mnt/old_root/boot/firmware ro",
             );
         let m = parse_mountinfo(&ro, "mountinfo").unwrap();
-        assert!(ensure_no_writable(&m, &disk()).is_ok());
+        assert!(ensure_no_writable(&m, &disk(), &[], &[]).is_ok());
+    }
+
+    #[test]
+    fn a_volume_on_the_target_and_active_swap_block_the_flash() {
+        // The old root on LVM: dm-0 over vda2, mounted read-write; the disk's own
+        // partitions are not mounted.
+        let mi = "22 1 0:21 / / rw - tmpfs none rw\n\
+                  30 22 253:0 / /mnt/old_root rw - ext4 /dev/mapper/vg-root rw\n";
+        let m = parse_mountinfo(mi, "mountinfo").unwrap();
+        let mut lv = disk();
+        lv.name = "dm-0".into();
+        lv.major = 253;
+        lv.minor = 0;
+        lv.partitions.clear();
+        lv.slaves = vec!["vda2".into()];
+        let e = ensure_no_writable(&m, &disk(), &[&lv], &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("mounted read-write at /mnt/old_root through /dev/dm-0"),
+            "{e}"
+        );
+        // Unmounted, the volume itself is no obstacle; a swap on it, on a partition, or of
+        // an unknown device is.
+        let none: Vec<Mount> = vec![];
+        assert!(ensure_no_writable(&none, &disk(), &[&lv], &[]).is_ok());
+        for (name, dev) in [
+            ("/dev/dm-0", Some((253, 0))),
+            ("/dev/vda2", Some((254, 2))),
+            ("/mnt/old_root/swapfile", None),
+        ] {
+            let s = [ActiveSwap {
+                name: name.into(),
+                dev,
+            }];
+            let e = ensure_no_writable(&none, &disk(), &[&lv], &s).unwrap_err();
+            assert!(
+                e.to_string().contains(&format!("active swap {name}")),
+                "{e}"
+            );
+        }
+        let elsewhere = [ActiveSwap {
+            name: "/dev/vdb1".into(),
+            dev: Some((254, 17)),
+        }];
+        assert!(ensure_no_writable(&none, &disk(), &[&lv], &elsewhere).is_ok());
     }
 }

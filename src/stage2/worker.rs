@@ -168,8 +168,39 @@ fn unmount_old_system(plan: &Stage2Plan) -> Result<block::BlockDev> {
         ur.read_only.len()
     );
     plan.fault_point("after-unmount")?;
-    umount::ensure_no_writable(&read_mounts()?, &disk)?;
+    let mut notes = Vec::new();
+    let disks = block::scan(&Root::system(), &mut notes);
+    let above = block::holders(&disks, &disk);
+    umount::ensure_no_writable(&read_mounts()?, &disk, &above, &active_swaps(&disks)?)?;
     Ok(disk)
+}
+
+/// `/proc/swaps`, read again here (stage 1 turned swap off, but something may have turned it
+/// on since), each with the device it lives on.
+fn active_swaps(disks: &[block::BlockDev]) -> Result<Vec<umount::ActiveSwap>> {
+    use std::os::unix::fs::MetadataExt;
+    let text = std::fs::read_to_string("/proc/swaps").ctx("reading", "/proc/swaps")?;
+    Ok(mounts::parse_swaps(&text)
+        .into_iter()
+        .map(|s| {
+            let dev = if s.kind == "partition" {
+                let name = s.name.strip_prefix("/dev/").unwrap_or(&s.name);
+                match block::find_by_name(disks, name) {
+                    Some(block::DevRef::Disk(i)) => Some((disks[i].major, disks[i].minor)),
+                    Some(block::DevRef::Partition(i, j)) => {
+                        let p = &disks[i].partitions[j];
+                        Some((p.major, p.minor))
+                    }
+                    None => None,
+                }
+            } else {
+                std::fs::metadata(&s.name)
+                    .ok()
+                    .map(|m| (libc::major(m.dev()), libc::minor(m.dev())))
+            };
+            umount::ActiveSwap { name: s.name, dev }
+        })
+        .collect())
 }
 
 /// Writes the image onto the target disk (`limit` bytes), verified; a failed attempt is
