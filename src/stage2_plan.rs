@@ -246,7 +246,7 @@ mod level_name {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub fn sample() -> Stage2Plan {

@@ -134,8 +134,7 @@ fn work(plan: &Stage2Plan, phase: &mut Phase) -> Result<()> {
         save_log_in_old_root(plan, "pretend");
         return Ok(());
     }
-    *phase = Phase::Flashing;
-    write_image(plan, disk.size_bytes())?;
+    write_image(plan, disk.size_bytes(), phase)?;
     *phase = Phase::AfterFlash;
     plan.fault_point("after-write")?;
     configure_new_disk(plan)
@@ -204,8 +203,10 @@ fn active_swaps(disks: &[block::BlockDev]) -> Result<Vec<umount::ActiveSwap>> {
 }
 
 /// Writes the image onto the target disk (`limit` bytes), verified; a failed attempt is
-/// retried once.
-fn write_image(plan: &Stage2Plan, limit: u64) -> Result<()> {
+/// retried once. `phase` becomes [`Phase::Flashing`] only once the image and the target are
+/// open, right before the first write (the flash starts by zeroing the partition table): a
+/// failure to open either leaves the old OS intact and bootable.
+fn write_image(plan: &Stage2Plan, limit: u64, phase: &mut Phase) -> Result<()> {
     let mut last_err = None;
     for attempt in 1..=2 {
         if let Some(e) = &last_err {
@@ -217,6 +218,12 @@ fn write_image(plan: &Stage2Plan, limit: u64) -> Result<()> {
             plan.flash_device.display()
         );
         let reader = crate::image::source::open_image(&plan.image)?;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&plan.flash_device)
+            .ctx("opening target", plan.flash_device.display())?;
+        *phase = Phase::Flashing;
         let total = plan.image_bytes.max(1);
         let mut last_pct = 0;
         let mut progress = |n: u64| {
@@ -435,5 +442,42 @@ fn save_log_to_device(plan: &Stage2Plan) {
     match r {
         Ok(()) => crate::info!("log saved on {}", l.device.display()),
         Err(e) => crate::error!("{e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_or_target_that_does_not_open_leaves_the_phase_before_the_flash() {
+        let dir = std::env::temp_dir().join(format!("takeover-phase-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("disk");
+        std::fs::write(&target, vec![0xEE; 2 << 20]).unwrap();
+        let mut plan = crate::stage2_plan::tests::sample();
+        plan.fault = None;
+        plan.image = dir.join("missing.img.gz");
+        plan.flash_device = target.clone();
+        let mut phase = Phase::BeforeFlash;
+        let e = write_image(&plan, 2 << 20, &mut phase).unwrap_err();
+        assert!(e.to_string().contains("missing.img.gz"), "{e}");
+        assert_eq!(phase, Phase::BeforeFlash, "an unopened image wrote nothing");
+        // The image opens, the target does not.
+        plan.image = dir.join("image.img");
+        let mut raw = vec![0u8; 1 << 20];
+        raw[510] = 0x55;
+        raw[511] = 0xaa;
+        std::fs::write(&plan.image, raw).unwrap();
+        plan.flash_device = dir.join("no-such-disk");
+        let e = write_image(&plan, 2 << 20, &mut phase).unwrap_err();
+        assert!(e.to_string().contains("no-such-disk"), "{e}");
+        assert_eq!(
+            phase,
+            Phase::BeforeFlash,
+            "an unopened target wrote nothing"
+        );
+        assert!(std::fs::read(&target).unwrap().iter().all(|&b| b == 0xEE));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
