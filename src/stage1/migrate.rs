@@ -713,6 +713,19 @@ fn fill_ram_root(
     Ok((ram, Some(client)))
 }
 
+/// The slowest write rate assumed for a target disk, in bytes per second: a slow SD card
+/// (class 2 guarantees 2 MB/s). The read-back is assumed no faster.
+pub const SLOWEST_WRITE_RATE: u64 = 2 << 20;
+
+/// Stage 2's deadline in seconds: one hour for all but the image (stopping processes,
+/// unmounting, configuring, the backup, API calls), plus, for each of the two write attempts,
+/// writing and reading back the decoded image at [`SLOWEST_WRITE_RATE`]. From the decoded
+/// size: a gzip compresses a balenaOS image about 8:1, so its size says little about the write.
+pub fn stage2_deadline_secs(decoded_bytes: u64) -> u64 {
+    let per_pass = decoded_bytes.div_ceil(SLOWEST_WRITE_RATE);
+    3600 + 2 * 2 * per_pass
+}
+
 /// What stage 2 needs, for the RAM root.
 fn stage2_plan(
     opts: &Options,
@@ -721,7 +734,6 @@ fn stage2_plan(
     log_to: Option<s2plan::LogDevice>,
     http_client: Option<s2plan::HttpClient>,
 ) -> Stage2Plan {
-    let image_bytes = file_size(&p.image.image);
     let root_mount = p
         .probe
         .mounts
@@ -749,7 +761,9 @@ fn stage2_plan(
         api_endpoint: p.config.api_endpoint().ok().map(str::to_string),
         api_key: p.config.api_key().ok().map(str::to_string),
         uuid: p.config.uuid().ok().flatten().map(str::to_string),
-        deadline_secs: fault::deadline_secs(3600 + image_bytes / (1 << 20)),
+        deadline_secs: fault::deadline_secs(stage2_deadline_secs(
+            p.image.verified.uncompressed_bytes,
+        )),
         fault: fault::spec_from_env(),
         stage1_pid: Some(std::process::id()),
         http_client,
@@ -764,6 +778,20 @@ fn stage2_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stage2_deadline_covers_writing_the_decoded_image_at_the_slowest_rate() {
+        // An 8 GiB image (1 GiB of gzip): two attempts, each writing and reading back 8 GiB
+        // at 2 MiB/s, need 4 × 4096 s on top of the hour for everything else.
+        let decoded = 8u64 << 30;
+        let need = 2 * 2 * decoded / SLOWEST_WRITE_RATE;
+        assert_eq!(need, 16384);
+        assert!(stage2_deadline_secs(decoded) >= 3600 + need);
+        // What the deadline was before (from 1 GiB compressed: 3600 + 1 s per MiB) is less.
+        assert!(3600 + (1u64 << 30) / (1 << 20) < 3600 + need);
+        assert_eq!(stage2_deadline_secs(0), 3600);
+        assert_eq!(stage2_deadline_secs(64 << 20), 3600 + 128);
+    }
 
     #[test]
     fn log_to_type_comes_from_the_mount_table_then_the_superblock() {
