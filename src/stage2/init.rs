@@ -30,6 +30,7 @@ pub fn run() -> ! {
     let _ = process::block_all_signals();
     process::close_fds_from(3);
     console_log();
+    set_panic_reboot(Path::new("/proc/sys/kernel/panic"));
     crate::info!(
         "takeover {} stage 2: running as PID 1",
         env!("CARGO_PKG_VERSION")
@@ -76,6 +77,33 @@ pub fn hand_back() -> ! {
     let e = cmd.exec();
     crate::error!("executing {} again: {e}; rebooting", exe.display());
     reboot_now()
+}
+
+/// Seconds the kernel waits after a panic before it reboots, set by stage 2.
+const PANIC_REBOOT_SECS: u32 = 10;
+
+/// Makes a kernel panic reboot the machine after [`PANIC_REBOOT_SECS`] (`sysctl`
+/// `kernel.panic`; 0, the default of many kernels, waits forever). An end of PID 1 that
+/// bypasses its panic hook (an abort, a signal the kernel delivers anyway) is such a panic
+/// ("Attempted to kill init!"). A value that already reboots sooner is kept.
+fn set_panic_reboot(sysctl: &Path) {
+    let now: Option<i64> = std::fs::read_to_string(sysctl)
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    // Negative: reboot at once.
+    if now.is_some_and(|n| n != 0 && n <= i64::from(PANIC_REBOOT_SECS)) {
+        return;
+    }
+    match std::fs::write(sysctl, format!("{PANIC_REBOOT_SECS}\n")) {
+        Ok(()) => crate::info!(
+            "kernel.panic set to {PANIC_REBOOT_SECS} s (was {}): a kernel panic reboots",
+            now.map_or("unknown".to_string(), |n| n.to_string())
+        ),
+        Err(e) => crate::warn!(
+            "setting {} to {PANIC_REBOOT_SECS}: {e}; a kernel panic may not reboot",
+            sysctl.display()
+        ),
+    }
 }
 
 /// Logs to `/dev/console` (the old root's, then ours after the pivot: the same device).
@@ -414,6 +442,24 @@ mod tests {
 
     fn denied(_: &Path) -> std::io::Result<File> {
         Err(std::io::Error::from_raw_os_error(libc::EACCES))
+    }
+
+    #[test]
+    fn kernel_panic_is_set_to_reboot_unless_it_already_does_sooner() {
+        let dir = std::env::temp_dir().join(format!("takeover-panic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("panic");
+        for (before, after) in [
+            ("0\n", "10\n"),
+            ("-1\n", "-1\n"),
+            ("60\n", "10\n"),
+            ("3\n", "3\n"),
+        ] {
+            std::fs::write(&p, before).unwrap();
+            set_panic_reboot(&p);
+            assert_eq!(std::fs::read_to_string(&p).unwrap(), after, "was {before}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -73,6 +73,32 @@ pub fn sync() {
     unsafe { libc::sync() }
 }
 
+/// [`sync`] on a thread of its own, waited for at most `limit`: on a failing disk sync can
+/// block for as long as the kernel retries. Returns false when it had not finished; the
+/// thread is left behind (the caller is about to reboot).
+pub fn sync_bounded(limit: std::time::Duration) -> bool {
+    run_bounded(sync, limit)
+}
+
+/// Runs `f` on a thread and waits at most `limit` for it to return.
+fn run_bounded(f: fn(), limit: std::time::Duration) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("bounded".into())
+        .spawn(move || {
+            f();
+            let _ = tx.send(());
+        });
+    match spawned {
+        Ok(_) => rx.recv_timeout(limit).is_ok(),
+        // No thread (out of memory or tasks): call it here, unbounded, rather than skip it.
+        Err(_) => {
+            f();
+            true
+        }
+    }
+}
+
 /// `geteuid(2)`.
 pub fn geteuid() -> u32 {
     // SAFETY: geteuid takes no arguments and always succeeds.
@@ -81,6 +107,18 @@ pub fn geteuid() -> u32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_call_that_never_returns_is_abandoned_after_the_limit() {
+        use std::time::{Duration, Instant};
+        fn forever() {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        let t = Instant::now();
+        assert!(!super::run_bounded(forever, Duration::from_millis(200)));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert!(super::sync_bounded(Duration::from_secs(60)));
+    }
+
     use super::*;
 
     #[test]
