@@ -9,7 +9,8 @@
 //! after-swapoff, after-ram-root, after-plan, after-bind, reexec (the re-exec command fails).
 //! Stage 2 points: after-pivot (init), supervise (init, with the watchdog open, before the
 //! worker starts), after-kill, after-unmount, before-flash, flash (first write attempt fails),
-//! flash-always (both fail), mid-flash (hang:/panic: only, at half the image), after-write,
+//! flash-always (both fail), readback (the first read-back of the image differs from what was
+//! written, as a corrupted read would: the attempt fails, the retry succeeds), mid-flash (hang:/panic: only, at half the image), after-write,
 //! after-flash (resin-boot configured), efi, data, log-to.
 #![forbid(unsafe_code)]
 
@@ -40,6 +41,24 @@ pub fn point(spec: Option<&str>, at: &str) -> Result<()> {
 /// Is fault `spec` exactly `name` (a point whose failure the caller acts out itself)?
 pub fn named(spec: Option<&str>, name: &str) -> bool {
     cfg!(feature = "fault-injection") && spec == Some(name)
+}
+
+/// The fault spec of this process, for code that has no plan at hand (the flash pipeline):
+/// stage 2's worker sets its plan's. Set once; later calls are ignored.
+static PROCESS_SPEC: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+/// Whether [`once`] has fired in this process.
+static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes `spec` this process's fault spec (see [`once`]).
+pub fn set_process_spec(spec: Option<String>) {
+    let _ = PROCESS_SPEC.set(spec.filter(|_| cfg!(feature = "fault-injection")));
+}
+
+/// True the first time it is asked for `name` when this process's spec is `name`, false
+/// after that and always without the feature: a fault that happens once (the retry succeeds).
+pub fn once(name: &str) -> bool {
+    let spec = PROCESS_SPEC.get().and_then(|s| s.as_deref());
+    named(spec, name) && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Stage 1's [`named`]: is `TAKEOVER_FAULT` exactly `name`?

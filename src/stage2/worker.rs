@@ -55,6 +55,7 @@ pub fn run(after_death: bool) -> Result<()> {
     }
     let plan = Stage2Plan::load(&plan_path)?;
     crate::log::set_level(plan.log_level);
+    crate::fault::set_process_spec(plan.fault.clone());
     if after_death {
         // `--stage2-failed`: stage 2 ended early (the worker died or was killed at the
         // deadline, or init failed after the pivot), so nobody was told. Do what the worker's
