@@ -8,7 +8,7 @@ Partition table via `sfdisk --json`, labels via `blkid -p --offset`, FAT files v
 (`-i disk@@OFFSET`), ext4 files via `debugfs 'disk?offset=N'`, backup.tgz members via tarfile,
 partition digests compared with the image manifest written by tests/tools/mkimage.sh.
 Also a library: Disk(path) with partitions(), find(label), fat_tree/fat_cat, ext_ls/ext_cat,
-backup_members(), compare(manifest).
+backup_members(), compare(manifest), fsck(part) (fsck.fat -n / e2fsck -fn).
 """
 import argparse
 import hashlib
@@ -165,6 +165,28 @@ class Disk:
         else:
             return False
         return r.returncode == 0
+
+    def fsck(self, part: dict):
+        """Checks a partition's filesystem without changing it: `fsck.fat -n` for vfat,
+        `e2fsck -fn` for ext (on a copy of the partition). (ok, output)."""
+        with tempfile.TemporaryDirectory(prefix="fsck.") as t:
+            copy = os.path.join(t, "part.img")
+            with open(self.raw, "rb") as src, open(copy, "wb") as dst:
+                src.seek(part["start"])
+                left = part["size"]
+                while left:
+                    b = src.read(min(left, 8 << 20))
+                    if not b:
+                        break
+                    dst.write(b)
+                    left -= len(b)
+            if part["fs"] == "vfat":
+                r = run(["fsck.fat", "-n", copy], text=True)
+            elif part["fs"] in ("ext2", "ext3", "ext4"):
+                r = run(["e2fsck", "-fn", copy], text=True)
+            else:
+                return False, f"no checker for filesystem {part['fs']!r}"
+            return r.returncode == 0, (r.stdout + r.stderr).strip()
 
     def backup_members(self, part: dict, path: str = "/backup.tgz"):
         data = self.ext_cat(part, path)

@@ -163,6 +163,7 @@ class Serial(threading.Thread):
         self.pipe, self.path, self.stream, self.t0 = pipe, path, stream, t0
         self.marks: dict = {}
         self.tail = b""
+        self.kill = None  # (text, delay, process): run_vm's kill_on
 
     def run(self) -> None:
         with open(self.path, "wb") as f:
@@ -179,6 +180,10 @@ class Serial(threading.Thread):
                 for key in (b"PAYLOAD-HOOK: start", b"PAYLOAD-EXIT:"):
                     if key in self.tail and key not in self.marks:
                         self.marks[key] = time.time() - self.t0
+                if self.kill and self.kill[0] in self.tail and "killed" not in self.marks:
+                    self.marks["killed"] = time.time() - self.t0
+                    key, delay, proc = self.kill
+                    threading.Timer(delay, proc.kill).start()
 
 
 def classify_end(text: str, timed_out: bool, rc) -> str:
@@ -196,11 +201,16 @@ def classify_end(text: str, timed_out: bool, rc) -> str:
 def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: bool = False,
            mock_cmd=None, efi: bool = False, extra_disk_mb: int = 0, payload_fs: str = "ext4",
            reuse_disk: bool = False, accel: str = "", mem_mb: int = 1024,
-           append: str = "", disk: str = "", hostfwd=(), mock_port: int = 0) -> dict:
+           append: str = "", disk: str = "", hostfwd=(), mock_port: int = 0,
+           extra_disk_args=None, kill_on: str = "", kill_delay: float = 0) -> dict:
     """Boots `guest`; `disk` boots that (already used) root disk instead of a fresh overlay,
     e.g. to see whether the old OS comes back after a run. `hostfwd`: (host port, guest port)
     pairs forwarded from 127.0.0.1 (e.g. SSH); `mock_port`: a mock API already listening on that
-    loopback port (shared by several guests) instead of starting `mock_cmd`."""
+    loopback port (shared by several guests) instead of starting `mock_cmd`.
+    `extra_disk_args`: QEMU arguments for the extra disk instead of a plain virtio drive
+    ("{extra}" is its file), e.g. a blkdebug drive or a 4Kn device. `kill_on`: SIGKILL QEMU
+    `kill_delay` seconds after this text appears on the serial console (a power cut); the
+    result's `end` is then "killed"."""
     gd = guest_dir(guest)
     base = os.path.join(gd, "base.qcow2")
     for f in ("base.qcow2", "vmlinuz", "initrd.img", "cmdline"):
@@ -249,7 +259,9 @@ def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: boo
           "-drive", f"file={root},if=virtio,format=qcow2,cache=unsafe,discard=unmap"]
     if payload:
         q += ["-drive", f"file={pimg},if=virtio,format=raw,cache=unsafe"]
-    if extra_disk_mb:
+    if extra_disk_mb and extra_disk_args:
+        q += [a.replace("{extra}", extra) for a in extra_disk_args]
+    elif extra_disk_mb:
         q += ["-drive", f"file={extra},if=virtio,format=raw,cache=unsafe"]
 
     mock = None
@@ -281,6 +293,8 @@ def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: boo
     proc = subprocess.Popen(q, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=open(os.path.join(out, "qemu-stderr.txt"), "wb"))
     serial = Serial(proc.stdout, os.path.join(out, "serial.log"), stream, t0)
+    if kill_on:
+        serial.kill = (kill_on.encode(), kill_delay, proc)
     serial.start()
     timed_out = False
     try:
@@ -316,7 +330,8 @@ def run_vm(guest: str, payload: str, out: str, timeout: float = 300, stream: boo
     hook = serial.marks.get(b"PAYLOAD-HOOK: start")
     res = {
         "guest": guest, "accel": accel, "efi": efi,
-        "end": classify_end(text, timed_out, rc), "qemu_status": rc,
+        "end": "killed" if "killed" in serial.marks and rc == -9 else classify_end(text, timed_out, rc),
+        "qemu_status": rc, "killed_at": serial.marks.get("killed"),
         "payload_exit": payload_exit, "seconds": round(seconds, 1),
         "boot_to_payload_seconds": round(hook, 1) if hook is not None else None,
         "root_disk": root, "payload_disk": pimg if payload else None,

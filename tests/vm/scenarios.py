@@ -357,7 +357,7 @@ snap after
     vm_ok(res)
     o = res["out"]
     rc = read(os.path.join(o, "dry-run.rc"), "").strip()
-    check(rc in ("0", "1"), f"takeover --dry-run exited {rc or 'not at all'} (expected 0 or 1)")
+    check(rc in ("0", "1"), f"takeover --dry-run exited {rc or 'not at all'} (expected 0)")
     rep = read(os.path.join(o, "report.json"))
     check(rep is not None, "no report file written")
     try:
@@ -373,18 +373,16 @@ snap after
               "the API key appears in the report or the log")
     new_modules = snap_unchanged(o)
     root_unchanged_on_disk(res, flavour)
-    if rc == "0":
-        # The plan must match the guest.
-        check((report.get("target") or {}).get("device") == "/dev/vda", f"target {report.get('target')}")
-        check((report.get("init") or {}).get("kind") == flavour, f"init {report.get('init')}")
-        check(report.get("hostname") == HOSTNAMES[flavour], f"hostname {report.get('hostname')!r}")
-        ssids = {n.get("ssid") for n in report.get("network") or [] if n.get("ssid")}
-        check(set(WIFI[flavour]) <= ssids, f"networks {sorted(ssids)} lack some of {WIFI[flavour]}")
-        dr = os.path.join(o, "work", "takeover-dry-run")
-        check(os.path.isfile(os.path.join(dr, "boot", "config.json")), "no takeover-dry-run/boot/config.json")
-        verdict = "dry-run says: go ahead (exit 0), plan matches the guest"
-    else:
-        verdict = f"dry-run refused (exit 1): {report.get('error')!r}"
+    # The guest can migrate: the dry run must say go ahead, with a plan that matches the guest.
+    check(rc == "0", f"the dry run refused (exit {rc}): {report.get('error')!r}")
+    check((report.get("target") or {}).get("device") == "/dev/vda", f"target {report.get('target')}")
+    check((report.get("init") or {}).get("kind") == flavour, f"init {report.get('init')}")
+    check(report.get("hostname") == HOSTNAMES[flavour], f"hostname {report.get('hostname')!r}")
+    ssids = {n.get("ssid") for n in report.get("network") or [] if n.get("ssid")}
+    check(set(WIFI[flavour]) <= ssids, f"networks {sorted(ssids)} lack some of {WIFI[flavour]}")
+    dr = os.path.join(o, "work", "takeover-dry-run")
+    check(os.path.isfile(os.path.join(dr, "boot", "config.json")), "no takeover-dry-run/boot/config.json")
+    verdict = "dry-run says: go ahead (exit 0), plan matches the guest"
     mods = f" (modules loaded meanwhile: {', '.join(new_modules)})" if new_modules else ""
     return f"{verdict}; nothing changed{mods}; boot to payload {res['boot_to_payload_seconds']} s, run {res['seconds']} s"
 
@@ -560,6 +558,9 @@ def assert_migrated(res, disk_path, manifest, flavour, backup=True, log_on_data=
             tops = {n.split("/")[0] for n in names if n}
             check(tops <= {"app-data", "app-config", ""}, f"backup.tgz top level {sorted(tops)} "
                   "must be volume directories only (supervisor contract)")
+        for part, name in ((boot, "resin-boot"), (data, "resin-data")):
+            ok, out = d.fsck(part)
+            check(ok, f"{name} fails {'fsck.fat -n' if part['fs'] == 'vfat' else 'e2fsck -fn'}: {out[-400:]}")
         s2log = None
         if log_on_data:
             check("takeover" in top, f"no takeover/ folder (stage 2 log, report) in resin-data: {top}")
@@ -1543,10 +1544,20 @@ import scenarios_net  # noqa: E402
 
 scenarios_net.register(sys.modules[__name__])
 
+# Block-layer faults: blkdebug, 4Kn, power cut (issue 18).
+import scenarios_disk  # noqa: E402
+
+scenarios_disk.register(sys.modules[__name__])
+
 
 # Scenarios `make test` (CI, on 2 cores under TCG, within its hour) leaves to `make e2e`. Each
 # still has a sibling in make test that covers its board and its class of fault:
 E2E_ONLY = {
+    # block-layer faults whose class make test covers with fault-eio-write-always
+    "fault-eio-write-once",
+    "fault-readback-mismatch",
+    "disk-4kn-refused",
+    "power-cut-mid-flash",
     # a third way to stop a rollout: fleet-stop-on-failure stops one on a failed dry run
     "fleet-stop-on-migration-failure",
     # single fault points whose class make test covers: failure-after-pivot-restores (reboot
