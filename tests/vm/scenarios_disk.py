@@ -24,6 +24,7 @@ disk, so a fault fires only on takeover's own writes.
 
 import hashlib
 import os
+import shutil
 
 SECTOR_FAULT = 40960  # 20 MiB: inside the image, away from the first and last MiB
 EXTRA_MB = 256
@@ -156,7 +157,10 @@ echo "${PIPESTATUS[0]}" >"$OUT/write-only.rc"
         res, _ = flash_vdc(ctx, name, args, kill_on="to /dev/vdc (attempt 1)", kill_delay=6)
         check(res["end"] == "killed", f"QEMU was not killed mid-flash (end {res['end']}); see {res['serial_log']}")
         text = read(res["serial_log"], "")
+        # The restart below writes its own serial.log into the same run directory.
+        shutil.copyfile(res["serial_log"], res["serial_log"] + ".power-cut")
         check("wrote and verified" not in text, "the write finished before the power cut")
+        progress = [ln.split("  ", 1)[-1].strip() for ln in text.splitlines() if "INFO  written" in ln]
         no_table(res["extra_disk"])
         with open(res["extra_disk"], "rb") as f:
             f.seek(1 << 20)
@@ -172,5 +176,6 @@ cat /proc/partitions >"$OUT/partitions"
         parts = read(os.path.join(res2["out"], "partitions"), "")
         check(" vdc\n" in parts + "\n", f"/dev/vdc missing after the restart: {parts!r}")
         check("vdc1" not in parts, f"a partition of /dev/vdc appeared after the restart: {parts!r}")
-        return f"killed {res['killed_at']:.0f} s into the run: no partition table, image data after the " \
+        last = f" (last progress: {progress[-1]})" if progress else ""
+        return f"killed {res['killed_at']:.0f} s into the run{last}: no partition table, image data after the " \
             f"first MiB; after the restart no partition on /dev/vdc; runs {res['seconds']} s + {res2['seconds']} s"
