@@ -1558,6 +1558,7 @@ E2E_ONLY = {
     "fault-readback-mismatch",
     "disk-4kn-refused",
     "power-cut-mid-flash",
+    "write-only-disk-in-use-refused",
     # a third way to stop a rollout: fleet-stop-on-failure stops one on a failed dry run
     "fleet-stop-on-migration-failure",
     # single fault points whose class make test covers: failure-after-pivot-restores (reboot

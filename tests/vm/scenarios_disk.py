@@ -16,6 +16,10 @@ disk, so a fault fires only on takeover's own writes.
 - disk-4kn-refused: /dev/vdc is a 4Kn disk (`virtio-blk-pci,logical_block_size=4096`): both
   `--dry-run --flash-to /dev/vdc` and `--write-only -f /dev/vdc` refuse it in stage 1 (exit 1,
   the message names the sector size) and the disk stays all zero.
+- write-only-disk-in-use-refused: in the guest, a device-mapper volume is set up over
+  /dev/vdc (`dmsetup create`, standing in for LVM or LUKS), then swap on /dev/vdc is turned
+  on: `--write-only -f /dev/vdc` refuses both (exit 1), naming the volume and the swap; the
+  image never lands on the disk.
 - power-cut-mid-flash: /dev/vdc is throttled to 2 MB/s of writes; QEMU is killed (SIGKILL, a
   power cut) 6 s after stage 2 starts writing. On the disk: no partition table (first MiB
   zero), part of the image after it. After a restart the guest's kernel finds no partition on
@@ -179,3 +183,41 @@ cat /proc/partitions >"$OUT/partitions"
         last = f" (last progress: {progress[-1]})" if progress else ""
         return f"killed {res['killed_at']:.0f} s into the run{last}: no partition table, image data after the " \
             f"first MiB; after the restart no partition on /dev/vdc; runs {res['seconds']} s + {res2['seconds']} s"
+
+    @m.scenario("write-only-disk-in-use-refused")
+    def disk_in_use(ctx):
+        name = "write-only-disk-in-use-refused"
+        img, _ = m.image("mbr", 64)
+        p = m.payload(name, ctx.binary, """
+wo() {
+    ./takeover --write-only -i /payload/image.img.gz -c /payload/config.json -f /dev/vdc \\
+        -w /payload/out/wo 2>&1 | tee "$OUT/$1.log"
+    echo "${PIPESTATUS[0]}" >"$OUT/$1.rc"
+}
+dmsetup create takeover-held --table "0 $(cat /sys/block/vdc/size) linear /dev/vdc 0"
+echo $? >"$OUT/dmsetup.rc"
+wo dm
+dmsetup remove takeover-held
+mkswap /dev/vdc >/dev/null && swapon /dev/vdc
+echo $? >"$OUT/swapon.rc"
+cat /proc/swaps >"$OUT/swaps"
+wo swap
+swapoff /dev/vdc
+""", {"image.img.gz": img})
+        os.makedirs(os.path.join(p, "out", "wo"), exist_ok=True)
+        res = m.vm.run_vm("systemd", p, os.path.join(m.OUT, name), timeout=ctx.timeout, stream=ctx.stream,
+                          extra_disk_mb=EXTRA_MB)
+        m.vm_ok(res)
+        o = res["out"]
+        check(read(os.path.join(o, "dmsetup.rc"), "").strip() == "0", "dmsetup create failed in the guest")
+        check(read(os.path.join(o, "swapon.rc"), "").strip() == "0", "swapon /dev/vdc failed in the guest")
+        for what, want in (("dm", "(takeover-held) over vdc"), ("swap", "active swap /dev/vdc")):
+            rc = read(os.path.join(o, f"{what}.rc"), "").strip()
+            log = read(os.path.join(o, f"{what}.log"), "")
+            check(rc == "1", f"--write-only onto /dev/vdc held by {what} exited {rc or 'not at all'} (expected 1)")
+            check("is in use" in log and want in log, f"--write-only did not name the holder {want!r}: {log[-300:]!r}")
+        with open(res["extra_disk"], "rb") as f:
+            head = f.read(1 << 20)
+            rest = f.read(64 << 20)
+        check(head[510:512] != b"\x55\xaa" and not any(rest), "the image was written to the disk in use")
+        return f"--write-only refuses /dev/vdc under a dm volume and as active swap (exit 1, holder named); run {res['seconds']} s"
