@@ -99,8 +99,8 @@ class Disk:
                 return p
         return None
 
-    def digest(self, part: dict) -> str:
-        h = hashlib.sha256()
+    def chunks(self, part: dict):
+        """The bytes of a partition (or any {start, size} region), 8 MiB at a time."""
         with open(self.raw, "rb") as f:
             f.seek(part["start"])
             left = part["size"]
@@ -108,8 +108,13 @@ class Disk:
                 b = f.read(min(left, 8 << 20))
                 if not b:
                     break
-                h.update(b)
+                yield b
                 left -= len(b)
+
+    def digest(self, part: dict) -> str:
+        h = hashlib.sha256()
+        for b in self.chunks(part):
+            h.update(b)
         return h.hexdigest()
 
     def region_digest(self, start: int, size: int) -> str:
@@ -171,15 +176,9 @@ class Disk:
         `e2fsck -fn` for ext (on a copy of the partition). (ok, output)."""
         with tempfile.TemporaryDirectory(prefix="fsck.") as t:
             copy = os.path.join(t, "part.img")
-            with open(self.raw, "rb") as src, open(copy, "wb") as dst:
-                src.seek(part["start"])
-                left = part["size"]
-                while left:
-                    b = src.read(min(left, 8 << 20))
-                    if not b:
-                        break
+            with open(copy, "wb") as dst:
+                for b in self.chunks(part):
                     dst.write(b)
-                    left -= len(b)
             if part["fs"] == "vfat":
                 r = run(["fsck.fat", "-n", copy], text=True)
             elif part["fs"] in ("ext2", "ext3", "ext4"):
