@@ -6,3 +6,4 @@ mod dry_run;
 mod payload;
 mod secrets;
 mod util;
+mod write_only;
