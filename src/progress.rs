@@ -77,7 +77,11 @@ pub fn done_line(done: u64, elapsed: Duration) -> String {
     } else {
         clock_text(secs.round() as u64)
     };
-    format!("{} in {took} ({:.1} MB/s)", mib(done), mb_per_s(done, elapsed))
+    format!(
+        "{} in {took} ({:.1} MB/s)",
+        mib(done),
+        mb_per_s(done, elapsed)
+    )
 }
 
 /// What a [`Meter::tick`] asks to show.
@@ -133,7 +137,11 @@ impl Meter {
     /// caller's clock decides.
     pub fn tick(&mut self, done: u64, now: Duration) -> Vec<Show> {
         let mut out = Vec::new();
-        if self.tty && self.last_draw.is_none_or(|t| now >= t + DRAW_EVERY) {
+        let draw_due = match self.last_draw {
+            None => true,
+            Some(t) => now >= t + DRAW_EVERY,
+        };
+        if self.tty && draw_due {
             self.last_draw = Some(now);
             out.push(Show::Draw(line(done, self.total, now)));
         }
@@ -201,13 +209,22 @@ mod tests {
         // 100 MiB of 400 MiB in 2 s: 52.4 MB/s, 300 MiB left = 6.0 s.
         let l = line(100 << 20, Some(400 << 20), S(2));
         assert_eq!(l, "100.0 of 400.0 MiB (25%), 52.4 MB/s, 0:06 left");
-        assert_eq!(line(0, Some(10 << 20), Duration::ZERO), "0.0 of 10.0 MiB (0%), 0.0 MB/s");
+        assert_eq!(
+            line(0, Some(10 << 20), Duration::ZERO),
+            "0.0 of 10.0 MiB (0%), 0.0 MB/s"
+        );
         assert_eq!(line(3 << 20, None, S(1)), "3.0 MiB, 3.1 MB/s");
         // Done (or past the total): 100%, no time left shown.
-        assert_eq!(line(10 << 20, Some(10 << 20), S(1)), "10.0 of 10.0 MiB (100%), 10.5 MB/s");
+        assert_eq!(
+            line(10 << 20, Some(10 << 20), S(1)),
+            "10.0 of 10.0 MiB (100%), 10.5 MB/s"
+        );
         assert_eq!(clock_text(3725), "1:02:05");
         assert_eq!(clock_text(65), "1:05");
-        assert_eq!(done_line(1 << 30, S(10)), "1024.0 MiB in 10.0 s (107.4 MB/s)");
+        assert_eq!(
+            done_line(1 << 30, S(10)),
+            "1024.0 MiB in 10.0 s (107.4 MB/s)"
+        );
         assert_eq!(done_line(1 << 30, S(125)), "1024.0 MiB in 2:05 (8.6 MB/s)");
     }
 

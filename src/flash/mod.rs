@@ -562,7 +562,14 @@ fn write_head(
     let proven = written.and_then(|()| {
         if verify {
             let mut h = Xxh64::new(0);
-            hash_range_into(target, 0, head.len() as u64, buffer_size, &mut h, &mut |_| {})?;
+            hash_range_into(
+                target,
+                0,
+                head.len() as u64,
+                buffer_size,
+                &mut h,
+                &mut |_| {},
+            )?;
             if h.finish() != xxh64::xxh64(head, 0) {
                 return Err(mismatch(name));
             }

@@ -60,13 +60,22 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     };
     // The whole image, proven before anything is written (dropped at the end of the run: an
     // inner image extracted from a flasher image is removed then).
-    // No SHA-256 unless --image-sha256 asks for one (as the write pass).
-    let prepared = with_target_hint(verify::prepare_hashing(image_path, &vo, 6, false), target)?;
+    // No SHA-256 unless --image-sha256 asks for one (as the write pass). The size is checked
+    // on the image to write: a flasher image is larger than the image inside it.
+    let any_size = VerifyOptions {
+        target_size: None,
+        ..vo.clone()
+    };
+    let prepared = verify::prepare_hashing(image_path, &any_size, 6, false)?;
     let vo = VerifyOptions {
         // The SHA-256 was of the file given, checked by `prepare`.
         expected_sha256: vo.expected_sha256.filter(|_| prepared.flasher.is_none()),
         ..vo
     };
+    with_target_hint(
+        verify::check(&prepared.image, &prepared.verified, &vo),
+        target,
+    )?;
     let pass = with_target_hint(Pass::open(&prepared.image, &vo), target)?;
     // Stage the payload exactly as for a migration.
     let staging = opts.work_dir().join(super::migrate::STAGING_DIR);
@@ -373,11 +382,7 @@ impl Pass {
         o: &FlashOptions,
         vo: &VerifyOptions,
     ) -> Result<Option<(FlashStats, Verified)>> {
-        let Pass {
-            path,
-            tee,
-            head,
-        } = self;
+        let Pass { path, tee, head } = self;
         let shared = tee.shared.clone();
         // The progress lines are the flash step's own.
         let mut progress = |_: u64| {};

@@ -49,10 +49,12 @@ fn filler(p: &Path, mib: usize) -> Vec<u8> {
     b
 }
 
+/// The files in `dir` but the lock file (which stays, by design).
 fn names_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".takeover.lock")
         .collect();
     v.sort();
     v
@@ -68,7 +70,11 @@ fn a_bad_image_leaves_the_target_byte_identical_and_files_never_grow() {
     std::fs::write(&cfg, config(SLUG)).unwrap();
     let raw = fake_image();
     let q = |p: &str| d.join(p).display().to_string();
-    sh(&format!("gzip -1 -c {} > {}", raw.display(), q("good.img.gz")));
+    sh(&format!(
+        "gzip -1 -c {} > {}",
+        raw.display(),
+        q("good.img.gz")
+    ));
     let gz = std::fs::read(d.join("good.img.gz")).unwrap();
     // The flipped byte and the cut are past the first MiB of decoded data: the old single pass
     // had written (and zeroed) the target by the time it found them.
@@ -79,7 +85,10 @@ fn a_bad_image_leaves_the_target_byte_identical_and_files_never_grow() {
     std::fs::write(d.join("truncated.img.gz"), &gz[..gz.len() * 3 / 4]).unwrap();
     let target = d.join("target.img");
     for (name, words) in [
-        ("corrupt.img.gz", &["decoding the image", "corrupt.img.gz"][..]),
+        (
+            "corrupt.img.gz",
+            &["decoding the image", "corrupt.img.gz"][..],
+        ),
         ("truncated.img.gz", &["truncated", "truncated.img.gz"][..]),
     ] {
         let before = filler(&target, 80);
@@ -101,8 +110,14 @@ fn a_bad_image_leaves_the_target_byte_identical_and_files_never_grow() {
     let o = write_only(&cfg, raw, &target, &work);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("too small") && err.contains("target.img"), "{err}");
-    assert!(std::fs::read(&target).unwrap() == before, "the target changed");
+    assert!(
+        err.contains("too small") && err.contains("target.img"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read(&target).unwrap() == before,
+        "the target changed"
+    );
 
     // An empty file grows to the image's size; the write and the read-back show their
     // progress against the image's decoded size (64 MiB).
@@ -141,6 +156,13 @@ fn a_failed_write_only_of_a_flasher_image_leaves_no_extracted_image() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains(SLUG), "{err}");
     assert!(err.contains("extracted from the flasher image"), "{err}");
-    assert_eq!(names_in(&work), Vec::<String>::new(), "left in the work dir");
-    assert!(std::fs::read(&target).unwrap() == before, "the target changed");
+    assert_eq!(
+        names_in(&work),
+        Vec::<String>::new(),
+        "left in the work dir"
+    );
+    assert!(
+        std::fs::read(&target).unwrap() == before,
+        "the target changed"
+    );
 }
