@@ -3,6 +3,7 @@ mod api;
 mod bad_input;
 mod cli;
 mod dry_run;
+mod figures;
 mod payload;
 mod secrets;
 mod util;
