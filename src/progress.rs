@@ -48,7 +48,13 @@ pub fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
 /// One progress line: `923.4 of 1318.0 MiB (70%), 85.3 MB/s, 0:05 left`; without a total
 /// `923.4 MiB, 85.3 MB/s`. The rate is the average since the start.
 pub fn line(done: u64, total: Option<u64>, elapsed: Duration) -> String {
-    let rate = mb_per_s(done, elapsed);
+    line_since(done, total, done, elapsed)
+}
+
+/// [`line`] for a step that began with `done - session` bytes already there (a resumed
+/// download): the rate and the time left count the `session` bytes of `elapsed` only.
+pub fn line_since(done: u64, total: Option<u64>, session: u64, elapsed: Duration) -> String {
+    let rate = mb_per_s(session, elapsed);
     let mut s = match total.filter(|t| *t > 0) {
         Some(t) => format!(
             "{:.1} of {} ({}%)",
@@ -60,9 +66,9 @@ pub fn line(done: u64, total: Option<u64>, elapsed: Duration) -> String {
     };
     s.push_str(&format!(", {rate:.1} MB/s"));
     if let Some(t) = total {
-        if t > done && done > 0 {
+        if t > done && session > 0 {
             // At the average rate so far.
-            let left = (t - done) as f64 * elapsed.as_secs_f64() / done as f64;
+            let left = (t - done) as f64 * elapsed.as_secs_f64() / session as f64;
             s.push_str(&format!(", {} left", clock_text(left.round() as u64)));
         }
     }
