@@ -33,7 +33,7 @@ use crate::configure;
 use crate::error::{Context, Error, Result};
 use crate::flash::{self, FlashOptions, FlashStats, HEAD};
 use crate::image::source::{open_image, ImageReader};
-use crate::image::verify::{self, StreamCheck, Verified, VerifyOptions};
+use crate::image::verify::{self, Prepared, StreamCheck, Verified, VerifyOptions};
 use crate::probe::{self, Root};
 use crate::report::{Report, Target};
 
@@ -58,24 +58,9 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         expected_device_type: super::image_device_type(opts, &config)?,
         work_dir: opts.work_dir(),
     };
-    // The whole image, proven before anything is written (dropped at the end of the run: an
-    // inner image extracted from a flasher image is removed then).
-    // No SHA-256 unless --image-sha256 asks for one (as the write pass). The size is checked
-    // on the image to write: a flasher image is larger than the image inside it.
-    let any_size = VerifyOptions {
-        target_size: None,
-        ..vo.clone()
-    };
-    let prepared = verify::prepare_hashing(image_path, &any_size, 6, false)?;
-    let vo = VerifyOptions {
-        // The SHA-256 was of the file given, checked by `prepare`.
-        expected_sha256: vo.expected_sha256.filter(|_| prepared.flasher.is_none()),
-        ..vo
-    };
-    with_target_hint(
-        verify::check(&prepared.image, &prepared.verified, &vo),
-        target,
-    )?;
+    // Kept to the end of the run: an inner image extracted from a flasher image is removed
+    // when it is dropped.
+    let (prepared, vo) = verify_first(image_path, target, vo)?;
     let pass = with_target_hint(Pass::open(&prepared.image, &vo), target)?;
     // Stage the payload exactly as for a migration.
     let staging = opts.work_dir().join(super::migrate::STAGING_DIR);
@@ -127,6 +112,31 @@ fn check_target(target: &Path) -> Result<bool> {
         ));
     }
     Ok(is_block)
+}
+
+/// The whole image, proven before anything is written (a flasher image's inner image
+/// extracted); returns it and the options for the checks of the write pass. No SHA-256
+/// unless `--image-sha256` asks for one, as in the write pass.
+fn verify_first(
+    image_path: &Path,
+    target: &Path,
+    vo: VerifyOptions,
+) -> Result<(Prepared, VerifyOptions)> {
+    // The size is checked on the image to write: a flasher image is larger than the image
+    // inside it.
+    let any_size = VerifyOptions {
+        target_size: None,
+        ..vo.clone()
+    };
+    let prepared = verify::prepare_hashing(image_path, &any_size, 6, false)?;
+    let vo = VerifyOptions {
+        // Of the file given, checked by `prepare`; not of an inner image.
+        expected_sha256: vo.expected_sha256.filter(|_| prepared.flasher.is_none()),
+        ..vo
+    };
+    let checked = verify::check(&prepared.image, &prepared.verified, &vo);
+    with_target_hint(checked, target)?;
+    Ok((prepared, vo))
 }
 
 /// The size an image must fit: a block device's, or an existing non-empty file's (written
