@@ -483,7 +483,9 @@ Modes:
                                  <work-dir>/takeover-dry-run/), print the plan; change nothing
       --pretend                  do everything except flashing, then reboot into this OS
       --write-only               write -i onto -f (a device or file) and configure it with -c as
-                                 stage 2 would; no takeover of this system
+                                 stage 2 would; no takeover of this system. The image is
+                                 verified in full first; an existing non-empty file is never
+                                 grown (an empty or new one is)
       --no-ack                   do not ask for confirmation
       --sysroot <DIR>            testing aid for --dry-run: read system state under DIR
 

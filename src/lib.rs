@@ -9,6 +9,7 @@
 //! | step | module |
 //! |---|---|
 //! | command line, errors, log | [`cli`], [`error`], [`log`] |
+//! | progress of the long steps (verify, write, read-back): MiB, MB/s, time left | [`progress`] |
 //! | stage 1: probe the device, OS, disks | [`probe`] |
 //! | stage 1: read config.json | [`config`] |
 //! | stage 1: get the image and prove it good | [`api`], [`image`] |
@@ -43,6 +44,7 @@ pub mod image;
 pub mod log;
 pub mod net;
 pub mod probe;
+pub mod progress;
 pub mod report;
 pub mod stage1;
 pub mod stage2;

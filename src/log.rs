@@ -146,6 +146,11 @@ pub fn set_console(sink: Sink) {
     *lock(&LOGGER.console) = Some(sink);
 }
 
+/// True while console output goes to stderr (not redirected with [`set_console`]).
+pub fn console_is_stderr() -> bool {
+    lock(&LOGGER.console).is_none()
+}
+
 /// Adds the file sink; lines logged before it are written first.
 pub fn set_file(file: File) {
     set_file_sink(Box::new(file));
@@ -253,20 +258,35 @@ pub fn log(level: Level, args: fmt::Arguments<'_>) {
         }
     }
     if level as u8 <= LOGGER.file_level.load(Ordering::Relaxed) {
-        let mut file = lock(&LOGGER.file);
-        match file.as_mut() {
-            Some(sink) => {
-                let _ = sink.write_all(line.as_bytes());
-                let _ = sink.flush();
-            }
-            None => {
-                let mut p = lock(&LOGGER.pending);
-                if p.len() < PENDING_MAX {
-                    p.push(line);
-                }
+        to_file(line);
+    }
+}
+
+/// Into the file sink, or the pending buffer until there is one.
+fn to_file(line: String) {
+    let mut file = lock(&LOGGER.file);
+    match file.as_mut() {
+        Some(sink) => {
+            let _ = sink.write_all(line.as_bytes());
+            let _ = sink.flush();
+        }
+        None => {
+            let mut p = lock(&LOGGER.pending);
+            if p.len() < PENDING_MAX {
+                p.push(line);
             }
         }
     }
+}
+
+/// A line for the file sink (or the pending buffer) only, not the console: progress shown on
+/// a terminal in place is logged this way.
+pub fn file_only(level: Level, args: fmt::Arguments<'_>) {
+    if level as u8 > LOGGER.file_level.load(Ordering::Relaxed) {
+        return;
+    }
+    let msg = redact(&args.to_string());
+    to_file(format!("{} {:<5} {}\n", timestamp(), level.as_str(), msg));
 }
 
 #[macro_export]

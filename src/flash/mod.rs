@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use crate::error::{Context, Error, Result};
 use crate::formats::xxh64::{self, Xxh64};
+use crate::progress::Meter;
 use crate::sys::direct::{self, AlignedBuf, ALIGN};
 
 /// Size of the region at the start of the disk held back until the image is proven complete.
@@ -44,6 +45,8 @@ pub struct FlashOptions {
     pub limit: Option<u64>,
     /// Zero the first and last MiB of the target before writing.
     pub invalidate_first: bool,
+    /// The image's decoded size when known (the total of the progress lines).
+    pub expected_bytes: Option<u64>,
 }
 
 impl Default for FlashOptions {
@@ -54,6 +57,7 @@ impl Default for FlashOptions {
             verify: true,
             limit: None,
             invalidate_first: true,
+            expected_bytes: None,
         }
     }
 }
@@ -233,7 +237,8 @@ pub fn invalidate_table(path: &Path) -> Result<()> {
 }
 
 /// Streams `src` onto `target`, then (optionally) reads it back and compares.
-/// `progress` is called with the bytes written so far after every buffer.
+/// `progress` is called with the bytes written so far after every buffer; the progress lines
+/// of the write and the read-back ([`crate::progress`]) are shown here.
 pub fn flash<R: Read + Send>(
     src: R,
     target: &Path,
@@ -267,6 +272,11 @@ pub fn flash_with<R: Read + Send>(
     }
     let t = Target::open(target)?;
     let start = Instant::now();
+    let mut meter = Meter::new("writing", o.expected_bytes);
+    let mut shown = |n: u64| {
+        meter.update(n);
+        progress(n)
+    };
     let streamed = stream(
         src,
         &t,
@@ -274,9 +284,10 @@ pub fn flash_with<R: Read + Send>(
         o.buffers.max(2),
         buffer_size,
         limit,
-        progress,
+        &mut shown,
     )?;
     t.sync()?;
+    meter.finish(streamed.bytes);
     let mut stats = streamed.stats(start, t.direct.is_some());
     crate::debug!(
         "{name}: {} bytes in {:.2} s; decoder waited {:.2} s for buffers, writer waited {:.2} s for data and spent {:.2} s in writes",
@@ -527,7 +538,12 @@ fn verify_after_head(
 ) -> Result<()> {
     let mut h = Xxh64::new(0);
     h.update(head);
-    hash_range_into(target, head.len() as u64, stats.bytes, buffer_size, &mut h)?;
+    let mut meter = Meter::new("reading back", Some(stats.bytes));
+    let from = head.len() as u64;
+    hash_range_into(target, from, stats.bytes, buffer_size, &mut h, &mut |n| {
+        meter.update(n)
+    })?;
+    meter.finish(stats.bytes);
     // Test builds (fault point `readback`): one bit read back wrong, once.
     let got = h.finish() ^ u64::from(crate::fault::once("readback"));
     if got != stats.hash {
@@ -551,7 +567,14 @@ fn write_head(
     let proven = written.and_then(|()| {
         if verify {
             let mut h = Xxh64::new(0);
-            hash_range_into(target, 0, head.len() as u64, buffer_size, &mut h)?;
+            hash_range_into(
+                target,
+                0,
+                head.len() as u64,
+                buffer_size,
+                &mut h,
+                &mut |_| {},
+            )?;
             if h.finish() != xxh64::xxh64(head, 0) {
                 return Err(mismatch(name));
             }
@@ -628,18 +651,19 @@ impl Seek for Staged<'_> {
 /// XXH64 of the first `len` bytes of `path`, read with O_DIRECT where possible.
 pub fn hash_range(path: &Path, len: u64, buffer_size: usize) -> Result<u64> {
     let mut h = Xxh64::new(0);
-    hash_range_into(path, 0, len, buffer_size, &mut h)?;
+    hash_range_into(path, 0, len, buffer_size, &mut h, &mut |_| {})?;
     Ok(h.finish())
 }
 
 /// Feeds bytes `from..to` of `path` to `h`, read with O_DIRECT where possible (`from` must be
-/// a multiple of [`ALIGN`] for that).
+/// a multiple of [`ALIGN`] for that); `progress` gets the offset reached after every read.
 fn hash_range_into(
     path: &Path,
     from: u64,
     to: u64,
     buffer_size: usize,
     h: &mut Xxh64,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let name = path.display().to_string();
     let buffered = |at: u64| -> Result<File> {
@@ -686,6 +710,7 @@ fn hash_range_into(
         let use_n = (n as u64).min(to - done) as usize;
         h.update(&spare[..use_n]);
         done += use_n as u64;
+        progress(done);
         if n % ALIGN != 0 && done < to {
             // A short unaligned read from an O_DIRECT handle: continue from here buffered.
             f = buffered(done)?;

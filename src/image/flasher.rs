@@ -65,7 +65,7 @@ fn copy_partition(path: &Path, start: u64, len: u64, dst: &Path) -> Result<()> {
 }
 
 /// Extracts the inner OS image of the flasher image at `path` (already scanned as `v`) into
-/// `work_dir` as `<name>.img.gz` (gzip level `level`) and returns its path.
+/// `work_dir` as `<name>.from-flasher.img.gz` (gzip level `level`) and returns its path.
 pub fn extract_inner(path: &Path, v: &Verified, work_dir: &Path, level: u8) -> Result<PathBuf> {
     let obj = path.display().to_string();
     let step = "extracting the inner image of the flasher image";
@@ -152,8 +152,8 @@ pub fn extract_inner(path: &Path, v: &Verified, work_dir: &Path, level: u8) -> R
         .iter()
         .find_map(|s| entry.name.strip_suffix(s))
         .unwrap_or(&entry.name);
-    let dst = work_dir.join(format!("{stem}.img.gz"));
-    let partial = work_dir.join(format!("{stem}.img.gz.partial"));
+    let dst = work_dir.join(format!("{stem}.from-flasher.img.gz"));
+    let partial = work_dir.join(format!("{stem}.from-flasher.img.gz.partial"));
     crate::info!(
         "extracting /opt/{} ({} bytes) from the flasher image into {}",
         entry.name,
@@ -167,6 +167,7 @@ pub fn extract_inner(path: &Path, v: &Verified, work_dir: &Path, level: u8) -> R
         let mut r = fs.open_file(&ino).map_err(ext_err)?;
         let mut buf = vec![0u8; BUF];
         let mut total = 0u64;
+        let mut meter = crate::progress::Meter::new("extracting", Some(ino.size));
         loop {
             let n = r.read(&mut buf).map_err(ext_err)?;
             if n == 0 {
@@ -174,7 +175,9 @@ pub fn extract_inner(path: &Path, v: &Verified, work_dir: &Path, level: u8) -> R
             }
             enc.write_all(&buf[..n]).ctx_path("writing", &partial)?;
             total += n as u64;
+            meter.update(total);
         }
+        meter.finish(total);
         if total != ino.size {
             return Err(Error::new(
                 step,

@@ -16,10 +16,10 @@
 use std::fs::File;
 use std::io::{BufRead, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::boot::{read_boot, BootInfo};
 use super::source::{open_image, ImageReader, HINT_REDOWNLOAD};
@@ -29,11 +29,10 @@ use crate::formats::fslabel::{self, PROBE_BYTES};
 use crate::formats::hex;
 use crate::formats::partition::{is_extended, Kind, Partition, PartitionTable, TableScan};
 use crate::formats::sha256::Sha256;
+use crate::progress::Meter;
 
 /// Largest boot partition copied out for reading `device-type.json`.
 pub const MAX_BOOT_CAPTURE: u64 = 128 << 20;
-/// Seconds between progress lines while verifying.
-const PROGRESS_SECS: u64 = 10;
 /// The first bytes of the image kept in memory (partition-table structures are read from it).
 const HEAD_BYTES: usize = 1 << 20;
 
@@ -107,8 +106,13 @@ fn is_boot_label(p: &Partition, info: &(&'static str, Option<String>)) -> bool {
             .any(|n| matches!(n, Some("resin-boot") | Some("flash-boot")))
 }
 
-/// SHA-256 of a file on a second thread (the page cache makes the second read cheap).
-fn spawn_sha(path: &Path, stop: Arc<AtomicBool>) -> thread::JoinHandle<std::io::Result<String>> {
+/// SHA-256 of a file on a second thread (the page cache makes the second read cheap);
+/// `hashed` counts the bytes hashed so far (progress).
+fn spawn_sha(
+    path: &Path,
+    stop: Arc<AtomicBool>,
+    hashed: Arc<AtomicU64>,
+) -> thread::JoinHandle<std::io::Result<String>> {
     let path = path.to_path_buf();
     thread::spawn(move || {
         let mut f = File::open(&path)?;
@@ -125,6 +129,7 @@ fn spawn_sha(path: &Path, stop: Arc<AtomicBool>) -> thread::JoinHandle<std::io::
                 Err(e) => return Err(e),
             };
             h.update(&buf[..n]);
+            hashed.fetch_add(n as u64, Ordering::Relaxed);
         }
         Ok(hex::encode(&h.finish()))
     })
@@ -350,7 +355,17 @@ pub struct StreamCheck {
     /// A partition-table error: kept while decoding goes on, since a decode error found later
     /// (corrupt data) is the better explanation.
     deferred: Option<Error>,
-    sha: Option<(thread::JoinHandle<std::io::Result<String>>, StopOnDrop)>,
+    sha: Option<Sha>,
+    /// When the decoder reached the end of the image (the decode rate leaves out the wait for
+    /// the hash thread).
+    decoded_in: Option<Duration>,
+}
+
+/// The hash thread: its handle, its stop flag, the bytes it hashed so far.
+struct Sha {
+    handle: thread::JoinHandle<std::io::Result<String>>,
+    _stop: StopOnDrop,
+    hashed: Arc<AtomicU64>,
 }
 
 impl StreamCheck {
@@ -373,7 +388,12 @@ impl StreamCheck {
         }
         let sha = (hash_file || o.expected_sha256.is_some()).then(|| {
             let stop = Arc::new(AtomicBool::new(false));
-            (spawn_sha(&img.path, stop.clone()), StopOnDrop(stop))
+            let hashed = Arc::new(AtomicU64::new(0));
+            Sha {
+                handle: spawn_sha(&img.path, stop.clone(), hashed.clone()),
+                _stop: StopOnDrop(stop),
+                hashed,
+            }
         });
         Ok(StreamCheck {
             c: Collector {
@@ -397,7 +417,23 @@ impl StreamCheck {
             pos: 0,
             deferred: None,
             sha,
+            decoded_in: None,
         })
+    }
+
+    /// Of the file's bytes, how many both the decoder (`file_read` of them so far) and the
+    /// hash thread (when there is one) have been through: the progress of the verification.
+    pub fn file_bytes_checked(&self, file_read: u64) -> u64 {
+        match &self.sha {
+            Some(s) => file_read.min(s.hashed.load(Ordering::Relaxed)),
+            None => file_read,
+        }
+    }
+
+    /// The decoder reached the end of the image; returns true while the hash thread still runs.
+    pub fn end_of_stream(&mut self) -> bool {
+        self.decoded_in.get_or_insert(self.t0.elapsed());
+        self.sha.as_ref().is_some_and(|s| !s.handle.is_finished())
     }
 
     /// Decoded bytes seen so far.
@@ -545,9 +581,14 @@ impl StreamCheck {
             Err(e) => boot_note = Some(e.message()),
         }
 
+        let decode_secs = self
+            .decoded_in
+            .unwrap_or_else(|| self.t0.elapsed())
+            .as_secs_f64()
+            .max(1e-9);
         let sha256 = match self.sha.take() {
             None => String::new(),
-            Some((h, _stop)) => match h.join() {
+            Some(s) => match s.handle.join() {
                 Ok(Ok(h)) => h,
                 Ok(Err(e)) => return Err(Error::io("hashing the image", &self.c.obj, e)),
                 Err(_) => {
@@ -559,7 +600,6 @@ impl StreamCheck {
                 }
             },
         };
-        let secs = self.t0.elapsed().as_secs_f64().max(1e-9);
         Ok(Verified {
             format: self.format,
             compressed_bytes: self.compressed_bytes,
@@ -571,7 +611,7 @@ impl StreamCheck {
             layout,
             device_type,
             boot_version,
-            mb_per_s: pos as f64 / secs / 1e6,
+            mb_per_s: pos as f64 / decode_secs / 1e6,
             boot_note,
         })
     }
@@ -581,26 +621,23 @@ impl StreamCheck {
 /// A decode error (CRC, truncation) wins over a partition-table error found earlier in the
 /// same stream, since corrupt data explains a broken table.
 pub fn scan(path: &Path, o: &VerifyOptions) -> Result<Verified> {
+    scan_hashing(path, o, true)
+}
+
+/// [`scan`]; `hash_file`: compute the file's SHA-256 even when `o` expects none (for the
+/// report).
+pub fn scan_hashing(path: &Path, o: &VerifyOptions, hash_file: bool) -> Result<Verified> {
     let mut img = open_image(path)?;
-    let mut sc = StreamCheck::new(&img, o, true, true)?;
-    let mut last_log = Instant::now();
+    let mut sc = StreamCheck::new(&img, o, true, hash_file)?;
     crate::info!(
-        "verifying image {} ({} bytes, {})",
+        "verifying image {} ({}, {}; decoded in full)",
         path.display(),
-        img.compressed_bytes,
+        crate::progress::mib(img.compressed_bytes),
         img.format.as_str()
     );
+    let mut meter = Meter::new("verifying", Some(img.compressed_bytes));
     loop {
-        if last_log.elapsed().as_secs() >= PROGRESS_SECS {
-            last_log = Instant::now();
-            let rate = sc.pos() as f64 / sc.t0.elapsed().as_secs_f64().max(1e-9) / 1e6;
-            let total = img.compressed_bytes.max(1);
-            crate::info!(
-                "verifying image: {}% ({} bytes decoded, {rate:.0} MB/s)",
-                img.file_bytes_read().min(total) * 100 / total,
-                sc.pos()
-            );
-        }
+        meter.update(sc.file_bytes_checked(img.file_bytes_read()));
         let chunk = match img.fill_buf() {
             Ok(ch) => ch,
             Err(e) => return Err(sc.decode_error(e)),
@@ -612,5 +649,12 @@ pub fn scan(path: &Path, o: &VerifyOptions) -> Result<Verified> {
         sc.feed(chunk)?;
         img.consume(n);
     }
-    sc.finish()
+    // The hash thread may still run (a raw image decodes faster than SHA-256): its progress.
+    while sc.end_of_stream() {
+        meter.update(sc.file_bytes_checked(img.file_bytes_read()));
+        thread::sleep(Duration::from_millis(100));
+    }
+    let v = sc.finish()?;
+    meter.finish(img.compressed_bytes);
+    Ok(v)
 }

@@ -722,7 +722,11 @@ fn flasher_image_is_recognised_and_never_accepted_as_is() {
         o.expected_device_type = Some("genericx86-64".into());
         o.expected_sha256 = Some(hex(&sha256(&fs::read(src).unwrap())));
         let p = super::verify::prepare(src, &o, 1).unwrap();
-        assert_eq!(p.image, d.join("balena-image-genericx86-64.img.gz"));
+        // Named as what it is (issue 20).
+        assert_eq!(
+            p.image,
+            d.join("balena-image-genericx86-64.from-flasher.img.gz")
+        );
         assert_eq!(p.flasher.as_ref().unwrap().layout, Layout::Flasher);
         assert_eq!(p.verified.layout, Layout::Balena);
         assert_eq!(p.verified.table, "gpt");
@@ -734,8 +738,21 @@ fn flasher_image_is_recognised_and_never_accepted_as_is() {
         assert!(inner == fs::read(&f.gpt).unwrap(), "inner image differs");
         // gzip(1) agrees with our encoder.
         sh(&format!("gzip -t {}", p.image.display()), &d);
-        fs::remove_file(&p.image).unwrap();
+        // Dropped (the run ended, failed or not): removed. Kept (`-d`): stays.
+        let path = p.image.clone();
+        drop(p);
+        assert!(!path.exists(), "the extracted image outlived the run");
+        let mut p = super::verify::prepare(src, &o, 1).unwrap();
+        let kept = p.extracted.take().unwrap().keep();
+        drop(p);
+        assert!(kept.exists());
+        fs::remove_file(&kept).unwrap();
     }
+    // A refused inner image (another device type) is removed too.
+    let mut o = opts(&d);
+    o.expected_device_type = Some("raspberrypi4-64".into());
+    let e = super::verify::prepare(&f.flasher, &o, 1).unwrap_err();
+    assert!(e.to_string().contains("raspberrypi4-64"), "{e}");
     // Only the image given and the gzip copy remain: no temporary files.
     let mut left: Vec<String> = fs::read_dir(&d)
         .unwrap()

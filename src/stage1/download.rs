@@ -70,7 +70,7 @@ pub fn download_with(opts: &Options, report: &mut Report, http: &Http) -> Result
         expected_device_type: (!opts.no_dt_check).then(|| slug.to_string()),
         work_dir: work_dir.clone(),
     };
-    let prepared = crate::image::verify::prepare(&path, &vo, 6).map_err(|e| {
+    let mut prepared = crate::image::verify::prepare(&path, &vo, 6).map_err(|e| {
         e.hint(format!(
             "the download of {} is not a good image; delete it and try again",
             path.display()
@@ -90,6 +90,9 @@ pub fn download_with(opts: &Options, report: &mut Report, http: &Http) -> Result
             .as_deref()
             .unwrap_or("an unknown device type")
     );
-    let path = prepared.image;
-    Ok(path)
+    // An extracted inner image is what `-d` is for: it stays, the log says where.
+    match prepared.extracted.take() {
+        Some(e) => Ok(e.keep()),
+        None => Ok(prepared.image),
+    }
 }

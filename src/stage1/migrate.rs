@@ -394,8 +394,14 @@ fn fresh_dir(dir: &Path) -> Result<()> {
     crate::files::create_private_dir(dir)
 }
 
-fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / 1048576.0)
+/// Sizes in the plan, rounded as the checks round them (what is needed up, what there is
+/// down), so that both give the same figures.
+fn mib_up(b: u64) -> String {
+    format!("{} MiB", b.div_ceil(1 << 20))
+}
+
+fn mib_down(b: u64) -> String {
+    format!("{} MiB", b >> 20)
 }
 
 /// The summary for the operator (stdout): what was found, what stage 2 would write, the
@@ -439,7 +445,7 @@ pub fn summary_text(r: &Report, staging: &Path, mode: Mode) -> String {
         s.push_str(&format!(
             "  disk      {} ({}){}\n",
             t.device.clone().unwrap_or_else(na),
-            t.size_bytes.map(mib).unwrap_or_else(na),
+            t.size_bytes.map(mib_down).unwrap_or_else(na),
             if t.efi { ", EFI" } else { "" }
         ));
     }
@@ -448,7 +454,7 @@ pub fn summary_text(r: &Report, staging: &Path, mode: Mode) -> String {
             "  image     {} ({}, {} decoded, balenaOS {}, for {})\n",
             i.path.clone().unwrap_or_else(na),
             i.format.clone().unwrap_or_else(na),
-            i.uncompressed_bytes.map(mib).unwrap_or_else(na),
+            i.uncompressed_bytes.map(mib_up).unwrap_or_else(na),
             i.version.clone().unwrap_or_else(na),
             i.device_type.clone().unwrap_or_else(na)
         ));
@@ -489,7 +495,7 @@ fn summary_payload(r: &Report, s: &mut String) {
         Some(b) => s.push_str(&format!(
             "  backup    {} files, {}, volumes {}\n",
             b.files,
-            mib(b.bytes),
+            mib_up(b.bytes),
             b.volumes.join(", ")
         )),
         None => s.push_str("  backup    none\n"),
@@ -497,8 +503,8 @@ fn summary_payload(r: &Report, s: &mut String) {
     if let Some(ram) = &r.ram {
         s.push_str(&format!(
             "  RAM       {} needed, {} available\n",
-            mib(ram.required_bytes),
-            mib(ram.available_bytes)
+            mib_up(ram.required_bytes),
+            mib_down(ram.available_bytes)
         ));
     }
 }

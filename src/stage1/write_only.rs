@@ -4,22 +4,26 @@
 //! Networks come only from `--nwmgr-cfg` (this machine's own wifi networks are not the
 //! device's); the hostname only from config.json; the backup from `--backup-cfg`.
 //!
-//! The image is decoded once: the checks of `image::verify` ([`StreamCheck`]) see every
-//! decoded byte on its way to the target. The first MiB (partition table) is read and checked
-//! (table, size against the target) before anything is written and held back by the flash
-//! step; the rest is written and read back; then the decoder's CRC-32/ISIZE, the file's
-//! SHA-256 (with `--image-sha256`), the layout and the device type (read from the boot
-//! partition as written, the held-back head overlaid) must all hold before the first MiB is
-//! written. On any failure the target holds no partition table. A flasher image (seen by its
-//! partition labels) falls back to the two passes of `verify::prepare`, which extract its
-//! inner image, and that one is written the same way.
+//! The whole image is proven before the first byte of the target changes: `verify::prepare`
+//! decodes all of it (CRC-32/ISIZE, zip CRC), checks its layout, device type, size against the
+//! target and `--image-sha256`, and extracts the inner image of a flasher image. A corrupt or
+//! truncated image, or one larger than the target, leaves the target byte-identical. An
+//! existing non-empty target file is a fixed size like a disk: a larger image is refused, the
+//! file is never grown (an empty or new file grows to the image's size).
+//!
+//! Then the image is decoded a second time on its way to the target, and the same checks
+//! ([`StreamCheck`]) see every byte again (the file could change between the passes): the
+//! first MiB (partition table) is read and checked before anything is written and held back
+//! by the flash step; the rest is written and read back; then CRC-32/ISIZE, the layout and the
+//! device type (read from the boot partition as written, the held-back head overlaid) must all
+//! hold before the first MiB is written. On a failure there the target holds no partition
+//! table.
 #![forbid(unsafe_code)]
 
 use std::fs::OpenOptions;
 use std::io::{self, Read};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::payload::{self, Payload, Source};
@@ -29,7 +33,7 @@ use crate::configure;
 use crate::error::{Context, Error, Result};
 use crate::flash::{self, FlashOptions, FlashStats, HEAD};
 use crate::image::source::{open_image, ImageReader};
-use crate::image::verify::{self, StreamCheck, Verified, VerifyOptions};
+use crate::image::verify::{self, Prepared, StreamCheck, Verified, VerifyOptions};
 use crate::probe::{self, Root};
 use crate::report::{Report, Target};
 
@@ -47,18 +51,17 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let _lock = super::lock::acquire(opts)?;
     let config = ConfigJson::load(cfg_path)?;
     let is_block = check_target(target)?;
-    let target_size = if is_block {
-        Some(flash::target_size(target)?)
-    } else {
-        None
-    };
+    let target_size = fixed_size(target, is_block)?;
     let vo = VerifyOptions {
         target_size,
         expected_sha256: opts.image_sha256.clone(),
         expected_device_type: super::image_device_type(opts, &config)?,
         work_dir: opts.work_dir(),
     };
-    let pass = open_checked(image_path, target, &vo)?;
+    // Kept to the end of the run: an inner image extracted from a flasher image is removed
+    // when it is dropped.
+    let (prepared, vo) = verify_first(image_path, target, vo)?;
+    let pass = with_target_hint(Pass::open(&prepared.image, &vo), target)?;
     // Stage the payload exactly as for a migration.
     let staging = opts.work_dir().join(super::migrate::STAGING_DIR);
     if staging.exists() {
@@ -70,9 +73,10 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let created = create_target(target, is_block)?;
     let o = FlashOptions {
         limit: target_size,
+        expected_bytes: Some(prepared.verified.uncompressed_bytes),
         ..Default::default()
     };
-    let written = write_image(pass, image_path, target, created.is_some(), &o, &vo)?;
+    let written = write_image(pass, &prepared.image, target, created.is_some(), &o, &vo)?;
     report_written(report, target, written)?;
     report.staged_files = configure_disk(target, &staging, &payload)?;
     std::fs::remove_dir_all(&staging).ctx_path("cleaning", &staging)?;
@@ -110,13 +114,47 @@ fn check_target(target: &Path) -> Result<bool> {
     Ok(is_block)
 }
 
-/// Up front, before anything is changed: the image opens and its first MiB holds a partition
-/// table that fits the target.
-fn open_checked(image_path: &Path, target: &Path, vo: &VerifyOptions) -> Result<Pass> {
-    Pass::open(image_path, vo).map_err(|e| {
+/// The whole image, proven before anything is written (a flasher image's inner image
+/// extracted); returns it and the options for the checks of the write pass. No SHA-256
+/// unless `--image-sha256` asks for one, as in the write pass.
+fn verify_first(
+    image_path: &Path,
+    target: &Path,
+    vo: VerifyOptions,
+) -> Result<(Prepared, VerifyOptions)> {
+    // The size is checked on the image to write: a flasher image is larger than the image
+    // inside it.
+    let any_size = VerifyOptions {
+        target_size: None,
+        ..vo.clone()
+    };
+    let prepared = verify::prepare_hashing(image_path, &any_size, 6, false)?;
+    let vo = VerifyOptions {
+        // Of the file given, checked by `prepare`; not of an inner image.
+        expected_sha256: vo.expected_sha256.filter(|_| prepared.flasher.is_none()),
+        ..vo
+    };
+    let checked = verify::check(&prepared.image, &prepared.verified, &vo);
+    with_target_hint(checked, target)?;
+    Ok((prepared, vo))
+}
+
+/// The size an image must fit: a block device's, or an existing non-empty file's (written
+/// in place like a disk, never grown). `None`: a new or empty file, which grows.
+fn fixed_size(target: &Path, is_block: bool) -> Result<Option<u64>> {
+    if !is_block && !target.exists() {
+        return Ok(None);
+    }
+    let size = flash::target_size(target)?;
+    Ok((is_block || size > 0).then_some(size))
+}
+
+/// An image too large for the target: the hint names the target.
+fn with_target_hint<T>(r: Result<T>, target: &Path) -> Result<T> {
+    r.map_err(|e| {
         if e.step == verify::SIZE_STEP {
             let hint = format!(
-                "{} is too small for it: use a larger disk (-f) or an image for this device",
+                "{} is too small for it: use a larger disk or image file (-f), an empty or new file (it grows), or an image for this device",
                 target.display()
             );
             e.hint(hint)
@@ -148,8 +186,7 @@ struct Written {
     image: PathBuf,
 }
 
-/// Writes the image, checking it as it goes by. A flasher image is proven and its inner image
-/// extracted first (two passes), then that is written in one pass.
+/// Writes the proven image (a flasher image's inner image), checking it again as it goes by.
 fn write_image(
     pass: Pass,
     image_path: &Path,
@@ -158,34 +195,19 @@ fn write_image(
     o: &FlashOptions,
     vo: &VerifyOptions,
 ) -> Result<Written> {
-    if let Some((stats, verified)) = pass.write(target, created, o, vo)? {
-        return Ok(Written {
-            stats,
-            verified,
-            image: image_path.to_path_buf(),
-        });
-    }
-    // The SHA-256 was of the file given, checked by `prepare`.
-    crate::info!(
-        "{} is a flasher image: verifying it and extracting its inner image",
-        image_path.display()
-    );
-    let image = verify::prepare(image_path, vo, 6)?;
-    let inner = VerifyOptions {
-        expected_sha256: None,
-        ..vo.clone()
-    };
-    match Pass::open(&image.image, &inner)?.write(target, created, o, &inner)? {
+    match pass.write(target, created, o, vo)? {
         Some((stats, verified)) => Ok(Written {
             stats,
             verified,
-            image: image.image,
+            image: image_path.to_path_buf(),
         }),
+        // `prepare` unwrapped a flasher image already; this one changed since.
         None => Err(Error::new(
             "checking the image layout",
-            image.image.display(),
-            "the flasher image's inner image is itself a flasher image",
-        )),
+            image_path.display(),
+            "the image turned into a flasher image after it was verified (changed while in use?)",
+        )
+        .hint("check the file given with -i and try again")),
     }
 }
 
@@ -256,8 +278,6 @@ fn lock(s: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 struct Tee {
     img: ImageReader,
     shared: Arc<Mutex<Shared>>,
-    /// Compressed bytes read from the file so far (progress).
-    file_read: Arc<AtomicU64>,
 }
 
 impl Tee {
@@ -269,8 +289,6 @@ impl Tee {
 impl Read for Tee {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let got = self.img.read(buf);
-        self.file_read
-            .store(self.img.file_bytes_read(), Ordering::Relaxed);
         let shared = self.shared.clone();
         let mut g = lock(&shared);
         let s = &mut *g;
@@ -318,7 +336,6 @@ struct Pass {
     path: PathBuf,
     tee: Tee,
     head: Vec<u8>,
-    compressed: u64,
 }
 
 impl Pass {
@@ -327,23 +344,18 @@ impl Pass {
     fn open(path: &Path, vo: &VerifyOptions) -> Result<Pass> {
         let img = open_image(path)?;
         crate::info!(
-            "writing and verifying image {} ({} bytes, {})",
+            "writing image {} ({}, {}), checking it again on its way",
             path.display(),
-            img.compressed_bytes,
+            crate::progress::mib(img.compressed_bytes),
             img.format.as_str()
         );
-        let compressed = img.compressed_bytes;
         let check = StreamCheck::new(&img, vo, false, false)?;
         let shared = Arc::new(Mutex::new(Shared {
             check: Some(check),
             failed: None,
             flasher: false,
         }));
-        let mut tee = Tee {
-            img,
-            shared,
-            file_read: Arc::new(AtomicU64::new(0)),
-        };
+        let mut tee = Tee { img, shared };
         let mut head = vec![0u8; HEAD];
         let mut got = 0;
         while got < HEAD {
@@ -368,7 +380,6 @@ impl Pass {
             path: path.to_path_buf(),
             tee,
             head,
-            compressed,
         })
     }
 
@@ -381,23 +392,10 @@ impl Pass {
         o: &FlashOptions,
         vo: &VerifyOptions,
     ) -> Result<Option<(FlashStats, Verified)>> {
-        let Pass {
-            path,
-            tee,
-            head,
-            compressed,
-        } = self;
+        let Pass { path, tee, head } = self;
         let shared = tee.shared.clone();
-        let file_read = tee.file_read.clone();
-        let total = compressed.max(1);
-        let mut next = 10;
-        let mut progress = |n: u64| {
-            let pct = file_read.load(Ordering::Relaxed).min(total) * 100 / total;
-            if pct >= next {
-                crate::info!("written {} MiB ({pct}% of the image file read)", n >> 20);
-                next = pct - pct % 10 + 10;
-            }
-        };
+        // The progress lines are the flash step's own.
+        let mut progress = |_: u64| {};
         let target_name = target.display().to_string();
         let mut verified = None;
         let mut commit = |head: &[u8]| -> Result<()> {

@@ -10,8 +10,9 @@
 #    Compressed with `gzip -6 -n`.
 # 2. Measures, median of N runs (default 3), each after `sync; echo 3 > drop_caches` and one
 #    read of the .gz into the page cache:
-#    (a) `takeover --write-only -i IMG.gz -f T -c config.json`: the whole command (one pass:
-#        decode, checks and write; O_DIRECT read-back; partition table; FAT configuration)
+#    (a) `takeover --write-only -i IMG.gz -f T -c config.json`: the whole command (a full
+#        verification pass before the first write, then decode, checks and write; O_DIRECT
+#        read-back; partition table; FAT configuration)
 #        and, from its log, the flash step alone (write + read-back) and its write
 #        throughput; peak RSS
 #        (/usr/bin/time, "Maximum resident set size", the same counter as `time -v`);
@@ -209,7 +210,7 @@ Image: $RAW_BYTES bytes decoded, $GZ_BYTES bytes as .gz ($(awk -v g="$GZ_BYTES" 
 
 | configuration | wall s | MB/s | notes |
 |---|---|---|---|
-| (a) \`takeover --write-only\`, whole command | $a_wall | $(mbs "$a_wall") | one pass: decode + checks + write, read-back, FAT config; CPU $a_cpu s |
+| (a) \`takeover --write-only\`, whole command | $a_wall | $(mbs "$a_wall") | verification pass, then decode + checks + write, read-back, FAT config; CPU $a_cpu s |
 | (a) its flash step (write + O_DIRECT read-back) | $a_flash | $(mbs "$a_flash") | write $a_write MB/s, read-back $a_rb s |
 | (b) \`gzip -dc \| dd oflag=direct conv=fsync\` + \`gzip -dc \| cmp - T\` | $b_wall | $(mbs "$b_wall") | write $b_write s, cmp $b_cmp s |
 | (c) decode to nowhere (examples/decode) | $c_wall | $c_mbs | peak RSS $(awk -v k="$c_rss" 'BEGIN { printf "%.1f", k / 1024 }') MiB |

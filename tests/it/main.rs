@@ -3,6 +3,8 @@ mod api;
 mod bad_input;
 mod cli;
 mod dry_run;
+mod figures;
 mod payload;
 mod secrets;
 mod util;
+mod write_only;

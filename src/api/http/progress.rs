@@ -1,4 +1,4 @@
-//! Download progress: a live line on a terminal, else a log line every 10 seconds.
+//! Download progress: a live line on a terminal, else a log line every 5 seconds.
 #![forbid(unsafe_code)]
 
 use std::io::{IsTerminal, Write};
@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 /// How a download shows progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
-    /// A live line on a terminal (percent, rate, ETA), else a log line every 10 seconds.
+    /// A live line on a terminal (percent, rate, time left), else a log line every 5 seconds.
     Auto,
-    /// Log lines every 10 seconds only.
+    /// Log lines every 5 seconds only.
     Log,
     Quiet,
 }
@@ -30,40 +30,11 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
-pub(super) fn duration_text(secs: u64) -> String {
-    if secs >= 3600 {
-        format!("{}h{:02}m", secs / 3600, secs / 60 % 60)
-    } else if secs >= 60 {
-        format!("{}m{:02}s", secs / 60, secs % 60)
-    } else {
-        format!("{secs}s")
-    }
-}
-
-/// One progress line: `412.0 MiB of 1.2 GiB (33%), 5.1 MiB/s, ETA 2m40s`. `session` bytes were
-/// received in `elapsed` (the rest came from a resumed file).
+/// One progress line, in the units of every progress line ([`crate::progress`]):
+/// `412.0 of 1228.8 MiB (33%), 5.3 MB/s, 2:40 left`. `session` bytes were received in
+/// `elapsed` (the rest came from a resumed file).
 pub fn progress_line(done: u64, total: Option<u64>, session: u64, elapsed: Duration) -> String {
-    let secs = elapsed.as_secs_f64();
-    let rate = if secs > 0.0 {
-        session as f64 / secs
-    } else {
-        0.0
-    };
-    let mut s = human(done);
-    if let Some(t) = total.filter(|t| *t > 0) {
-        let pct = (done.min(t) as f64 * 100.0 / t as f64).floor();
-        s.push_str(&format!(" of {} ({pct:.0}%)", human(t)));
-    }
-    s.push_str(&format!(", {}/s", human(rate as u64)));
-    if let Some(t) = total {
-        if rate >= 1.0 && t > done {
-            s.push_str(&format!(
-                ", ETA {}",
-                duration_text(((t - done) as f64 / rate) as u64)
-            ));
-        }
-    }
-    s
+    crate::progress::line_since(done, total, session, elapsed)
 }
 
 /// Progress display for one download attempt.
@@ -93,8 +64,8 @@ impl Meter {
         let now = Instant::now();
         let every = match (self.mode, self.tty) {
             (Progress::Quiet, _) => return,
-            (_, true) => Duration::from_millis(500),
-            (_, false) => Duration::from_secs(10),
+            (_, true) => crate::progress::DRAW_EVERY,
+            (_, false) => crate::progress::LOG_EVERY,
         };
         if now.duration_since(self.last) < every {
             return;
