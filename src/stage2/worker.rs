@@ -184,8 +184,9 @@ fn active_swaps(disks: &[block::BlockDev]) -> Result<Vec<umount::ActiveSwap>> {
         .into_iter()
         .map(|s| {
             let dev = if s.kind == "partition" {
-                let name = s.name.strip_prefix("/dev/").unwrap_or(&s.name);
-                match block::find_by_name(disks, name) {
+                let name = s.name.strip_prefix("/dev/mapper/");
+                let name = name.or_else(|| s.name.strip_prefix("/dev/"));
+                match block::find_by_name(disks, name.unwrap_or(&s.name)) {
                     Some(block::DevRef::Disk(i)) => Some((disks[i].major, disks[i].minor)),
                     Some(block::DevRef::Partition(i, j)) => {
                         let p = &disks[i].partitions[j];
