@@ -16,20 +16,7 @@ fn number_after(text: &str, after: &str) -> Option<u64> {
 
 #[test]
 fn the_plan_and_the_checks_give_the_same_figures() {
-    let d = TempDir::new("figures");
-    let work = d.join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    let cfg = d.join("config.json");
-    std::fs::write(
-        &cfg,
-        serde_json::json!({
-            "applicationId": 1701, "deviceType": "raspberrypi4-64",
-            "apiEndpoint": "https://api.example.invalid", "vpnEndpoint": "vpn.example.invalid",
-            "vpnPort": 443, "apiKey": "FIGURES-API-KEY-0123456789abcdef"
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let (_d, work, cfg) = crate::write_only::setup("figures", "raspberrypi4-64");
     let root = fixture("sysroots/pi4-bookworm");
     let o = run_args(&dry_run_args(
         &root,

@@ -10,7 +10,8 @@ use crate::util::*;
 
 const SLUG: &str = "raspberrypi4-64";
 
-fn config(slug: &str) -> String {
+/// A config.json for a fleet of `slug`.
+pub(crate) fn config(slug: &str) -> String {
     serde_json::json!({
         "applicationId": 1701, "deviceType": slug, "apiEndpoint": "https://api.example.invalid",
         "vpnEndpoint": "vpn.example.invalid", "vpnPort": 443,
@@ -60,14 +61,20 @@ fn names_in(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Issue 18 item 11: a bad image is found before the first write, whatever kind of bad.
-#[test]
-fn a_bad_image_leaves_the_target_byte_identical_and_files_never_grow() {
-    let d = TempDir::new("wo-whole");
+/// A temporary dir with an empty work dir and a config.json for `slug`: (dir, work, cfg).
+pub(crate) fn setup(tag: &str, slug: &str) -> (TempDir, PathBuf, PathBuf) {
+    let d = TempDir::new(tag);
     let work = d.join("work");
     std::fs::create_dir_all(&work).unwrap();
     let cfg = d.join("config.json");
-    std::fs::write(&cfg, config(SLUG)).unwrap();
+    std::fs::write(&cfg, config(slug)).unwrap();
+    (d, work, cfg)
+}
+
+/// Issue 18 item 11: a bad image is found before the first write, whatever kind of bad.
+#[test]
+fn a_bad_image_leaves_the_target_byte_identical_and_files_never_grow() {
+    let (d, work, cfg) = setup("wo-whole", SLUG);
     let raw = fake_image();
     let q = |p: &str| d.join(p).display().to_string();
     sh(&format!(
@@ -134,9 +141,8 @@ fn a_bad_image_leaves_the_target_byte_identical_and_files_never_grow() {
 /// Issue 20: a failed `--write-only` of a flasher image leaves no extracted inner image.
 #[test]
 fn a_failed_write_only_of_a_flasher_image_leaves_no_extracted_image() {
-    let d = TempDir::new("wo-flasher");
-    let work = d.join("work");
-    std::fs::create_dir_all(&work).unwrap();
+    // The inner image is for genericx86-64-ext; the config says raspberrypi4-64.
+    let (d, work, cfg) = setup("wo-flasher", SLUG);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/mkimage.sh");
     let prefix: PathBuf = d.join("flasher");
     let o = Command::new("bash")
@@ -146,9 +152,6 @@ fn a_failed_write_only_of_a_flasher_image_leaves_no_extracted_image() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // The inner image is for genericx86-64-ext; the config says raspberrypi4-64.
-    let cfg = d.join("config.json");
-    std::fs::write(&cfg, config(SLUG)).unwrap();
     let target = d.join("target.img");
     let before = filler(&target, 80);
     let o = write_only(&cfg, &d.join("flasher.img"), &target, &work);
