@@ -129,6 +129,9 @@ pub enum Status {
     Fail,
     Warn,
     Skip,
+    /// Not run because something it needs is missing (a dry run without the image).
+    #[serde(rename = "not-run")]
+    NotRun,
 }
 
 #[derive(Debug, Clone, Serialize)]

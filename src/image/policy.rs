@@ -98,7 +98,7 @@ pub fn check(path: &Path, v: &Verified, o: &VerifyOptions) -> Result<()> {
                     &obj,
                     format!("the image is for {dt} but the device type to install is {want}"),
                 )
-                .hint("use the image for the right device type, or pass --no-dt-check (--change-dt-to changes the expected type)"))
+                .hint(format!("use the balenaOS image for {want} (leave out -i and takeover downloads it)")))
             }
             None => {
                 return Err(Error::new(

@@ -3,6 +3,7 @@ mod api;
 mod bad_input;
 mod cli;
 mod dry_run;
+mod operator;
 mod payload;
 mod secrets;
 mod util;
