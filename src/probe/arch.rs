@@ -74,16 +74,29 @@ pub fn board_cpu(board: &Board) -> Cpu {
 pub fn slug_arch(slug: &str) -> Option<&'static str> {
     Some(match slug {
         "raspberry-pi" => "rpi",
-        "raspberry-pi2" | "raspberrypi3" | "beaglebone-green" | "beaglebone-green-wifi"
-        | "beaglebone-black" | "beaglebone-ai" | "beagleboard-xm" | "beaglebone-green-gateway" => {
-            "armv7hf"
-        }
-        "raspberrypi3-64" | "raspberrypi4-64" | "raspberrypi400-64" | "raspberrypicm4-ioboard"
-        | "raspberrypi5" | "raspberrypi0-2w-64" | "jetson-xavier" | "jetson-xavier-nx-devkit"
-        | "jetson-xavier-nx-devkit-emmc" | "jetson-nano" | "jetson-nano-emmc" | "jetson-tx2"
-        | "jetson-agx-orin-devkit" | "jetson-orin-nano-devkit-nvme" | "generic-aarch64" => {
-            "aarch64"
-        }
+        "raspberry-pi2"
+        | "raspberrypi3"
+        | "beaglebone-green"
+        | "beaglebone-green-wifi"
+        | "beaglebone-black"
+        | "beaglebone-ai"
+        | "beagleboard-xm"
+        | "beaglebone-green-gateway" => "armv7hf",
+        "raspberrypi3-64"
+        | "raspberrypi4-64"
+        | "raspberrypi400-64"
+        | "raspberrypicm4-ioboard"
+        | "raspberrypi5"
+        | "raspberrypi0-2w-64"
+        | "jetson-xavier"
+        | "jetson-xavier-nx-devkit"
+        | "jetson-xavier-nx-devkit-emmc"
+        | "jetson-nano"
+        | "jetson-nano-emmc"
+        | "jetson-tx2"
+        | "jetson-agx-orin-devkit"
+        | "jetson-orin-nano-devkit-nvme"
+        | "generic-aarch64" => "aarch64",
         "intel-nuc" | "genericx86-64-ext" | "generic-amd64" | "qemux86-64" | "surface-go"
         | "surface-pro-6" => "amd64",
         "qemux86" | "intel-edison" => "i386",
@@ -123,7 +136,11 @@ mod tests {
     fn every_slug_of_the_table_has_an_architecture_its_board_runs() {
         for b in BOARDS {
             let cpu = board_cpu(b);
-            for s in b.slugs.iter().chain(b.override_slugs.iter().map(|(s, _)| s)) {
+            for s in b
+                .slugs
+                .iter()
+                .chain(b.override_slugs.iter().map(|(s, _)| s))
+            {
                 let arch = slug_arch(s).unwrap_or_else(|| panic!("{s} has no architecture"));
                 assert!(cpu.runs(arch), "{}: {s} ({arch})", b.id);
             }

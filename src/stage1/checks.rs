@@ -191,14 +191,17 @@ fn check_api(inputs: &CheckInputs, cfg: Option<&ConfigJson>, opts: &Options) -> 
         match cfg.map(|c| c.api_endpoint()) {
             Some(Ok(ep)) => match (inputs.ping)(ep) {
                 Ok(()) => (Status::Pass, format!("{ep}/ping answered OK")),
-                Err(e) => (
-                    Status::Fail,
-                    format!(
-                        "{}; check the network connection, DNS and proxy settings, or pass \
-                         --no-api-check",
-                        detail_of(&e)
-                    ),
-                ),
+                Err(e) => {
+                    // The request's own hint already says what to check; name the way
+                    // around once.
+                    let d = detail_of(&e);
+                    let d = if d.contains("--no-api-check") {
+                        d
+                    } else {
+                        format!("{d}; or pass --no-api-check to go on without this check")
+                    };
+                    (Status::Fail, d)
+                }
             },
             _ => (
                 Status::Fail,

@@ -38,8 +38,14 @@ pub fn download_with(opts: &Options, report: &mut Report, http: &Http) -> Result
         Some(c) => (c.api_endpoint()?, Some(c.api_key()?)),
         None => (DEFAULT_API, None),
     };
-    let api = Api::new(http, endpoint, key);
+    // The API check and the version lookups wait at most --check-timeout per attempt; the
+    // download itself is bounded by its stall timeout and resumes.
+    let checked = http
+        .clone()
+        .bounded(std::time::Duration::from_secs(opts.check_timeout));
+    let api = Api::new(&checked, endpoint, key);
     if !opts.no_api_check {
+        crate::info!("API check: {} ({endpoint}/ping)", checked.attempts_text());
         api.ping()?;
         crate::info!("the API at {endpoint} answers");
     }
@@ -51,7 +57,13 @@ pub fn download_with(opts: &Options, report: &mut Report, http: &Http) -> Result
     let flasher = api.is_flasher(slug)?;
     let work_dir = opts.work_dir();
     std::fs::create_dir_all(&work_dir).ctx_path("creating the work directory", &work_dir)?;
-    let path = api.download_image(slug, &version, flasher, &work_dir, Progress::Auto)?;
+    let path = Api::new(http, endpoint, key).download_image(
+        slug,
+        &version,
+        flasher,
+        &work_dir,
+        Progress::Auto,
+    )?;
     let size = std::fs::metadata(&path)
         .ctx_path("reading the size of", &path)?
         .len();

@@ -86,17 +86,18 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         .then(|| super::lock::StagingGuard::new(&staging));
     // The device type first: a config.json of a fleet for another board is refused before
     // any image is downloaded or compared with it.
-    let image = checks::device_type_gate(&probe, config_device_type.as_deref(), opts, &config.origin)
-        .map_err(|e| {
-            let why = "the device type does not run on this device (see device-type)";
-            (e, why.to_string())
-        })
-        .and_then(|()| {
-            get_image(opts, &probe, &config, report).map_err(|e| {
-                let why = e.message();
-                (e, why)
+    let image =
+        checks::device_type_gate(&probe, config_device_type.as_deref(), opts, &config.origin)
+            .map_err(|e| {
+                let why = "the device type does not run on this device (see device-type)";
+                (e, why.to_string())
             })
-        });
+            .and_then(|()| {
+                get_image(opts, &probe, &config, report).map_err(|e| {
+                    let why = e.message();
+                    (e, why)
+                })
+            });
     // A dry run that cannot get the image still reports every check that does not need it,
     // then ends with the image's error; any other run stops here.
     let (image, image_check, deferred) = match image {
@@ -369,7 +370,9 @@ fn run_checks(
             _ => 0,
         };
     let ping = |ep: &str| -> Result<()> {
-        let http = crate::api::http::Http::detect()?;
+        let http = crate::api::http::Http::detect()?
+            .bounded(std::time::Duration::from_secs(opts.check_timeout));
+        crate::info!("API check: {} ({ep}/ping)", http.attempts_text());
         crate::api::balena::Api::new(&http, ep, None).ping()
     };
     let free = |p: &Path| crate::sys::fs::statvfs(p).map(|s| s.avail_bytes);
@@ -716,9 +719,10 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
         .collect();
     handover::swaps_off(undo, &swaps)?;
     fault::stage1_point("after-swapoff")?;
-    let image = p.image.as_ref().ok_or_else(|| {
-        Error::new("taking over", "the image", "no verified image was prepared")
-    })?;
+    let image = p
+        .image
+        .as_ref()
+        .ok_or_else(|| Error::new("taking over", "the image", "no verified image was prepared"))?;
     let (ram, http_client) = fill_ram_root(opts, p, image, undo)?;
     let plan = stage2_plan(opts, p, image, target, log_to, http_client);
     handover::write_plan(&ram, &plan)?;

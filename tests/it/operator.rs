@@ -9,7 +9,13 @@ use crate::dry_run::{config_for, image_for};
 use crate::util::*;
 
 /// Runs a dry run on a fixture sysroot; returns (exit code, stderr + stdout, report).
-fn dry(sysroot: &str, cfg: &Path, img: &Path, tmp: &TempDir, extra: &[&str]) -> (i32, String, Value) {
+fn dry(
+    sysroot: &str,
+    cfg: &Path,
+    img: &Path,
+    tmp: &TempDir,
+    extra: &[&str],
+) -> (i32, String, Value) {
     let report = tmp.join("r.json");
     let args = dry_run_args(
         &fixture("sysroots").join(sysroot),
@@ -48,7 +54,10 @@ fn wrong_fleet_fails_first_on_the_device_type_and_no_dt_check_does_not_cross_arc
     let tmp = TempDir::new("wrong-fleet");
     let img = image_for("raspberrypi4-64", tmp.path());
     let cfg = config_for("intel-nuc", tmp.path());
-    for extra in [&["--no-nwmgr-check"][..], &["--no-nwmgr-check", "--no-dt-check"]] {
+    for extra in [
+        &["--no-nwmgr-check"][..],
+        &["--no-nwmgr-check", "--no-dt-check"],
+    ] {
         let (code, out, r) = dry("pi4-bookworm", &cfg, &img, &tmp, extra);
         assert_eq!(code, 1, "{extra:?}: {out}");
         let first = out.lines().find(|l| l.starts_with("ERROR")).unwrap();
@@ -59,7 +68,11 @@ fn wrong_fleet_fails_first_on_the_device_type_and_no_dt_check_does_not_cross_arc
             "{first}"
         );
         assert!(!out.contains("image is for"), "{out}");
-        for bad in ["pass --no-dt-check", "or --no-dt-check", "--no-dt-check to accept"] {
+        for bad in [
+            "pass --no-dt-check",
+            "or --no-dt-check",
+            "--no-dt-check to accept",
+        ] {
             assert!(!out.contains(bad), "{extra:?} suggests {bad}: {out}");
             assert!(!r.to_string().contains(bad), "{extra:?}: {r}");
         }
@@ -109,4 +122,148 @@ fn no_dt_check_refuses_an_image_for_another_architecture() {
         &["--no-nwmgr-check", "--no-dt-check"],
     );
     assert_eq!(code, 0, "{out}");
+}
+
+/// A config.json for `slug` whose API is `api`.
+fn config_with_api(dir: &Path, slug: &str, api: &str) -> std::path::PathBuf {
+    let p = dir.join("api-config.json");
+    let c = serde_json::json!({
+        "applicationId": 1701, "deviceType": slug, "apiEndpoint": api,
+        "vpnEndpoint": "vpn.example.invalid", "vpnPort": 443, "apiKey": "FIXTURE-API-KEY-0123456789",
+        "uuid": "0123456789abcdef"
+    });
+    std::fs::write(&p, c.to_string()).unwrap();
+    p
+}
+
+/// `--check-timeout` bounds the API check: against a server that accepts and never answers,
+/// the check makes 3 attempts of at most `--check-timeout` s each (and says so), and the run
+/// ends well within that bound (the old client waited 30 s per attempt, 5 attempts, about
+/// 3 minutes), naming the way around once.
+#[test]
+fn check_timeout_bounds_the_api_check() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming() {
+            held.push(c);
+        }
+    });
+    let tmp = TempDir::new("check-timeout");
+    let img = image_for("raspberrypi4-64", tmp.path());
+    let cfg = config_with_api(
+        tmp.path(),
+        "raspberrypi4-64",
+        &format!("http://127.0.0.1:{port}"),
+    );
+    let report = tmp.join("r.json");
+    let sysroot = fixture("sysroots/pi4-bookworm");
+    let args = [
+        "--dry-run",
+        "--sysroot",
+        sysroot.to_str().unwrap(),
+        "-c",
+        cfg.to_str().unwrap(),
+        "-i",
+        img.to_str().unwrap(),
+        "-w",
+        tmp.path().to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--no-vpn-check",
+        "--no-nwmgr-check",
+        "--check-timeout",
+        "2",
+    ];
+    let t = std::time::Instant::now();
+    let o = run(&args);
+    let took = t.elapsed();
+    let out = format!("{}{}", stderr(&o), stdout(&o));
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    // 3 × (2 s + a few s of watchdog slack) + 3 s back-off, plus the image check: a generous
+    // functional bound, far below the old client's.
+    assert!(took.as_secs() < 80, "took {took:?}: {out}");
+    assert!(
+        out.contains("API check: 3 attempts of at most 2 s each"),
+        "{out}"
+    );
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let api = check(&r, "api-ping");
+    assert_eq!(api["status"], "fail", "{api}");
+    let d = api["detail"].as_str().unwrap();
+    assert!(d.contains("3 attempts of at most 2 s each"), "{d}");
+    assert_eq!(d.matches("--no-api-check").count(), 1, "{d}");
+}
+
+/// A dry run whose image cannot be downloaded (the API refuses connections) still runs every
+/// check that does not need the image, marks the image "not-run" with the reason, prints the
+/// plan, and ends with the download's error (exit 1).
+#[test]
+fn dry_run_without_network_reports_every_other_check() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let tmp = TempDir::new("no-network");
+    let cfg = config_with_api(
+        tmp.path(),
+        "raspberrypi4-64",
+        &format!("http://127.0.0.1:{port}"),
+    );
+    let report = tmp.join("r.json");
+    let sysroot = fixture("sysroots/pi4-bookworm");
+    let o = run(&[
+        "--dry-run",
+        "--sysroot",
+        sysroot.to_str().unwrap(),
+        "-c",
+        cfg.to_str().unwrap(),
+        "-w",
+        tmp.path().to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--no-api-check",
+        "--no-vpn-check",
+        "--no-nwmgr-check",
+        "--check-timeout",
+        "2",
+    ]);
+    let out = format!("{}{}", stderr(&o), stdout(&o));
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["result"], "failed");
+    assert!(r["error"].as_str().unwrap().contains("127.0.0.1"), "{r}");
+    let names: Vec<&str> = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "root-user",
+        "config-json",
+        "device-type",
+        "image",
+        "os-support",
+        "network-config",
+        "init-system",
+        "target-disk",
+        "ram-budget",
+        "work-dir-space",
+    ] {
+        assert!(names.contains(&n), "{n} missing: {names:?}");
+    }
+    let image = check(&r, "image");
+    assert_eq!(image["status"], "not-run", "{image}");
+    assert!(
+        image["detail"].as_str().unwrap().contains("127.0.0.1"),
+        "{image}"
+    );
+    for n in ["device-type", "os-support", "init-system", "target-disk"] {
+        assert_eq!(check(&r, n)["status"], "pass", "{n}: {r}");
+    }
+    assert_eq!(r["target"]["device"], "/dev/mmcblk0", "{r}");
+    assert!(out.contains("not run  image"), "{out}");
+    assert!(out.contains("pass     target-disk"), "{out}");
 }
