@@ -1158,6 +1158,13 @@ fn select(found: Vec<Network>, opts: &NetOptions, c: &mut Collected) -> Vec<Netw
     // Best migratable copy per SSID: lowest source rank.
     let mut out: Vec<Network> = Vec::new();
     for (i, n) in kept.iter().enumerate() {
+        if n.is_loopback() {
+            // NetworkManager 1.42+ keeps a profile for `lo`; balenaOS sets `lo` up by itself.
+            // Listed in the plan and the report, without a log line: nothing to act on.
+            let why = "the loopback interface: balenaOS sets it up by itself";
+            c.left_out.push(left_out_entry(n, "not-needed", why));
+            continue;
+        }
         let why = n.unmigratable();
         let same_ssid =
             |m: &Network| m.kind == NetKind::Wifi && m.ssid.is_some() && m.ssid == n.ssid;
