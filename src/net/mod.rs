@@ -1383,14 +1383,20 @@ pub fn network_check(c: &Collected, no_nwmgr_check: bool) -> (Status, String) {
     let searched: Vec<String> = c.searched.iter().map(|p| p.display().to_string()).collect();
     let msg = format!(
         "no network configuration was found, the device might not be able to come online \
-         after the migration (searched: {}){unmig}; pass a profile with --nwmgr-cfg, or \
-         --no-nwmgr-check if the device needs none",
+         after the migration (searched: {}){unmig}",
         searched.join(", ")
     );
+    // The way around is named only when it is not already taken.
     if no_nwmgr_check {
         (Status::Warn, msg)
     } else {
-        (Status::Fail, msg)
+        (
+            Status::Fail,
+            format!(
+                "{msg}; pass a profile with --nwmgr-cfg, or --no-nwmgr-check if the device \
+                 needs none"
+            ),
+        )
     }
 }
 

@@ -137,7 +137,8 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let p1 = p1?;
     if mode == Mode::DryRun {
         crate::info!(
-            "dry run: a migration would go ahead; files stage 2 would write are in {}",
+            "dry run: a migration can go ahead on this device; the files stage 2 would write \
+             are in {}",
             p1.staging.display()
         );
         return Ok(());
@@ -405,7 +406,7 @@ fn run_checks(
         .collect();
     if !failed.is_empty() {
         return Err(Error::new(
-            "checking whether the migration can go ahead",
+            "checking whether a migration can go ahead on",
             "this device",
             format!("failed checks: {}", failed.join(", ")),
         )

@@ -267,3 +267,38 @@ fn dry_run_without_network_reports_every_other_check() {
     assert!(out.contains("not run  image"), "{out}");
     assert!(out.contains("pass     target-disk"), "{out}");
 }
+
+/// Hints never suggest a flag that is already given, and no line says the same thing twice:
+/// every `--no-*-check` given, on a device that fails (busybox init) and has nothing to
+/// migrate; a successful dry run ends with a sentence.
+#[test]
+fn hints_do_not_repeat_or_suggest_given_flags() {
+    let tmp = TempDir::new("hints");
+    let img = image_for("raspberrypi3", tmp.path());
+    let cfg = config_for("raspberrypi3", tmp.path());
+    let given = ["--no-nwmgr-check", "--no-os-check", "--no-dt-check"];
+    let (code, out, r) = dry("pi3-alpine-busybox", &cfg, &img, &tmp, &given);
+    assert_eq!(code, 1, "{out}");
+    let all = format!("{out}\n{r}");
+    for f in given.iter().chain(&["--no-api-check", "--no-vpn-check"]) {
+        for s in [format!("pass {f}"), format!("or {f}")] {
+            assert!(!all.contains(&s), "suggests {f}, already given: {all}");
+        }
+    }
+    for line in out.lines() {
+        let mut seen = std::collections::HashSet::new();
+        for clause in line.split("; ").map(str::trim).filter(|c| c.len() > 12) {
+            assert!(seen.insert(clause), "'{clause}' twice in: {line}");
+        }
+    }
+    // The same device with a migratable init: the run goes ahead and says so as a sentence.
+    let tmp = TempDir::new("hints-ok");
+    let img = image_for("raspberrypi4-64", tmp.path());
+    let cfg = config_for("raspberrypi4-64", tmp.path());
+    let (code, out, _) = dry("pi4-bookworm", &cfg, &img, &tmp, &["--no-nwmgr-check"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("a migration can go ahead on this device; the files stage 2 would write"),
+        "{out}"
+    );
+}
