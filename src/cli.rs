@@ -489,7 +489,8 @@ Modes:
 
 Checks (each skips one check; use with care):
       --no-os-check              an unsupported OS is a warning
-      --no-dt-check              do not check the device type against this hardware
+      --no-dt-check              do not check the device type against this hardware (an
+                                 image for another CPU architecture is still refused)
       --no-api-check             do not check that the balena API answers
       --no-vpn-check             do not check that the balena VPN is reachable
       --no-nwmgr-check           go on without any network configuration to migrate

@@ -648,12 +648,27 @@ pub fn check_vpn(host: &str, port: u16, timeout: Duration) -> (Status, String) {
             ),
         )
     };
-    let addr = match (host, port).to_socket_addrs() {
-        Ok(mut it) => match it.next() {
-            Some(a) => a,
-            None => return fail("the name resolves to no address".into()),
-        },
-        Err(e) => return fail(format!("resolving the name: {e}")),
+    // The name lookup is bounded by the timeout too: it runs in a thread that is left behind
+    // when the resolver hangs (it ends with the process).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = host.to_string();
+    std::thread::spawn(move || {
+        let _ = tx.send(
+            (name.as_str(), port)
+                .to_socket_addrs()
+                .map(|mut it| it.next()),
+        );
+    });
+    let addr = match rx.recv_timeout(timeout) {
+        Ok(Ok(Some(a))) => a,
+        Ok(Ok(None)) => return fail("the name resolves to no address".into()),
+        Ok(Err(e)) => return fail(format!("resolving the name: {e}")),
+        Err(_) => {
+            return fail(format!(
+                "resolving the name took longer than {} s",
+                timeout.as_secs()
+            ))
+        }
     };
     match TcpStream::connect_timeout(&addr, timeout) {
         Ok(s) => {

@@ -86,18 +86,10 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         .then(|| super::lock::StagingGuard::new(&staging));
     // The device type first: a config.json of a fleet for another board is refused before
     // any image is downloaded or compared with it.
-    let image =
-        checks::device_type_gate(&probe, config_device_type.as_deref(), opts, &config.origin)
-            .map_err(|e| {
-                let why = "the device type does not run on this device (see device-type)";
-                (e, why.to_string())
-            })
-            .and_then(|()| {
-                get_image(opts, &probe, &config, report).map_err(|e| {
-                    let why = e.message();
-                    (e, why)
-                })
-            });
+    let gate =
+        checks::device_type_gate(&probe, config_device_type.as_deref(), opts, &config.origin);
+    let dt_fits = gate.is_ok();
+    let image = gate.and_then(|()| get_image(opts, &probe, &config, report));
     // A dry run that cannot get the image still reports every check that does not need it,
     // then ends with the image's error; any other run stops here.
     let (image, image_check, deferred) = match image {
@@ -105,14 +97,19 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             let d = image_detail(&i);
             (Some(i), (Status::Pass, d), None)
         }
-        Err((e, why)) if mode == Mode::DryRun => {
+        Err(e) if mode == Mode::DryRun => {
             crate::info!(
                 "dry run: {} failed; going on with the checks that do not need the image",
                 e.step
             );
+            let why = if dt_fits {
+                e.message()
+            } else {
+                "the device type does not run on this device (see device-type)".to_string()
+            };
             (None, (Status::NotRun, why), Some(e))
         }
-        Err((e, _)) => return Err(e),
+        Err(e) => return Err(e),
     };
     let source = payload::Source::ThisSystem {
         root: &root,
