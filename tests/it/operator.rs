@@ -136,6 +136,31 @@ fn config_with_api(dir: &Path, slug: &str, api: &str) -> std::path::PathBuf {
     p
 }
 
+/// A dry run on the Pi 4 fixture with `cfg`, `-i img` when given, `--check-timeout 2` and
+/// `extra`; returns its output and report.
+fn run_on_pi4(
+    tmp: &TempDir,
+    cfg: &Path,
+    img: Option<&Path>,
+    extra: &[&str],
+) -> (std::process::Output, Value) {
+    let report = tmp.join("r.json");
+    let sysroot = fixture("sysroots/pi4-bookworm");
+    let mut args: Vec<String> = vec!["--dry-run".into(), "--sysroot".into()];
+    args.push(sysroot.display().to_string());
+    args.extend(["-c".into(), cfg.display().to_string()]);
+    if let Some(i) = img {
+        args.extend(["-i".into(), i.display().to_string()]);
+    }
+    args.extend(["-w".into(), tmp.path().display().to_string()]);
+    args.extend(["--report".into(), report.display().to_string()]);
+    args.extend(["--check-timeout".into(), "2".into()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let o = run_args(&args);
+    let r = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    (o, r)
+}
+
 /// `--check-timeout` bounds the API check: against a server that accepts and never answers,
 /// the check makes 3 attempts of at most `--check-timeout` s each (and says so), and the run
 /// ends well within that bound (the old client waited 30 s per attempt, 5 attempts, about
@@ -157,27 +182,13 @@ fn check_timeout_bounds_the_api_check() {
         "raspberrypi4-64",
         &format!("http://127.0.0.1:{port}"),
     );
-    let report = tmp.join("r.json");
-    let sysroot = fixture("sysroots/pi4-bookworm");
-    let args = [
-        "--dry-run",
-        "--sysroot",
-        sysroot.to_str().unwrap(),
-        "-c",
-        cfg.to_str().unwrap(),
-        "-i",
-        img.to_str().unwrap(),
-        "-w",
-        tmp.path().to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-        "--no-vpn-check",
-        "--no-nwmgr-check",
-        "--check-timeout",
-        "2",
-    ];
     let t = std::time::Instant::now();
-    let o = run(&args);
+    let (o, r) = run_on_pi4(
+        &tmp,
+        &cfg,
+        Some(&img),
+        &["--no-vpn-check", "--no-nwmgr-check"],
+    );
     let took = t.elapsed();
     let out = format!("{}{}", stderr(&o), stdout(&o));
     assert_eq!(o.status.code(), Some(1), "{out}");
@@ -188,7 +199,6 @@ fn check_timeout_bounds_the_api_check() {
         out.contains("API check: 3 attempts of at most 2 s each"),
         "{out}"
     );
-    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let api = check(&r, "api-ping");
     assert_eq!(api["status"], "fail", "{api}");
     let d = api["detail"].as_str().unwrap();
@@ -211,27 +221,14 @@ fn dry_run_without_network_reports_every_other_check() {
         "raspberrypi4-64",
         &format!("http://127.0.0.1:{port}"),
     );
-    let report = tmp.join("r.json");
-    let sysroot = fixture("sysroots/pi4-bookworm");
-    let o = run(&[
-        "--dry-run",
-        "--sysroot",
-        sysroot.to_str().unwrap(),
-        "-c",
-        cfg.to_str().unwrap(),
-        "-w",
-        tmp.path().to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-        "--no-api-check",
-        "--no-vpn-check",
-        "--no-nwmgr-check",
-        "--check-timeout",
-        "2",
-    ]);
+    let (o, r) = run_on_pi4(
+        &tmp,
+        &cfg,
+        None,
+        &["--no-api-check", "--no-vpn-check", "--no-nwmgr-check"],
+    );
     let out = format!("{}{}", stderr(&o), stdout(&o));
     assert_eq!(o.status.code(), Some(1), "{out}");
-    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(r["result"], "failed");
     assert!(r["error"].as_str().unwrap().contains("127.0.0.1"), "{r}");
     let names: Vec<&str> = r["checks"]
