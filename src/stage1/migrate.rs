@@ -98,15 +98,18 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             (Some(i), (Status::Pass, d), None)
         }
         Err(e) if mode == Mode::DryRun => {
-            crate::info!(
-                "dry run: {} failed; going on with the checks that do not need the image",
-                e.step
-            );
-            let why = if dt_fits {
-                e.message()
+            let (what, why) = if dt_fits {
+                ("the image could not be got or verified", e.message())
             } else {
-                "the device type does not run on this device (see device-type)".to_string()
+                (
+                    "the device type does not run on this device",
+                    "the device type does not run on this device (see device-type)".to_string(),
+                )
             };
+            crate::info!(
+                "dry run: {what}; going on with the checks that do not need the image (its \
+                 error ends the run)"
+            );
             (None, (Status::NotRun, why), Some(e))
         }
         Err(e) => return Err(e),
