@@ -453,34 +453,39 @@ fn arch_refusal(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> Option<(Stri
     ))
 }
 
+/// The device-type verdict for a board not in the device table.
+fn unknown_board_verdict(p: &Probe) -> Verdict {
+    let arch = p.arch.as_deref().unwrap_or("unknown");
+    if !matches!(arch, "aarch64" | "armv7l" | "armv6l" | "x86_64") {
+        return (
+            Status::Fail,
+            format!(
+                "architecture {arch} is not supported (balenaOS devices are aarch64, armv7l, \
+                 armv6l or x86_64)"
+            ),
+            String::new(),
+        );
+    }
+    let model = p
+        .model_display()
+        .map(|m| format!("'{m}'"))
+        .unwrap_or_else(|| "with no device-tree model".into());
+    let compat = if p.compatible.is_empty() {
+        String::new()
+    } else {
+        format!(" (compatible: {})", p.compatible.join(", "))
+    };
+    (
+        Status::Fail,
+        format!("this {arch} device {model}{compat} is not in takeover's device table"),
+        "pass --no-dt-check only if you know the image fits this board".into(),
+    )
+}
+
 /// What the device-type check would say, before `--no-dt-check` is applied.
 fn device_type_verdict(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> Verdict {
     let Some(board) = p.board else {
-        let arch = p.arch.as_deref().unwrap_or("unknown");
-        if !matches!(arch, "aarch64" | "armv7l" | "armv6l" | "x86_64") {
-            return (
-                Status::Fail,
-                format!(
-                    "architecture {arch} is not supported (balenaOS devices are aarch64, armv7l, \
-                     armv6l or x86_64)"
-                ),
-                String::new(),
-            );
-        }
-        let model = p
-            .model_display()
-            .map(|m| format!("'{m}'"))
-            .unwrap_or_else(|| "with no device-tree model".into());
-        let compat = if p.compatible.is_empty() {
-            String::new()
-        } else {
-            format!(" (compatible: {})", p.compatible.join(", "))
-        };
-        return (
-            Status::Fail,
-            format!("this {arch} device {model}{compat} is not in takeover's device table"),
-            "pass --no-dt-check only if you know the image fits this board".into(),
-        );
+        return unknown_board_verdict(p);
     };
     let found = format!(
         "{}{} (recognised by {})",

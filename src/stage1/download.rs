@@ -22,6 +22,15 @@ pub fn download_only(opts: &Options, report: &mut Report) -> Result<PathBuf> {
     download_with(opts, report, &http)
 }
 
+/// The API check before a download: `GET /ping`, its bound printed first.
+fn api_check(api: &Api, http: &Http) -> Result<()> {
+    let ep = api.endpoint();
+    crate::info!("API check: {} ({ep}/ping)", http.attempts_text());
+    api.ping()?;
+    crate::info!("the API at {ep} answers");
+    Ok(())
+}
+
 /// [`download_only`] with a given HTTP client (tests pick the tool and the retry timing).
 pub fn download_with(opts: &Options, report: &mut Report, http: &Http) -> Result<PathBuf> {
     let config = opts.config.as_deref().map(ConfigJson::load).transpose()?;
@@ -45,9 +54,7 @@ pub fn download_with(opts: &Options, report: &mut Report, http: &Http) -> Result
         .bounded(std::time::Duration::from_secs(opts.check_timeout));
     let api = Api::new(&checked, endpoint, key);
     if !opts.no_api_check {
-        crate::info!("API check: {} ({endpoint}/ping)", checked.attempts_text());
-        api.ping()?;
-        crate::info!("the API at {endpoint} answers");
+        api_check(&api, &checked)?;
     }
     let request = opts.version.as_deref().unwrap_or("default");
     let listed = api.releases(slug)?;

@@ -84,36 +84,8 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     // A migration's staging (config.json with the apiKey) does not outlive this run.
     let _staged = (mode != Mode::DryRun && !opts.no_cleanup)
         .then(|| super::lock::StagingGuard::new(&staging));
-    // The device type first: a config.json of a fleet for another board is refused before
-    // any image is downloaded or compared with it.
-    let gate =
-        checks::device_type_gate(&probe, config_device_type.as_deref(), opts, &config.origin);
-    let dt_fits = gate.is_ok();
-    let image = gate.and_then(|()| get_image(opts, &probe, &config, report));
-    // A dry run that cannot get the image still reports every check that does not need it,
-    // then ends with the image's error; any other run stops here.
-    let (image, image_check, deferred) = match image {
-        Ok(i) => {
-            let d = image_detail(&i);
-            (Some(i), (Status::Pass, d), None)
-        }
-        Err(e) if mode == Mode::DryRun => {
-            let (what, why) = if dt_fits {
-                ("the image could not be got or verified", e.message())
-            } else {
-                (
-                    "the device type does not run on this device",
-                    "the device type does not run on this device (see device-type)".to_string(),
-                )
-            };
-            crate::info!(
-                "dry run: {what}; going on with the checks that do not need the image (its \
-                 error ends the run)"
-            );
-            (None, (Status::NotRun, why), Some(e))
-        }
-        Err(e) => return Err(e),
-    };
+    let (image, image_check, deferred) =
+        image_step(opts, &probe, &config, config_device_type.as_deref(), report)?;
     let source = payload::Source::ThisSystem {
         root: &root,
         balena_os: probe.balena_os(),
@@ -245,6 +217,49 @@ fn read_config(
     report.os = Some(parts.os);
     report.init = Some(parts.init);
     config
+}
+
+/// What step 3 left: the image, the check "image", and the error a dry run ends with.
+type ImageOutcome = (Option<Prepared>, (Status, String), Option<Error>);
+
+/// Step 3, after the device type: the image (see [`get_image`]). A `--dry-run` that cannot
+/// get it goes on without it (the check "image" is not run, and its error ends the run).
+fn image_step(
+    opts: &Options,
+    probe: &Probe,
+    config: &ConfigJson,
+    cfg_dt: Option<&str>,
+    report: &mut Report,
+) -> Result<ImageOutcome> {
+    // The device type first: a config.json of a fleet for another board is refused before
+    // any image is downloaded or compared with it.
+    let gate = checks::device_type_gate(probe, cfg_dt, opts, &config.origin);
+    let dt_fits = gate.is_ok();
+    let image = gate.and_then(|()| get_image(opts, probe, config, report));
+    // A dry run that cannot get the image still reports every check that does not need it,
+    // then ends with the image's error; any other run stops here.
+    match image {
+        Ok(i) => {
+            let d = image_detail(&i);
+            Ok((Some(i), (Status::Pass, d), None))
+        }
+        Err(e) if opts.mode() == Mode::DryRun => {
+            let (what, why) = if dt_fits {
+                ("the image could not be got or verified", e.message())
+            } else {
+                (
+                    "the device type does not run on this device",
+                    "the device type does not run on this device (see device-type)".to_string(),
+                )
+            };
+            crate::info!(
+                "dry run: {what}; going on with the checks that do not need the image (its \
+                 error ends the run)"
+            );
+            Ok((None, (Status::NotRun, why), Some(e)))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Step 3: the image (`-i`, else downloaded), proven good and built for an architecture this
