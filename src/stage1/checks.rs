@@ -681,7 +681,7 @@ pub fn check_vpn(host: &str, port: u16, timeout: Duration) -> (Status, String) {
             (Status::Pass, format!("connected to {host}:{port} ({addr})"))
         }
         Err(e) => fail(format!(
-            "connecting to {addr} (timeout {}s): {e}",
+            "connecting to {addr} (1 attempt of at most {} s): {e}",
             timeout.as_secs()
         )),
     }

@@ -257,6 +257,14 @@ fn dry_run_without_network_reports_every_other_check() {
         image["detail"].as_str().unwrap().contains("127.0.0.1"),
         "{image}"
     );
+    // The version lookup is bounded by --check-timeout as the API check is.
+    assert!(
+        image["detail"]
+            .as_str()
+            .unwrap()
+            .contains("3 attempts of at most 2 s each"),
+        "{image}"
+    );
     for n in ["device-type", "os-support", "init-system", "target-disk"] {
         assert_eq!(check(&r, n)["status"], "pass", "{n}: {r}");
     }
