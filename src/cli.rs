@@ -491,12 +491,15 @@ Modes:
 
 Checks (each skips one check; use with care):
       --no-os-check              an unsupported OS is a warning
-      --no-dt-check              do not check the device type against this hardware
+      --no-dt-check              do not check the device type against this hardware (an
+                                 image for another CPU architecture is still refused)
       --no-api-check             do not check that the balena API answers
       --no-vpn-check             do not check that the balena VPN is reachable
       --no-nwmgr-check           go on without any network configuration to migrate
       --no-efi-setup             do not create an EFI boot entry
-      --check-timeout <TIMEOUT>  API/VPN check timeout in seconds [default: {timeout}]
+      --check-timeout <TIMEOUT>  most seconds one attempt of a network check may wait
+                                 (API check and version lookups: 3 attempts; VPN: 1)
+                                 [default: {timeout}]
 
 Internal and debugging:
       --stage2                   internal: stage 2 worker invocation

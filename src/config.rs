@@ -25,28 +25,49 @@ pub struct ConfigJson {
     map: Map<String, Value>,
 }
 
+/// For a file that is a config.json but a wrong one (a key missing or of the wrong type).
 const HINT: &str = "download config.json again from the balena dashboard (Add device > Advanced > \
                     Download configuration file only) and pass it with -c";
 
+/// For a file that is not a config.json at all (empty, not JSON, not an object).
+const HINT_NOT_CONFIG: &str = "check that -c names the config.json downloaded from the balena \
+                               dashboard, unedited";
+
 impl ConfigJson {
     pub fn load(path: &Path) -> Result<ConfigJson> {
-        let bytes =
-            crate::files::read_limited(path, MAX_SIZE, "config.json").map_err(|e| e.hint(HINT))?;
+        let bytes = crate::files::read_limited(path, MAX_SIZE, "config.json").map_err(|e| {
+            if e.is_errno(libc::ENOENT) {
+                // Missing: the path is what is wrong, not the file.
+                let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+                e.hint(format!(
+                    "there is no file at {}; check the path given with -c",
+                    abs.display()
+                ))
+            } else {
+                e
+            }
+        })?;
         Self::parse(&bytes, path)
     }
 
     pub fn parse(bytes: &[u8], origin: &Path) -> Result<ConfigJson> {
         let step = "reading config.json";
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-            return Err(Error::new(step, origin.display(), "the file is empty").hint(HINT));
+            return Err(Error::new(step, origin.display(), "the file is empty")
+                .hint("the file has no content; check that -c names the downloaded config.json"));
         }
         let value: Value = serde_json::from_slice(bytes).map_err(|e| {
             // serde_json messages name line and column but never echo the input.
-            Error::new(step, origin.display(), format!("not valid JSON: {e}")).hint(HINT)
+            Error::new(step, origin.display(), format!("not valid JSON: {e}")).hint(format!(
+                "the file stops being JSON at line {}, column {}; {HINT_NOT_CONFIG}",
+                e.line(),
+                e.column()
+            ))
         })?;
         let Value::Object(map) = value else {
             return Err(
-                Error::new(step, origin.display(), "the top level is not a JSON object").hint(HINT),
+                Error::new(step, origin.display(), "the top level is not a JSON object")
+                    .hint(HINT_NOT_CONFIG),
             );
         };
         let c = ConfigJson {

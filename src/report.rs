@@ -91,7 +91,8 @@ pub struct Network {
     /// "ifupdown" | "netplan" | "systemd-networkd" | "iwd"
     pub source: String,
     /// "migrated" (a file under system-connections/), "not-migrated" (cannot be: `reason`),
-    /// "ignored" (another source wins: `reason`), "not-needed" (wired DHCP, balenaOS default).
+    /// "ignored" (another source wins: `reason`), "not-needed" (wired DHCP or the loopback
+    /// interface: balenaOS does these by itself).
     pub status: String,
     /// Why it was not migrated; for migrated entries, where it came from and what changed.
     pub reason: Option<String>,
@@ -129,6 +130,9 @@ pub enum Status {
     Fail,
     Warn,
     Skip,
+    /// Not run because something it needs is missing (a dry run without the image).
+    #[serde(rename = "not-run")]
+    NotRun,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::http::{short_url, Http, Progress, Response, API_TIMEOUT};
+use super::http::{short_url, Http, Progress, Response};
 use crate::error::{Context, Error, Result};
 
 /// The balenaCloud API of one config.json.
@@ -263,13 +263,14 @@ impl<'a> Api<'a> {
     }
 
     fn get(&self, url: &str) -> Result<Response> {
-        self.http.get(url, self.key.as_deref(), API_TIMEOUT)
+        self.http
+            .get(url, self.key.as_deref(), self.http.request_timeout)
     }
 
     /// `GET /ping` without auth: the API must answer 2xx with `OK`.
     pub fn ping(&self) -> Result<()> {
         let url = format!("{}/ping", self.endpoint);
-        let r = self.http.get(&url, None, API_TIMEOUT)?;
+        let r = self.http.get(&url, None, self.http.request_timeout)?;
         if r.is_success() && String::from_utf8_lossy(&r.body).trim() == "OK" {
             return Ok(());
         }

@@ -98,7 +98,9 @@ pub fn check(path: &Path, v: &Verified, o: &VerifyOptions) -> Result<()> {
                     &obj,
                     format!("the image is for {dt} but the device type to install is {want}"),
                 )
-                .hint("use the image for the right device type, or pass --no-dt-check (--change-dt-to changes the expected type)"))
+                .hint(format!(
+                    "use the balenaOS image for {want} (leave out -i and takeover downloads it)"
+                )))
             }
             None => {
                 return Err(Error::new(
@@ -106,7 +108,9 @@ pub fn check(path: &Path, v: &Verified, o: &VerifyOptions) -> Result<()> {
                     &obj,
                     format!(
                         "the device type the image was built for cannot be read ({})",
-                        v.boot_note.as_deref().unwrap_or("no device-type.json in resin-boot")
+                        v.boot_note
+                            .as_deref()
+                            .unwrap_or("no device-type.json in resin-boot")
                     ),
                 )
                 .hint("pass an unmodified balenaOS image, or --no-dt-check"))

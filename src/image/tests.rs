@@ -654,7 +654,8 @@ fn wrong_device_type_unknown_layout_size_and_checksum_are_refused() {
     assert!(
         e.contains(
             "the image is for raspberrypi4-64 but the device type to install is raspberrypi3"
-        ) && e.contains("--no-dt-check"),
+        ) && e.contains("image for raspberrypi3")
+            && !e.contains("--no-dt-check"),
         "{e}"
     );
 

@@ -357,6 +357,11 @@ fn root_nm_pi_prefers_networkmanager_and_fills_gaps_from_wpa() {
         .iter()
         .any(|(n, w)| n.starts_with("Corp") && w.contains("EAP")));
     assert!(!c.unmigratable.iter().any(|(n, _)| n.starts_with("Laptop")));
+    // NetworkManager's own profile of `lo` (type loopback) is not needed, not a warning.
+    assert!(!c.unmigratable.iter().any(|(n, _)| n.starts_with("lo ")));
+    assert!(c.left_out.iter().any(|e| e.name == "lo"
+        && e.status == "not-needed"
+        && e.reason.as_deref().unwrap().contains("loopback")));
     assert!(!c.wired_dhcp_active, "wlan0 is wireless");
     let (st, msg) = network_check(&c, false);
     assert_eq!(st, Status::Pass, "{msg}");

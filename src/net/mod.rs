@@ -1158,6 +1158,13 @@ fn select(found: Vec<Network>, opts: &NetOptions, c: &mut Collected) -> Vec<Netw
     // Best migratable copy per SSID: lowest source rank.
     let mut out: Vec<Network> = Vec::new();
     for (i, n) in kept.iter().enumerate() {
+        if n.is_loopback() {
+            // NetworkManager 1.42+ keeps a profile for `lo`; balenaOS sets `lo` up by itself.
+            // Listed in the plan and the report, without a log line: nothing to act on.
+            let why = "the loopback interface: balenaOS sets it up by itself";
+            c.left_out.push(left_out_entry(n, "not-needed", why));
+            continue;
+        }
         let why = n.unmigratable();
         let same_ssid =
             |m: &Network| m.kind == NetKind::Wifi && m.ssid.is_some() && m.ssid == n.ssid;
@@ -1376,14 +1383,20 @@ pub fn network_check(c: &Collected, no_nwmgr_check: bool) -> (Status, String) {
     let searched: Vec<String> = c.searched.iter().map(|p| p.display().to_string()).collect();
     let msg = format!(
         "no network configuration was found, the device might not be able to come online \
-         after the migration (searched: {}){unmig}; pass a profile with --nwmgr-cfg, or \
-         --no-nwmgr-check if the device needs none",
+         after the migration (searched: {}){unmig}",
         searched.join(", ")
     );
+    // The way around is named only when it is not already taken.
     if no_nwmgr_check {
         (Status::Warn, msg)
     } else {
-        (Status::Fail, msg)
+        (
+            Status::Fail,
+            format!(
+                "{msg}; pass a profile with --nwmgr-cfg, or --no-nwmgr-check if the device \
+                 needs none"
+            ),
+        )
     }
 }
 

@@ -149,6 +149,9 @@ pub fn from_keyfile(kf: &KeyFile, origin: &Path) -> Result<Network> {
             ctype.trim().to_string()
         };
         n.security = Security::Unsupported(format!("connection type '{t}' is not migrated"));
+        if t == "loopback" {
+            n.interface = Some("lo".into());
+        }
         return Ok(n);
     }
 

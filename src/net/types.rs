@@ -319,6 +319,11 @@ impl Network {
         None
     }
 
+    /// The loopback interface's own profile (NetworkManager's `type=loopback`).
+    pub fn is_loopback(&self) -> bool {
+        self.kind == NetKind::Other && self.interface.as_deref() == Some("lo")
+    }
+
     /// A wired profile asking for nothing but DHCP/SLAAC: balenaOS does that on every
     /// Ethernet interface by itself, so no profile is needed.
     pub fn is_plain_wired_dhcp(&self) -> bool {

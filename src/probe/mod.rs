@@ -21,6 +21,7 @@
 //! | hostname | `proc/sys/kernel/hostname`, else `etc/hostname` |
 #![forbid(unsafe_code)]
 
+pub mod arch;
 pub mod block;
 pub mod device;
 pub mod init;
@@ -361,6 +362,15 @@ impl Probe {
             .clone()
             .or_else(|| self.cpuinfo_model.clone())
             .or_else(|| self.dmi.display())
+    }
+
+    /// What the CPU runs: the board's CPU when the board is known (a 64-bit Pi on a 32-bit OS
+    /// still runs aarch64), else what `uname -m` says.
+    pub fn cpu(&self) -> Option<arch::Cpu> {
+        match self.board {
+            Some(b) => Some(arch::board_cpu(b)),
+            None => self.arch.as_deref().and_then(arch::Cpu::from_uname),
+        }
     }
 
     /// Swap in use (stage 2 turns swap off, so these pages come back into RAM).

@@ -8,16 +8,17 @@
 //! | 1 | `root-user` | effective uid 0 (a warning in `--dry-run`, which needs no root) | — |
 //! | 2 | `config-json` | applicationId, deviceType, apiEndpoint, apiKey/deviceApiKey, vpnEndpoint + vpnPort (the VPN keys only without `--no-vpn-check`) | — |
 //! | 3 | `device-type` | the board is in the device table and accepts the device type (`--change-dt-to`, else config.json's) | `--no-dt-check` |
-//! | 4 | `os-support` | the running OS is in the support table | `--no-os-check` (then a warning) |
-//! | 5 | `api-ping` | `GET <apiEndpoint>/ping` answers OK | `--no-api-check` |
-//! | 6 | `vpn-connect` | TCP connect to vpnEndpoint:vpnPort within `--check-timeout` | `--no-vpn-check` |
-//! | 7 | `network-config` | at least one network configuration will be migrated (computed by the network module) | `--no-nwmgr-check` |
-//! | 8 | `secure-boot` | UEFI Secure Boot is off | — |
-//! | 9 | `init-system` | PID 1 is systemd or sysvinit (re-executes on `telinit u`) | — |
-//! | 10 | `stage2-kernel` | tmpfs and ext4 usable (loop: warning only) | — |
-//! | 11 | `target-disk` | the disk to install on is a whole, writable disk ≥ the image, not holding `--log-to` | — |
-//! | 12 | `ram-budget` | MemAvailable − swap in use ≥ image + backup + takeover binary + network files + [`RAM_HEADROOM`] | — |
-//! | 13 | `work-dir-space` | free space of the work directory ≥ what stage 1 writes there | — |
+//! | 4 | `image` | the image (`-i` or downloaded) proven good: full decode, layout, built for the device type, `--image-sha256` (`not-run` in a dry run that could not get it) | — |
+//! | 5 | `os-support` | the running OS is in the support table | `--no-os-check` (then a warning) |
+//! | 6 | `api-ping` | `GET <apiEndpoint>/ping` answers OK | `--no-api-check` |
+//! | 7 | `vpn-connect` | TCP connect to vpnEndpoint:vpnPort within `--check-timeout` | `--no-vpn-check` |
+//! | 8 | `network-config` | at least one network configuration will be migrated (computed by the network module) | `--no-nwmgr-check` |
+//! | 9 | `secure-boot` | UEFI Secure Boot is off | — |
+//! | 10 | `init-system` | PID 1 is systemd or sysvinit (re-executes on `telinit u`) | — |
+//! | 11 | `stage2-kernel` | tmpfs and ext4 usable (loop: warning only) | — |
+//! | 12 | `target-disk` | the disk to install on is a whole, writable disk ≥ the image, not holding `--log-to` | — |
+//! | 13 | `ram-budget` | MemAvailable − swap in use ≥ image + backup + takeover binary + network files + [`RAM_HEADROOM`] | — |
+//! | 14 | `work-dir-space` | free space of the work directory ≥ what stage 1 writes there | — |
 //!
 //! Swap in use is subtracted from MemAvailable because stage 2 turns swap off, which brings
 //! those pages back into RAM.
@@ -48,6 +49,7 @@ pub const CHECK_NAMES: &[&str] = &[
     "root-user",
     "config-json",
     "device-type",
+    "image",
     "os-support",
     "api-ping",
     "vpn-connect",
@@ -74,6 +76,9 @@ pub struct CheckInputs<'a> {
     pub config_device_type: Option<&'a str>,
     /// `GET <apiEndpoint>/ping` (the argument is the endpoint without a trailing '/').
     pub ping: &'a dyn Fn(&str) -> Result<()>,
+    /// The check "image": the image proven good, or why it was not (a dry run goes on without
+    /// it: `Status::NotRun`).
+    pub image: (Status, String),
     /// The network module's verdict; `None` when it was not computed (check skipped).
     pub network: Option<(Status, String)>,
     /// Bytes of the image as staged in RAM (the file stage 2 reads); `None` when unknown.
@@ -120,6 +125,7 @@ pub fn run_checks(inputs: &CheckInputs, opts: &Options, report: &mut Report) -> 
     report.check("config-json", st, d);
     let (st, d) = check_device_type(p, cfg_dt, opts);
     report.check("device-type", st, d);
+    report.check("image", inputs.image.0, inputs.image.1.clone());
     let (st, d) = check_os(p, opts);
     report.check("os-support", st, d);
     let (st, d) = check_api(inputs, cfg, opts);
@@ -185,14 +191,17 @@ fn check_api(inputs: &CheckInputs, cfg: Option<&ConfigJson>, opts: &Options) -> 
         match cfg.map(|c| c.api_endpoint()) {
             Some(Ok(ep)) => match (inputs.ping)(ep) {
                 Ok(()) => (Status::Pass, format!("{ep}/ping answered OK")),
-                Err(e) => (
-                    Status::Fail,
-                    format!(
-                        "{}; check the network connection, DNS and proxy settings, or pass \
-                         --no-api-check",
-                        detail_of(&e)
-                    ),
-                ),
+                Err(e) => {
+                    // The request's own hint already says what to check; name the way
+                    // around once.
+                    let d = detail_of(&e);
+                    let d = if d.contains("--no-api-check") {
+                        d
+                    } else {
+                        format!("{d}; or pass --no-api-check to go on without this check")
+                    };
+                    (Status::Fail, d)
+                }
             },
             _ => (
                 Status::Fail,
@@ -375,35 +384,108 @@ fn check_config(
     }
 }
 
-/// What the device-type check would say, before `--no-dt-check` is applied.
-fn device_type_verdict(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> (Status, String) {
-    let Some(board) = p.board else {
-        let arch = p.arch.as_deref().unwrap_or("unknown");
-        if !matches!(arch, "aarch64" | "armv7l" | "armv6l" | "x86_64") {
-            return (
-                Status::Fail,
-                format!(
-                    "architecture {arch} is not supported (balenaOS devices are aarch64, armv7l, \
-                     armv6l or x86_64)"
-                ),
-            );
+/// How the operator knows the device type being judged.
+fn dt_label(slug: &str, opts: &Options) -> String {
+    if opts.change_dt_to.is_some() {
+        format!("the device type {slug} (--change-dt-to)")
+    } else {
+        format!("config.json's device type {slug}")
+    }
+}
+
+/// "this board (Raspberry Pi 4 Model B Rev 1.4)", or for a board not in the table "this
+/// x86_64 device".
+fn this_board(p: &Probe) -> String {
+    match (p.board, p.model_display()) {
+        (Some(_), Some(m)) => format!("this board ({m})"),
+        (Some(b), None) => format!("this board ({})", b.name),
+        (None, _) => format!("this {} device", p.arch.as_deref().unwrap_or("unknown")),
+    }
+}
+
+/// The device types this board takes, as the end of a sentence ("; this board takes: …").
+fn board_takes(p: &Probe) -> String {
+    match p.board {
+        Some(b) => {
+            let a = crate::probe::device::accepted_slugs(b, p.efi);
+            if a.is_empty() {
+                format!("; balena has no device type for the {}", b.name)
+            } else {
+                format!("; this board takes: {}", a.join(", "))
+            }
         }
-        let model = p
-            .model_display()
-            .map(|m| format!("'{m}'"))
-            .unwrap_or_else(|| "with no device-tree model".into());
-        let compat = if p.compatible.is_empty() {
-            String::new()
-        } else {
-            format!(" (compatible: {})", p.compatible.join(", "))
-        };
+        None => String::new(),
+    }
+}
+
+/// An architecture mismatch: the device type to install, or the fleet's (config.json's), is
+/// built for an instruction set this device's CPU does not run. Such an OS cannot boot here,
+/// so `--no-dt-check` never overrides it, and no hint points at another override.
+fn arch_refusal(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> Option<(String, String)> {
+    use crate::probe::arch::mismatch;
+    let cpu = p.cpu()?;
+    let target = opts.change_dt_to.as_deref().or(cfg_dt)?;
+    let (label, why) = match mismatch(target, cpu) {
+        Some(m) => (dt_label(target, opts), m),
+        // The type installed fits, but the fleet's releases are built for the fleet's type.
+        None => {
+            let fleet = cfg_dt.filter(|c| *c != target)?;
+            (
+                format!("the fleet's device type {fleet} (config.json)"),
+                mismatch(fleet, cpu)?,
+            )
+        }
+    };
+    let flag = if opts.no_dt_check {
+        "; --no-dt-check does not override a different architecture"
+    } else {
+        ""
+    };
+    Some((
+        format!(
+            "{label} does not run on {}: {why}{}{flag}",
+            this_board(p),
+            board_takes(p)
+        ),
+        "use the config.json of a fleet whose device type runs on this board (dashboard: Add \
+         device > Advanced > Download configuration file only)"
+            .to_string(),
+    ))
+}
+
+/// The device-type verdict for a board not in the device table.
+fn unknown_board_verdict(p: &Probe) -> Verdict {
+    let arch = p.arch.as_deref().unwrap_or("unknown");
+    if !matches!(arch, "aarch64" | "armv7l" | "armv6l" | "x86_64") {
         return (
             Status::Fail,
             format!(
-                "this {arch} device {model}{compat} is not in takeover's device table; pass \
-                 --no-dt-check only if you know the image fits this board"
+                "architecture {arch} is not supported (balenaOS devices are aarch64, armv7l, \
+                 armv6l or x86_64)"
             ),
+            String::new(),
         );
+    }
+    let model = p
+        .model_display()
+        .map(|m| format!("'{m}'"))
+        .unwrap_or_else(|| "with no device-tree model".into());
+    let compat = if p.compatible.is_empty() {
+        String::new()
+    } else {
+        format!(" (compatible: {})", p.compatible.join(", "))
+    };
+    (
+        Status::Fail,
+        format!("this {arch} device {model}{compat} is not in takeover's device table"),
+        "pass --no-dt-check only if you know the image fits this board".into(),
+    )
+}
+
+/// What the device-type check would say, before `--no-dt-check` is applied.
+fn device_type_verdict(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> Verdict {
+    let Some(board) = p.board else {
+        return unknown_board_verdict(p);
     };
     let found = format!(
         "{}{} (recognised by {})",
@@ -416,7 +498,8 @@ fn device_type_verdict(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> (Stat
     let Some(slug) = opts.change_dt_to.as_deref().or(cfg_dt) else {
         return (
             Status::Fail,
-            format!("detected {found}, but config.json names no deviceType (see config-json)"),
+            format!("detected {found}, but config.json names no deviceType"),
+            "see the check config-json".into(),
         );
     };
     let firmware = if board.family == Family::X86_64 {
@@ -436,20 +519,32 @@ fn device_type_verdict(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> (Stat
                     d.push_str(&format!(" (--change-dt-to replaces config.json's {orig})"));
                 }
             }
-            (Status::Pass, d)
+            (Status::Pass, d, String::new())
         }
         Compat::OnlyWithOverride(why) => (
             Status::Fail,
-            format!("{found}: {why}; pass --no-dt-check to accept it"),
+            format!("{found}: {why}"),
+            "pass --no-dt-check to accept it".into(),
         ),
         Compat::No(why) => {
-            let fix = if opts.change_dt_to.is_some() {
-                "choose a --change-dt-to slug this board accepts"
+            let head = if board.slugs.contains(&slug) {
+                // Known to the board, refused on this firmware (UEFI-only images).
+                format!("{found}: {why}")
             } else {
-                "use the config.json of a fleet whose device type this board accepts, or \
-                 --change-dt-to with such a slug"
+                format!(
+                    "{} does not run on {}{}",
+                    dt_label(slug, opts),
+                    this_board(p),
+                    board_takes(p)
+                )
             };
-            (Status::Fail, format!("{found}: {why}; {fix}"))
+            let fix = if opts.change_dt_to.is_some() {
+                "choose a --change-dt-to type this board takes"
+            } else {
+                "use the config.json of a fleet whose device type this board takes, or \
+                 --change-dt-to with one of them"
+            };
+            (Status::Fail, head, fix.into())
         }
     }
 }
@@ -458,18 +553,37 @@ fn device_compat(board: &crate::probe::device::Board, slug: &str, efi: bool) -> 
     crate::probe::device::compatibility(board, slug, efi)
 }
 
+/// A check's status, what it found, and what the operator can do (may be empty).
+type Verdict = (Status, String, String);
+
+/// "what; fix" for a check detail.
+fn joined((st, what, fix): Verdict) -> (Status, String) {
+    if fix.is_empty() {
+        (st, what)
+    } else {
+        (st, format!("{what}; {fix}"))
+    }
+}
+
 fn check_device_type(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> (Status, String) {
-    let (st, d) = device_type_verdict(p, cfg_dt, opts);
+    joined(device_type_check(p, cfg_dt, opts))
+}
+
+fn device_type_check(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> Verdict {
+    if let Some((what, fix)) = arch_refusal(p, cfg_dt, opts) {
+        return (Status::Fail, what, fix);
+    }
+    let (st, what, fix) = device_type_verdict(p, cfg_dt, opts);
     let slug = opts.change_dt_to.as_deref().or(cfg_dt);
     let overridable = match (p.board, slug) {
         (Some(b), Some(s)) => matches!(device_compat(b, s, p.efi), Compat::OnlyWithOverride(_)),
         _ => false,
     };
     if opts.no_dt_check && overridable {
-        let d = d.trim_end_matches("; pass --no-dt-check to accept it");
         (
             Status::Skip,
-            format!("accepted because of --no-dt-check: {d}"),
+            format!("accepted because of --no-dt-check: {what}"),
+            String::new(),
         )
     } else if opts.no_dt_check {
         let outcome = if st == Status::Pass {
@@ -479,10 +593,51 @@ fn check_device_type(p: &Probe, cfg_dt: Option<&str>, opts: &Options) -> (Status
         };
         (
             Status::Skip,
-            format!("skipped (--no-dt-check); the check {outcome}: {d}"),
+            format!("skipped (--no-dt-check); the check {outcome}: {what}"),
+            String::new(),
         )
     } else {
-        (st, d)
+        (st, what, fix)
+    }
+}
+
+/// The device-type check on its own, which stage 1 runs before it gets the image: a device
+/// type that does not run on this board is the first thing to hear, not an image mismatch.
+/// `cfg_dt` is config.json's `deviceType`; `origin` the config.json the error names.
+pub fn device_type_gate(
+    p: &Probe,
+    cfg_dt: Option<&str>,
+    opts: &Options,
+    origin: &Path,
+) -> Result<()> {
+    match device_type_check(p, cfg_dt, opts) {
+        (Status::Fail, what, fix) => {
+            let e = Error::new("checking the device type", origin.display(), what);
+            Err(if fix.is_empty() { e } else { e.hint(fix) })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The image's own device type against this device's CPU (also with `--no-dt-check`, which
+/// skips comparing it with the fleet's type): an image for another architecture is refused.
+pub fn image_arch_gate(p: &Probe, image_dt: Option<&str>, image: &Path) -> Result<()> {
+    let (Some(cpu), Some(dt)) = (p.cpu(), image_dt) else {
+        return Ok(());
+    };
+    match crate::probe::arch::mismatch(dt, cpu) {
+        None => Ok(()),
+        Some(why) => Err(Error::new(
+            "checking the image architecture",
+            image.display(),
+            format!(
+                "the image does not run on {}: {why}{}; --no-dt-check does not override a \
+                 different architecture",
+                this_board(p),
+                board_takes(p)
+            ),
+        )
+        .hint("use the balenaOS image of a device type this board takes (leave out -i and takeover downloads it)")),
     }
 }
 
@@ -498,12 +653,27 @@ pub fn check_vpn(host: &str, port: u16, timeout: Duration) -> (Status, String) {
             ),
         )
     };
-    let addr = match (host, port).to_socket_addrs() {
-        Ok(mut it) => match it.next() {
-            Some(a) => a,
-            None => return fail("the name resolves to no address".into()),
-        },
-        Err(e) => return fail(format!("resolving the name: {e}")),
+    // The name lookup is bounded by the timeout too: it runs in a thread that is left behind
+    // when the resolver hangs (it ends with the process).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = host.to_string();
+    std::thread::spawn(move || {
+        let _ = tx.send(
+            (name.as_str(), port)
+                .to_socket_addrs()
+                .map(|mut it| it.next()),
+        );
+    });
+    let addr = match rx.recv_timeout(timeout) {
+        Ok(Ok(Some(a))) => a,
+        Ok(Ok(None)) => return fail("the name resolves to no address".into()),
+        Ok(Err(e)) => return fail(format!("resolving the name: {e}")),
+        Err(_) => {
+            return fail(format!(
+                "resolving the name took longer than {} s",
+                timeout.as_secs()
+            ))
+        }
     };
     match TcpStream::connect_timeout(&addr, timeout) {
         Ok(s) => {
@@ -511,7 +681,7 @@ pub fn check_vpn(host: &str, port: u16, timeout: Duration) -> (Status, String) {
             (Status::Pass, format!("connected to {host}:{port} ({addr})"))
         }
         Err(e) => fail(format!(
-            "connecting to {addr} (timeout {}s): {e}",
+            "connecting to {addr} (1 attempt of at most {} s): {e}",
             timeout.as_secs()
         )),
     }
@@ -721,6 +891,7 @@ mod tests {
             config: Ok(cfg),
             config_device_type: None,
             ping: &no_ping,
+            image: (Status::Pass, "verified".into()),
             network: Some((Status::Pass, "2 wifi networks".into())),
             image_staged_bytes: Some(180 * MIB),
             image_disk_bytes: Some(1800 * MIB),

@@ -22,6 +22,15 @@ pub fn download_only(opts: &Options, report: &mut Report) -> Result<PathBuf> {
     download_with(opts, report, &http)
 }
 
+/// The API check before a download: `GET /ping`, its bound printed first.
+fn api_check(api: &Api, http: &Http) -> Result<()> {
+    let ep = api.endpoint();
+    crate::info!("API check: {} ({ep}/ping)", http.attempts_text());
+    api.ping()?;
+    crate::info!("the API at {ep} answers");
+    Ok(())
+}
+
 /// [`download_only`] with a given HTTP client (tests pick the tool and the retry timing).
 pub fn download_with(opts: &Options, report: &mut Report, http: &Http) -> Result<PathBuf> {
     let config = opts.config.as_deref().map(ConfigJson::load).transpose()?;
@@ -38,10 +47,14 @@ pub fn download_with(opts: &Options, report: &mut Report, http: &Http) -> Result
         Some(c) => (c.api_endpoint()?, Some(c.api_key()?)),
         None => (DEFAULT_API, None),
     };
-    let api = Api::new(http, endpoint, key);
+    // The API check and the version lookups wait at most --check-timeout per attempt; the
+    // download itself is bounded by its stall timeout and resumes.
+    let checked = http
+        .clone()
+        .bounded(std::time::Duration::from_secs(opts.check_timeout));
+    let api = Api::new(&checked, endpoint, key);
     if !opts.no_api_check {
-        api.ping()?;
-        crate::info!("the API at {endpoint} answers");
+        api_check(&api, &checked)?;
     }
     let request = opts.version.as_deref().unwrap_or("default");
     let listed = api.releases(slug)?;
@@ -51,7 +64,13 @@ pub fn download_with(opts: &Options, report: &mut Report, http: &Http) -> Result
     let flasher = api.is_flasher(slug)?;
     let work_dir = opts.work_dir();
     std::fs::create_dir_all(&work_dir).ctx_path("creating the work directory", &work_dir)?;
-    let path = api.download_image(slug, &version, flasher, &work_dir, Progress::Auto)?;
+    let path = Api::new(http, endpoint, key).download_image(
+        slug,
+        &version,
+        flasher,
+        &work_dir,
+        Progress::Auto,
+    )?;
     let size = std::fs::metadata(&path)
         .ctx_path("reading the size of", &path)?
         .len();

@@ -40,7 +40,9 @@ pub struct Prepared1 {
     /// `deviceType` as written in the given config.json (the staged one carries
     /// `--change-dt-to`).
     pub config_device_type: Option<String>,
-    pub image: Prepared,
+    /// The verified image; `None` only in a `--dry-run` that could not get it (the check
+    /// "image" says why, and the run ends with that error after reporting the other checks).
+    pub image: Option<Prepared>,
     pub staging: PathBuf,
     pub target: Option<TargetDisk>,
     pub payload: Payload,
@@ -72,7 +74,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let _lock = super::lock::acquire(opts)?;
     let probe = probe_device(&root, mode, report)?;
     let config = read_config(opts, &root, &probe, report)?;
-    let image_path = image_file(opts, report)?;
+    let config_device_type = config.device_type().ok().map(str::to_string);
     let staging = work_dir.join(if mode == Mode::DryRun {
         DRY_RUN_DIR
     } else {
@@ -82,12 +84,12 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     // A migration's staging (config.json with the apiKey) does not outlive this run.
     let _staged = (mode != Mode::DryRun && !opts.no_cleanup)
         .then(|| super::lock::StagingGuard::new(&staging));
-    let image = verify_image(opts, &config, &image_path, report)?;
+    let (image, image_check, deferred) =
+        image_step(opts, &probe, &config, config_device_type.as_deref(), report)?;
     let source = payload::Source::ThisSystem {
         root: &root,
         balena_os: probe.balena_os(),
     };
-    let config_device_type = config.device_type().ok().map(str::to_string);
     let (payload, config) = payload::stage(opts, source, config, &staging, report)?;
     let client = stage2_client(opts, &root, &config)?;
     let p1 = Prepared1 {
@@ -100,10 +102,15 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         payload,
         client: None,
     };
-    let p1 = run_checks(opts, euid, &root, p1, client, report)?;
+    let p1 = run_checks(opts, euid, &root, p1, image_check, client, report);
+    if let Some(e) = deferred {
+        return Err(e);
+    }
+    let p1 = p1?;
     if mode == Mode::DryRun {
         crate::info!(
-            "dry run: a migration would go ahead; files stage 2 would write are in {}",
+            "dry run: a migration can go ahead on this device; the files stage 2 would write \
+             are in {}",
             p1.staging.display()
         );
         return Ok(());
@@ -212,6 +219,76 @@ fn read_config(
     config
 }
 
+/// What step 3 left: the image, the check "image", and the error a dry run ends with.
+type ImageOutcome = (Option<Prepared>, (Status, String), Option<Error>);
+
+/// Step 3, after the device type: the image (see [`get_image`]). A `--dry-run` that cannot
+/// get it goes on without it (the check "image" is not run, and its error ends the run).
+fn image_step(
+    opts: &Options,
+    probe: &Probe,
+    config: &ConfigJson,
+    cfg_dt: Option<&str>,
+    report: &mut Report,
+) -> Result<ImageOutcome> {
+    // The device type first: a config.json of a fleet for another board is refused before
+    // any image is downloaded or compared with it.
+    let gate = checks::device_type_gate(probe, cfg_dt, opts, &config.origin);
+    let dt_fits = gate.is_ok();
+    let image = gate.and_then(|()| get_image(opts, probe, config, report));
+    // A dry run that cannot get the image still reports every check that does not need it,
+    // then ends with the image's error; any other run stops here.
+    match image {
+        Ok(i) => {
+            let d = image_detail(&i);
+            Ok((Some(i), (Status::Pass, d), None))
+        }
+        Err(e) if opts.mode() == Mode::DryRun => {
+            let (what, why) = if dt_fits {
+                ("the image could not be got or verified", e.message())
+            } else {
+                (
+                    "the device type does not run on this device",
+                    "the device type does not run on this device (see device-type)".to_string(),
+                )
+            };
+            crate::info!(
+                "dry run: {what}; going on with the checks that do not need the image (its \
+                 error ends the run)"
+            );
+            Ok((None, (Status::NotRun, why), Some(e)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Step 3: the image (`-i`, else downloaded), proven good and built for an architecture this
+/// device runs.
+fn get_image(
+    opts: &Options,
+    probe: &Probe,
+    config: &ConfigJson,
+    report: &mut Report,
+) -> Result<Prepared> {
+    let path = image_file(opts, report)?;
+    let image = verify_image(opts, config, &path, report)?;
+    checks::image_arch_gate(probe, image.verified.device_type.as_deref(), &path)?;
+    Ok(image)
+}
+
+/// The detail of the check "image".
+fn image_detail(i: &Prepared) -> String {
+    let v = &i.verified;
+    format!(
+        "{}: {} {}, {} MiB decoded, built for {}",
+        i.image.display(),
+        v.format,
+        v.table,
+        v.uncompressed_bytes >> 20,
+        v.device_type.as_deref().unwrap_or("an unknown device type")
+    )
+}
+
 /// Step 3a: the image file: `-i`, else downloaded.
 fn image_file(opts: &Options, report: &mut Report) -> Result<PathBuf> {
     match &opts.image {
@@ -297,6 +374,7 @@ fn run_checks(
     euid: u32,
     root: &Root,
     mut p: Prepared1,
+    image_check: (Status, String),
     client: Option<Result<ClientBundle>>,
     report: &mut Report,
 ) -> Result<Prepared1> {
@@ -308,7 +386,9 @@ fn run_checks(
             _ => 0,
         };
     let ping = |ep: &str| -> Result<()> {
-        let http = crate::api::http::Http::detect()?;
+        let http = crate::api::http::Http::detect()?
+            .bounded(std::time::Duration::from_secs(opts.check_timeout));
+        crate::info!("API check: {} ({ep}/ping)", http.attempts_text());
         crate::api::balena::Api::new(&http, ep, None).ping()
     };
     let free = |p: &Path| crate::sys::fs::statvfs(p).map(|s| s.avail_bytes);
@@ -320,8 +400,9 @@ fn run_checks(
         config_device_type: p.config_device_type.as_deref(),
         ping: &ping,
         network: Some(p.payload.network_check.clone()),
-        image_staged_bytes: Some(file_size(&p.image.image)),
-        image_disk_bytes: Some(p.image.verified.required_bytes()),
+        image: image_check,
+        image_staged_bytes: p.image.as_ref().map(|i| file_size(&i.image)),
+        image_disk_bytes: p.image.as_ref().map(|i| i.verified.required_bytes()),
         backup_bytes: p.payload.backup_bytes,
         binary_bytes,
         network_bytes: p.payload.network_bytes,
@@ -340,7 +421,7 @@ fn run_checks(
         .collect();
     if !failed.is_empty() {
         return Err(Error::new(
-            "checking whether the migration can go ahead",
+            "checking whether a migration can go ahead on",
             "this device",
             format!("failed checks: {}", failed.join(", ")),
         )
@@ -518,8 +599,9 @@ fn summary_checks(r: &Report, staging: &Path, s: &mut String) {
             Status::Fail => "FAIL",
             Status::Warn => "warn",
             Status::Skip => "skip",
+            Status::NotRun => "not run",
         };
-        s.push_str(&format!("    {st:<4}  {:<15} {}\n", c.name, c.detail));
+        s.push_str(&format!("    {st:<7}  {:<15} {}\n", c.name, c.detail));
     }
     s.push_str(&format!(
         "  stage 2 would write (staged in {}):\n",
@@ -659,8 +741,12 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
         .collect();
     handover::swaps_off(undo, &swaps)?;
     fault::stage1_point("after-swapoff")?;
-    let (ram, http_client) = fill_ram_root(opts, p, undo)?;
-    let plan = stage2_plan(opts, p, target, log_to, http_client);
+    let image = p
+        .image
+        .as_ref()
+        .ok_or_else(|| Error::new("taking over", "the image", "no verified image was prepared"))?;
+    let (ram, http_client) = fill_ram_root(opts, p, image, undo)?;
+    let plan = stage2_plan(opts, p, image, target, log_to, http_client);
     handover::write_plan(&ram, &plan)?;
     fault::stage1_point("after-plan")?;
     let init_exe = p
@@ -692,9 +778,10 @@ fn take_over_inner(opts: &Options, p: &Prepared1, undo: &mut handover::Undo) -> 
 fn fill_ram_root(
     opts: &Options,
     p: &Prepared1,
+    image: &Prepared,
     undo: &mut handover::Undo,
 ) -> Result<(PathBuf, Option<s2plan::HttpClient>)> {
-    let image_bytes = file_size(&p.image.image);
+    let image_bytes = file_size(&image.image);
     let exe = std::env::current_exe().ctx("finding", "this binary")?;
     let client_bytes = p.client.as_ref().map_or(0, |c| c.bytes);
     let size =
@@ -703,7 +790,7 @@ fn fill_ram_root(
     fault::stage1_point("after-ram-root")?;
     handover::copy_in(&exe, &ram.join(s2plan::BINARY), 0o700)?;
     crate::info!("copying the image into RAM ({} MiB)", image_bytes >> 20);
-    handover::copy_in(&p.image.image, &ram.join(s2plan::IMAGE_FILE), 0o600)?;
+    handover::copy_in(&image.image, &ram.join(s2plan::IMAGE_FILE), 0o600)?;
     handover::copy_tree(&p.staging, &ram.join(s2plan::PAYLOAD_DIR))?;
     let Some(c) = &p.client else {
         return Ok((ram, None));
@@ -736,6 +823,7 @@ pub fn stage2_deadline_secs(decoded_bytes: u64) -> u64 {
 fn stage2_plan(
     opts: &Options,
     p: &Prepared1,
+    image: &Prepared,
     target: &TargetDisk,
     log_to: Option<s2plan::LogDevice>,
     http_client: Option<s2plan::HttpClient>,
@@ -750,8 +838,8 @@ fn stage2_plan(
         version: s2plan::PLAN_VERSION,
         flash_device: PathBuf::from(&target.path),
         image: PathBuf::from("/").join(s2plan::IMAGE_FILE),
-        image_bytes: p.image.verified.uncompressed_bytes,
-        image_sha256: p.image.verified.sha256.clone(),
+        image_bytes: image.verified.uncompressed_bytes,
+        image_sha256: image.verified.sha256.clone(),
         payload: PathBuf::from("/").join(s2plan::PAYLOAD_DIR),
         old_root_device: root_mount.map(|m| PathBuf::from(&m.source)),
         old_root_fs_type: root_mount.map(|m| m.fs_type.clone()),

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::util::*;
 
 /// The base image with resin-boot's device-type.json rewritten for `slug` (our FAT writer).
-fn image_for(slug: &str, dir: &Path) -> PathBuf {
+pub(crate) fn image_for(slug: &str, dir: &Path) -> PathBuf {
     let out = dir.join(format!("{slug}.img"));
     std::fs::copy(fake_image(), &out).unwrap();
     let mut f = std::fs::OpenOptions::new()
@@ -31,7 +31,7 @@ fn image_for(slug: &str, dir: &Path) -> PathBuf {
     out
 }
 
-fn config_for(slug: &str, dir: &Path) -> PathBuf {
+pub(crate) fn config_for(slug: &str, dir: &Path) -> PathBuf {
     let p = dir.join("config.json");
     let c = serde_json::json!({
         "applicationId": 1701, "deviceType": slug, "apiEndpoint": "https://api.example.invalid",
@@ -40,6 +40,11 @@ fn config_for(slug: &str, dir: &Path) -> PathBuf {
     });
     std::fs::write(&p, c.to_string()).unwrap();
     p
+}
+
+/// The run expects the device-type check to fail (then the image step is not tried).
+fn dt_fails(run: &Value) -> bool {
+    run["checks"]["device-type"] == "fail"
 }
 
 #[test]
@@ -149,6 +154,17 @@ fn every_fixture_sysroot_gives_the_expected_report() {
                     assert_eq!(c["status"], "fail", "{ctx}: {n}");
                     assert!(c["detail"].as_str().unwrap().contains("curl"), "{ctx}: {n}");
                     any_fail = true;
+                    continue;
+                }
+                if n == "image" {
+                    // Verified unless the device type does not fit: then it is not tried.
+                    let want = if dt_fails(run) { "not-run" } else { "pass" };
+                    assert_eq!(c["status"], want, "{ctx}: {n}: {}", c["detail"]);
+                    continue;
+                }
+                if n == "ram-budget" && dt_fails(run) && want == "pass" {
+                    // Without the image its size is unknown: a warning saying so.
+                    assert_eq!(c["status"], "warn", "{ctx}: {n}: {}", c["detail"]);
                     continue;
                 }
                 if n == "network-config" {

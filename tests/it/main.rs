@@ -4,6 +4,7 @@ mod bad_input;
 mod cli;
 mod dry_run;
 mod figures;
+mod operator;
 mod payload;
 mod secrets;
 mod util;

@@ -25,6 +25,9 @@ pub struct Http {
     pub backoff: Duration,
     pub connect_timeout: Duration,
     pub stall_timeout: Duration,
+    /// Most time one attempt of an API request ([`Api`](crate::api::balena::Api)'s GETs)
+    /// may take.
+    pub request_timeout: Duration,
     /// Where the private per-call directories are made.
     pub tmp_dir: PathBuf,
     /// Extra environment for the tool (stage 2: `LD_LIBRARY_PATH`, `CURL_CA_BUNDLE`); never
@@ -42,6 +45,7 @@ impl Http {
             backoff: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(60),
+            request_timeout: API_TIMEOUT,
             tmp_dir: std::env::temp_dir(),
             // The old system's proxy when takeover's environment lacks it (net::proxy).
             env: crate::net::proxy::client_env(),
@@ -77,6 +81,28 @@ impl Http {
             )
             .hint("install curl (or wget), or download the image elsewhere and pass it with -i")),
         }
+    }
+
+    /// This client for stage 1's checks and lookups under `--check-timeout`: each attempt of
+    /// a request (connecting included) takes at most `timeout`, and a request makes at most 3
+    /// attempts with 1 s and 2 s between them, so it ends within 3 × `timeout` + 3 s (a few
+    /// seconds more where the tool cannot be told the timeout and this process stops it).
+    pub fn bounded(mut self, timeout: Duration) -> Http {
+        let timeout = timeout.max(Duration::from_secs(1));
+        self.request_timeout = timeout;
+        self.connect_timeout = self.connect_timeout.min(timeout);
+        self.retries = 2;
+        self.backoff = Duration::from_secs(1);
+        self
+    }
+
+    /// "3 attempts of at most 10 s each": what bounds one request.
+    pub fn attempts_text(&self) -> String {
+        format!(
+            "{} attempts of at most {} s each",
+            self.retries + 1,
+            self.request_timeout.as_secs()
+        )
     }
 
     pub fn tool(&self) -> &Tool {
@@ -147,7 +173,10 @@ impl Http {
                 return Err(Error::new(
                     format!("{} request to", method.name()),
                     short_url(url),
-                    format!("{retry_cause} (gave up after {failures} attempts)"),
+                    format!(
+                        "{retry_cause} (gave up after {failures} attempts of at most {} s each)",
+                        timeout.as_secs()
+                    ),
                 )
                 .hint(HINT_NET));
             }
