@@ -84,6 +84,8 @@ configure_tree() {
 main() {
 BOARD=${1:?usage: build-pi-guest.sh pi3|pi2}
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=guest-lib.sh
+. "$HERE/guest-lib.sh"
 CACHE=${VM_CACHE:-$HERE/cache}/pi
 OUT=$CACHE/guest-$BOARD
 KPKG_VER=6.1.0-57
@@ -103,7 +105,7 @@ SD_MB=1024 BOOT_MB=64 PAYLOAD_MB=256
 
 [ "$(id -u)" = 0 ] || { echo "build-pi-guest: must run as root (mmdebstrap, file ownership)" >&2; exit 1; }
 
-SCRIPT_KEY=$(cat "$0" "$HERE/pi/init" | sha256sum | cut -c1-16)
+SCRIPT_KEY=$(cat "$0" "$HERE/pi/init" "$HERE/guest-lib.sh" | sha256sum | cut -c1-16)
 TREE_KEY=$(printf '%s %s %s %s %s %s' "$SUITE" "$MIRROR" "$ARCH" "$PKGS" "$BOARD" "$(declare -f configure_tree)" |
     sha256sum | cut -c1-16)
 if [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$SCRIPT_KEY-$TREE_KEY" ] && [ -f "$OUT/sd.img" ] \
@@ -121,12 +123,7 @@ T0=$(date +%s)
 WORK=$CACHE/build-$BOARD
 R=$WORK/rootfs
 mkdir -p "$CACHE/debs-$ARCH" "$CACHE/kdebs" "$OUT"
-cleanup() {
-    if [ -d "$R" ]; then
-        { findmnt -rn -o TARGET | grep -F "$R/" || true; } | sort -r |
-            while read -r m; do umount -l "$m" || true; done
-    fi
-}
+cleanup() { unmount_below "$R"; }
 trap cleanup EXIT
 cleanup
 rm -rf "$WORK"
