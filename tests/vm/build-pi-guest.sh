@@ -88,7 +88,6 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/guest-lib.sh"
 CACHE=${VM_CACHE:-$HERE/cache}/pi
 OUT=$CACHE/guest-$BOARD
-KPKG_VER=6.1.0-57
 COMMON=systemd-sysv,libpam-systemd,dbus,wpasupplicant,kmod,udev,iproute2,procps,ca-certificates,gzip,dosfstools
 case $BOARD in
     pi3) ARCH=arm64; KFLAV=arm64; SUITE=bookworm; QARCH=aarch64; QMACHINE=raspi3b
@@ -99,6 +98,11 @@ case $BOARD in
          PKGS=$COMMON,dhcpcd5,wget; ENABLE="dhcpcd.service wpa_supplicant.service" ;;
     *) echo "build-pi-guest: unknown board '$BOARD' (pi3|pi2)" >&2; exit 2 ;;
 esac
+# The kernel ABI the mirror has now (a Debian point release replaces 6.1.0-N with N+1 and the
+# old package leaves the mirror); PI_KERNEL_ABI pins one.
+KPKG_VER=${PI_KERNEL_ABI:-$(apt-cache depends "linux-image-$KFLAV:$ARCH" 2>/dev/null |
+    sed -n "s/.*Depends: linux-image-\(6\.1\.0-[0-9]*\)-$KFLAV.*/\1/p" | head -n1 || true)}
+KPKG_VER=${KPKG_VER:-6.1.0-57}
 KVER=$KPKG_VER-$KFLAV
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SD_MB=1024 BOOT_MB=64 PAYLOAD_MB=256
