@@ -147,7 +147,7 @@ def run_pi(board: str, payload: str, out: str, timeout: float = 600, stream: boo
     serial.join(timeout=10)
     seconds = (serial.ended_at or time.time()) - t0
     text = open(os.path.join(out, "serial.log"), "rb").read().decode("utf-8", "replace")
-    exits = re.findall(r"^PAYLOAD-EXIT: *(-?\d+) *$", text, re.M)
+    exits = re.findall(r"^PAYLOAD-EXIT: *(-?\d+)[ \t\r]*$", text, re.M)
     payload_exit = int(exits[-1]) if exits else None
     end = vm.classify_end(text, timed_out, 0 if serial.ended_at else rc)
     if not timed_out and "Reboot failed -- System halted" in text:
