@@ -16,6 +16,8 @@ set -euo pipefail
 
 main() {
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=guest-lib.sh
+. "$HERE/guest-lib.sh"
 CACHE=${VM_CACHE:-$HERE/cache}
 BASE=$CACHE/guest-systemd
 OUT=$CACHE/guest-fleet
@@ -25,7 +27,7 @@ HOST=takeover-fleet
 [ "$(id -u)" = 0 ] || { echo "fleet-guest: must run as root (chroot)" >&2; exit 1; }
 "$HERE/build-guest.sh" systemd
 
-KEY=$( { cat "$0"; cat "$BASE/stamp"; } | sha256sum | cut -c1-16)
+KEY=$( { cat "$0" "$HERE/guest-lib.sh"; cat "$BASE/stamp"; } | sha256sum | cut -c1-16)
 if [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$KEY" ] && [ -f "$OUT/base.qcow2" ]; then
     echo "fleet-guest: fleet guest is cached ($OUT)"
     exit 0
@@ -34,12 +36,7 @@ fi
 T0=$(date +%s)
 WORK=$CACHE/build-fleet
 R=$WORK/rootfs
-cleanup() {
-    if [ -d "$R" ]; then
-        { findmnt -rn -o TARGET | grep -F "$R/" || true; } | sort -r |
-            while read -r m; do umount -l "$m" || true; done
-    fi
-}
+cleanup() { unmount_below "$R"; }
 trap cleanup EXIT
 cleanup
 rm -rf "$WORK"

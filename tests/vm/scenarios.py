@@ -1573,6 +1573,16 @@ E2E_ONLY = {
     # (api-calls-failure-reported stays)
     "log-to-payload-vfat",
     "api-calls-init-failure-reported",
+    # Room for the two Pi migrations (VM_PI=ci) within the hour: efi-boot-entry and
+    # api-calls-gpt-efi boot OVMF too; init-panic-reboots and api-calls-failure-reported show a
+    # panic / a worker failure ending in a reboot; failure-after-pivot-restores brings the old
+    # OS back; failure-during-flash-invalidates and failure-after-flash-reported write the log
+    # with --log-to (ext4), failure-after-flash-reported says "not fully configured".
+    "efi-boot-systemd",
+    "failure-mid-flash-panic-reboots",
+    "failure-before-flash-restores",
+    "log-to-payload-ext4",
+    "failure-log-to-migration-stands",
 }
 
 

@@ -2,11 +2,12 @@
 # Debian packages and host settings for the Raspberry Pi guests (tests/vm/build-pi-guest.sh),
 # on top of tests/vm/deps.sh. Idempotent; needs root.
 #   qemu-system-arm     qemu-system-aarch64 (raspi3b) and qemu-system-arm (raspi2b)
-#   qemu-user-static    debootstrap's second stage for arm64/armhf (through binfmt_misc)
+#   mmdebstrap          the guests' root file systems (--variant=extract: nothing foreign runs)
+#   qemu-user-static    the guest's own ldconfig, run once on the host
 #   kmod, cpio          depmod for the kernel module subsets, the initramfs archive
 # apt-get download of the kernels and busybox needs the foreign architectures in dpkg.
 set -euo pipefail
-PKGS=(qemu-system-arm qemu-user-static kmod cpio debootstrap dosfstools mtools e2fsprogs fdisk)
+PKGS=(qemu-system-arm qemu-user-static mmdebstrap kmod cpio dosfstools mtools e2fsprogs fdisk)
 upd=
 for a in arm64 armhf; do
     dpkg --print-foreign-architectures | grep -qx $a || { dpkg --add-architecture $a; upd=1; }

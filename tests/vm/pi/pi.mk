@@ -1,13 +1,14 @@
 # Raspberry Pi boards in the VM test bed (issue 17). Included from tests/vm/vm.mk.
 #   make pi-guests          both Pi guests (cached under $VM_CACHE/pi)
 #   make pi-fault-binary    aarch64 release build with the cargo feature fault-injection
-#   make e2e                also runs the Pi scenarios (VM_PI=ci: only the two migrations;
-#                           VM_PI=0: none) with the `make release` binaries in dist/
+#   make e2e                also runs the Pi scenarios (VM_PI=ci: only the two migrations, as
+#                           make e2e-ci / make test do; VM_PI=0: none) with the `make release`
+#                           binaries in dist/
 #   make demo BOARD=pi3     a Pi 3 migration on its serial console
 PI_DIR          := tests/vm/pi
 PI_FAULT_TARGET := aarch64-unknown-linux-musl
 
-.PHONY: pi-deps pi-guests pi-fault-binary pi-e2e-deps pi-demo
+.PHONY: pi-deps pi-guests pi-fault-binary pi-e2e-deps pi-demo pi-release
 
 pi-deps:
 	$(PI_DIR)/deps.sh
@@ -21,7 +22,18 @@ pi-fault-binary:
 		--target-dir $(VM_FAULT_DIR)
 
 # The Pi scenarios run the binaries `make release` ships (dist/takeover-<version>-<target>).
-pi-e2e-deps: $(if $(filter 0,$(VM_PI)),,release pi-fault-binary pi-guests)
+# VM_PI=ci (make e2e-ci, make test) needs only the two Pi migrations: the same release recipe
+# for the two Pi targets alone, into target/pi-dist (dist/ stays as it is), and no
+# fault-injection build.
+PI_TARGETS := aarch64-unknown-linux-musl $(ARMV7_TARGET)
+ifeq ($(VM_PI),ci)
+export PI_DIST := $(CURDIR)/target/pi-dist
+endif
+
+pi-release:
+	@$(MAKE) --no-print-directory release RELEASE_TARGETS="$(PI_TARGETS)" DIST=$(PI_DIST)
+
+pi-e2e-deps: $(if $(filter 0,$(VM_PI)),,pi-guests $(if $(filter ci,$(VM_PI)),pi-release,release pi-fault-binary))
 
 e2e: pi-e2e-deps
 

@@ -3,7 +3,7 @@
 serial console, end on the guest's poweroff/reboot or a timeout.
 
     tests/vm/pi/run_pi.py --board pi3|pi2 --payload DIR --out RUNDIR [--timeout 600] [--stream]
-                          [--mock] [--disk SD.IMG]
+                          [--disk SD.IMG] [--append ARGS]
 
 The board has one disk, its SD card: RUNDIR/sd.img, a sparse copy of the cached card (or --disk,
 an already used card, e.g. to see whether the old OS boots again). DIR is written as an ext4
@@ -21,6 +21,7 @@ root_disk, serial_log, out, ...) plus board and machine.
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -93,7 +94,7 @@ class Serial(vm.Serial):
 
 
 def run_pi(board: str, payload: str, out: str, timeout: float = 600, stream: bool = False,
-           mock_cmd=None, disk: str = "", append: str = "") -> dict:
+           disk: str = "", append: str = "") -> dict:
     info = guest_info(board)
     gd = guest_dir(board)
     os.makedirs(out, exist_ok=True)
@@ -114,18 +115,6 @@ def run_pi(board: str, payload: str, out: str, timeout: float = 600, stream: boo
          "-initrd", os.path.join(gd, "initrd.img"), "-append", cmdline,
          "-drive", f"file={sd},if=sd,format=raw,cache=unsafe",
          "-chardev", "stdio,id=s0,signal=off", "-serial", "chardev:s0"]
-    mock = None
-    reqlog = os.path.join(out, "api-requests.jsonl")
-    if mock_cmd:
-        port = vm.free_port()
-        if os.path.exists(reqlog):
-            os.unlink(reqlog)
-        argv = [a.replace("{port}", str(port)).replace("{log}", reqlog) for a in shlex.split(mock_cmd)]
-        mock = subprocess.Popen(argv, stdout=open(os.path.join(out, "mock.log"), "wb"),
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        vm.wait_port(port, mock)
-        q += ["-netdev", f"user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:/usr/bin/python3 "
-              f"{vm.RELAY} {port}", "-device", "usb-net,netdev=n0"]
     with open(os.path.join(out, "qemu-cmdline.txt"), "w") as f:
         f.write(shlex.join(q) + "\n")
     vm.log(f"booting Pi guest {board} ({info['machine']}, TCG), serial log {out}/serial.log")
@@ -155,22 +144,11 @@ def run_pi(board: str, payload: str, out: str, timeout: float = 600, stream: boo
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        if mock:
-            mock.terminate()
-            try:
-                mock.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                mock.kill()
     serial.join(timeout=10)
     seconds = (serial.ended_at or time.time()) - t0
     text = open(os.path.join(out, "serial.log"), "rb").read().decode("utf-8", "replace")
-    payload_exit = None
-    for line in text.splitlines():
-        if line.startswith("PAYLOAD-EXIT:"):
-            try:
-                payload_exit = int(line.split(":", 1)[1].strip())
-            except ValueError:
-                pass
+    exits = re.findall(r"^PAYLOAD-EXIT: *(-?\d+)[ \t\r]*$", text, re.M)
+    payload_exit = int(exits[-1]) if exits else None
     end = vm.classify_end(text, timed_out, 0 if serial.ended_at else rc)
     if not timed_out and "Reboot failed -- System halted" in text:
         end = "reboot"  # a watchdog reset (emergency restart) on a board without a restart handler
@@ -185,7 +163,7 @@ def run_pi(board: str, payload: str, out: str, timeout: float = 600, stream: boo
         "boot_to_payload_seconds": round(hook, 1) if hook is not None else None,
         "root_disk": sd, "payload_disk": None, "payload_offset": info["payload_offset"],
         "serial_log": os.path.join(out, "serial.log"), "out": os.path.join(out, "out"),
-        "api_requests": reqlog if mock_cmd else None,
+        "api_requests": None,
     }
     with open(os.path.join(out, "result.json"), "w") as f:
         json.dump(res, f, indent=1)
@@ -201,13 +179,11 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--stream", action="store_true", help="echo the serial console")
-    ap.add_argument("--mock", action="store_true", help="start the default mock API (USB network)")
     ap.add_argument("--disk", default="", help="boot this SD card (e.g. another run's sd.img)")
     ap.add_argument("--append", default="", help="extra kernel command line")
     a = ap.parse_args()
     try:
-        res = run_pi(a.board, a.payload, a.out, a.timeout, a.stream,
-                     vm.default_mock_cmd() if a.mock else None, a.disk, a.append)
+        res = run_pi(a.board, a.payload, a.out, a.timeout, a.stream, a.disk, a.append)
     except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
         vm.log(f"error: {e}")
         return 1

@@ -32,9 +32,9 @@ BOARDS = {
 }
 PSKS = ["pi-home-secret-3", "workshop-pass-77", "shed-secret-2020"]
 CI_SET = ("pi3-64-migrate", "pi2-32-migrate")
-# dhcpcd.conf static addresses become a keyfile only with the dhcpcd reader of issue 19; until
-# that is merged the pi2 scenario reports the address instead of requiring it.
-DHCPCD_REQUIRED = os.environ.get("PI_DHCPCD_REQUIRED", "0") == "1"
+# The Pi 2's dhcpcd.conf static address must become an ethernet keyfile (PI_DHCPCD_REQUIRED=0:
+# only reported, for a build without the dhcpcd reader).
+DHCPCD_REQUIRED = os.environ.get("PI_DHCPCD_REQUIRED", "1") == "1"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 
 
@@ -221,8 +221,7 @@ def m_pi2_migrate(ctx):
     static = [n for n, t in kf.items() if "192.168.1.42" in t]
     if DHCPCD_REQUIRED:
         S.check(static, f"no keyfile with dhcpcd's static address 192.168.1.42 among {sorted(kf)}")
-    note = f"dhcpcd static address in {static}" if static else \
-        "dhcpcd static address not migrated by this build (dhcpcd reader: issue 19)"
+    note = f"dhcpcd static address in {static}" if static else "dhcpcd static address not migrated"
     return f"{stage_times(res)}; {detail}; {note}"
 
 
