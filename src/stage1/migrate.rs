@@ -856,7 +856,7 @@ fn stage2_plan(
         api_key: p.config.api_key().ok().map(str::to_string),
         uuid: p.config.uuid().ok().flatten().map(str::to_string),
         deadline_secs: fault::deadline_secs(stage2_deadline_secs(
-            p.image.verified.uncompressed_bytes,
+            image.verified.uncompressed_bytes,
         )),
         fault: fault::spec_from_env(),
         stage1_pid: Some(std::process::id()),
