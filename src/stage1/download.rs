@@ -31,10 +31,9 @@ fn api_check(api: &Api, http: &Http) -> Result<()> {
     Ok(())
 }
 
-/// [`download_only`] with a given HTTP client (tests pick the tool and the retry timing).
-pub fn download_with(opts: &Options, report: &mut Report, http: &Http) -> Result<PathBuf> {
-    let config = opts.config.as_deref().map(ConfigJson::load).transpose()?;
-    let slug = match (&opts.change_dt_to, &config) {
+/// The device type to download: `--change-dt-to`, else the config's `deviceType`.
+fn slug_to_download<'a>(opts: &'a Options, config: Option<&'a ConfigJson>) -> Result<&'a str> {
+    let slug = match (&opts.change_dt_to, config) {
         (Some(s), _) => s.as_str(),
         (None, Some(c)) => c.device_type()?,
         (None, None) => return Err(crate::error::Error::usage(
@@ -43,6 +42,13 @@ pub fn download_with(opts: &Options, report: &mut Report, http: &Http) -> Result
         )),
     };
     check_slug(slug)?;
+    Ok(slug)
+}
+
+/// [`download_only`] with a given HTTP client (tests pick the tool and the retry timing).
+pub fn download_with(opts: &Options, report: &mut Report, http: &Http) -> Result<PathBuf> {
+    let config = opts.config.as_deref().map(ConfigJson::load).transpose()?;
+    let slug = slug_to_download(opts, config.as_ref())?;
     let (endpoint, key) = match &config {
         Some(c) => (c.api_endpoint()?, Some(c.api_key()?)),
         None => (DEFAULT_API, None),
