@@ -5,14 +5,15 @@
 #   tests/vm/lvm-guest.sh
 #
 # Derived from the systemd guest (built first by build-guest.sh systemd if needed), so the
-# existing flavours' package lists and cache keys stay untouched: the systemd guest's root tree
-# is read out of its base.qcow2 with debugfs, lvm2 is installed in a chroot (its initramfs hook
-# activates the root volume at boot) and the initramfs is rebuilt there. The disk: MBR, one
-# partition /dev/vda1 (type 8e) that is an LVM physical volume of the volume group "takeover",
-# which holds one logical volume "root" (ext4, label guestroot) over all of it;
-# root=/dev/mapper/takeover-root. The LVM metadata is written by the chroot's own lvm tools onto
-# a loop device of this script's own image file, restricted to that one device (--devices and a
-# filter), with the volume never activated (-an): no device-mapper device is created on this
+# existing flavours' package lists and cache keys stay untouched. The systemd guest's root
+# filesystem itself is taken (copied out of its base.qcow2, shrunk by resize2fs to the volume's
+# size) and loop-mounted from this script's own file; lvm2 is installed into it in a chroot and
+# the initramfs rebuilt there (lvm2's udev rules activate the volume group at boot). The disk:
+# MBR, one partition /dev/vda1 (type 8e), an LVM physical volume of the volume group "takeover"
+# holding one logical volume "root" over all of it; root=/dev/mapper/takeover-root in the
+# command line and fstab. The LVM metadata is written by the chroot's own lvm tools onto a loop
+# device of this script's own image file, restricted to that one device (--devices and a
+# filter) and without device-mapper (-an, --driverloaded n): no volume is activated on this
 # machine and no other device is scanned. The filesystem is then copied to the volume's offset.
 # Hostname, Wi-Fi networks, app data and swap file are the systemd guest's.
 # Result under $VM_CACHE/guest-lvm/ (base.qcow2, vmlinuz, initrd.img, cmdline, info.json).
@@ -26,7 +27,7 @@ OUT=$CACHE/guest-lvm
 VG=takeover
 LV=root
 
-[ "$(id -u)" = 0 ] || { echo "lvm-guest: must run as root (chroot, loop device)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "lvm-guest: must run as root (loop devices, chroot)" >&2; exit 1; }
 "$HERE/build-guest.sh" systemd
 
 KEY=$( { cat "$0"; cat "$BASE/stamp"; } | sha256sum | cut -c1-16)
@@ -37,67 +38,60 @@ fi
 
 T0=$(date +%s)
 WORK=$CACHE/build-lvm
-R=$WORK/rootfs
+R=$WORK/mnt
+PART=$WORK/root.ext4
+RAW=$WORK/disk.raw
 LOOP=
 cleanup() {
-    if [ -d "$R" ]; then
-        { findmnt -rn -o TARGET | grep -F "$R/" || true; } | sort -r |
-            while read -r m; do umount -l "$m" || true; done
-    fi
-    if [ -n "$LOOP" ]; then losetup -d "$LOOP" || true; LOOP=; fi
+    if mountpoint -q "$R"; then umount -R "$R"; fi
+    if [ -n "$LOOP" ]; then losetup -d "$LOOP"; LOOP=; fi
 }
 trap cleanup EXIT
-cleanup
+if [ -d "$R" ]; then cleanup; fi
 rm -rf "$WORK"
 mkdir -p "$R" "$OUT"
 
-# The systemd guest's root partition (MBR, starts at 1 MiB), read out without mounting.
-qemu-img convert -f qcow2 -O raw "$BASE/base.qcow2" "$WORK/systemd.raw"
-debugfs -R "rdump / $R" "$WORK/systemd.raw?offset=1048576" 2>/dev/null
-rm -f "$WORK/systemd.raw"
-[ -x "$R/usr/lib/systemd/systemd" ] || { echo "lvm-guest: reading the systemd guest failed" >&2; exit 1; }
-rm -rf "$R/lost+found"
-# debugfs rdump drops setuid, setgid and sticky bits: take them from the debootstrapped tree.
-TAR=$(ls "$CACHE"/rootfs-systemd-*.tar | head -n1)
-python3 - "$TAR" "$R" <<'PY'
-import os, sys, tarfile
-n = 0
-with tarfile.open(sys.argv[1]) as t:
-    for m in t:
-        p = os.path.join(sys.argv[2], m.name.lstrip("./"))
-        if m.mode & 0o7000 and (m.isfile() or m.isdir()) and os.path.lexists(p) and not os.path.islink(p):
-            os.chmod(p, m.mode & 0o7777)
-            n += 1
-print(f"lvm-guest: {n} setuid/setgid/sticky modes restored")
-PY
+# The new disk: one partition (type 8e, LVM) from 1 MiB to the end; PV, VG $VG, LV $LV on it,
+# written by the lvm tools of the systemd guest's tree once lvm2 is in it (below).
+truncate -s 2048M "$RAW"
+printf 'label: dos\nunit: sectors\nstart=2048, type=8e, bootable\n' | sfdisk -q "$RAW"
 
-# lvm2 from the mirror debootstrap used; its initramfs hook and the rebuilt initramfs.
-mv "$R/etc/resolv.conf" "$WORK/resolv.conf.guest" 2>/dev/null || true
+# The systemd guest's root filesystem (partition 1 from 1 MiB to the end, build-guest.sh).
+qemu-img convert -f qcow2 -O raw "$BASE/base.qcow2" "$WORK/systemd.raw"
+dd if="$WORK/systemd.raw" of="$PART" bs=1M skip=1 conv=sparse status=none
+rm -f "$WORK/systemd.raw"
+mount -o loop "$PART" "$R"
+[ -x "$R/usr/lib/systemd/systemd" ] || { echo "lvm-guest: $PART is not the systemd guest's root" >&2; exit 1; }
+
+# lvm2 from the mirror debootstrap used (the tree's sources.list), with the machine's resolver
+# and no daemons started; then the initramfs again.
+GUEST_RESOLV=$(readlink "$R/etc/resolv.conf" || true)
+cp -a "$R/etc/resolv.conf" "$WORK/resolv.conf" 2>/dev/null || true
+rm -f "$R/etc/resolv.conf"
 cp /etc/resolv.conf "$R/etc/resolv.conf"
-printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
-chmod 755 "$R/usr/sbin/policy-rc.d"
-mount -t proc proc "$R/proc"
-mount -t sysfs sysfs "$R/sys"
+install -m 755 /dev/stdin "$R/usr/sbin/policy-rc.d" <<<$'#!/bin/sh\nexit 101'
 mount --bind /dev "$R/dev"
+mount -t sysfs sysfs "$R/sys"
+mount -t proc proc "$R/proc"
 chroot "$R" apt-get -q update
 DEBIAN_FRONTEND=noninteractive chroot "$R" apt-get -q -y --no-install-recommends install lvm2
 chroot "$R" apt-get clean
-sed -i 's|^/dev/vda1 |/dev/mapper/'"$VG-$LV"' |' "$R/etc/fstab"
+rm -f "$R/usr/sbin/policy-rc.d" "$R/etc/resolv.conf"
+if [ -n "$GUEST_RESOLV" ]; then ln -s "$GUEST_RESOLV" "$R/etc/resolv.conf"
+elif [ -e "$WORK/resolv.conf" ]; then cp -a "$WORK/resolv.conf" "$R/etc/resolv.conf"; fi
+sed -i "s|^/dev/vda1 |/dev/mapper/$VG-$LV |" "$R/etc/fstab"
 grep -q "^/dev/mapper/$VG-$LV " "$R/etc/fstab" || { echo "lvm-guest: fstab has no /dev/vda1 root line" >&2; exit 1; }
 chroot "$R" update-initramfs -u -k all
-K=$(ls "$R"/boot/vmlinuz-* | sort -V | tail -n1)
-I=$R/boot/initrd.img-${K##*/vmlinuz-}
+INITRD=$(cd "$R/boot" && ls initrd.img-* | sort -V | tail -n1)
 # (lvm2's hook puts lvm and its udev rules in; 69-lvm.rules activates the VG once its PV appears)
-chroot "$R" lsinitramfs "${I#"$R"}" | grep -c 'lib/udev/rules.d/69-lvm.rules' >/dev/null ||
+chroot "$R" lsinitramfs "/boot/$INITRD" | grep -c 'lib/udev/rules.d/69-lvm.rules' >/dev/null ||
     { echo "lvm-guest: the rebuilt initramfs has no LVM udev rules" >&2; exit 1; }
+cp "$R/boot/$INITRD" "$OUT/initrd.img"
 
-# The disk: one partition (type 8e, LVM) from 1 MiB to the end, a PV on it, VG $VG, LV $LV.
-RAW=$WORK/disk.raw
-truncate -s 2048M "$RAW"
-printf 'label: dos\nunit: sectors\nstart=2048, type=8e, bootable\n' | sfdisk -q "$RAW"
+# LVM metadata onto partition 1 of the new disk, through a loop device of it and nothing else.
+# (LVM_SUPPRESS_FD_WARNINGS: the shell's inherited descriptors are not LVM's concern)
 LOOP=$(losetup -f --show -o $((1 << 20)) "$RAW")
 mkdir -p "$R/run/lock/lvm"
-# (LVM_SUPPRESS_FD_WARNINGS: the shell's inherited descriptors are not LVM's concern)
 lvmc() {
     LVM_SUPPRESS_FD_WARNINGS=1 \
         chroot "$R" "$@" --devices "$LOOP" --config "devices { filter=[\"a|^$LOOP\$|\",\"r|.*|\"] \
@@ -114,17 +108,15 @@ losetup -d "$LOOP"
 LOOP=
 # One linear segment from the first extent: the LV's bytes start pe_start into the partition.
 case "$SEG" in *:0-*) ;; *) echo "lvm-guest: unexpected LV layout $SEG" >&2; exit 1 ;; esac
-cleanup
 rm -rf "$R/run/lock/lvm"
-rm -f "$R/usr/sbin/policy-rc.d" "$R/etc/resolv.conf"
-[ -e "$WORK/resolv.conf.guest" ] || [ -L "$WORK/resolv.conf.guest" ] && mv "$WORK/resolv.conf.guest" "$R/etc/resolv.conf"
+cleanup
 
-cp "$BASE/vmlinuz" "$OUT/vmlinuz"
-cp "$I" "$OUT/initrd.img"
-sed "s|root=/dev/vda1|root=/dev/mapper/$VG-$LV|" "$BASE/cmdline" >"$OUT/cmdline"
-PART=$WORK/root.ext4
-mkfs.ext4 -q -F -L guestroot -d "$R" "$PART" "$((LV_BYTES / 1024))k"
+# The filesystem, shrunk to the volume's size, at the volume's offset.
+e2fsck -f -y "$PART" >/dev/null || [ $? -le 1 ]
+resize2fs -f "$PART" "$((LV_BYTES / 1024))K" >/dev/null
 dd if="$PART" of="$RAW" bs=1M seek=$(((1 << 20) + PE_START)) oflag=seek_bytes conv=notrunc,sparse status=none
+cp "$BASE/vmlinuz" "$OUT/vmlinuz"
+sed "s|root=/dev/vda1|root=/dev/mapper/$VG-$LV|" "$BASE/cmdline" >"$OUT/cmdline"
 qemu-img convert -f raw -O qcow2 "$RAW" "$OUT/base.qcow2.tmp"
 mv "$OUT/base.qcow2.tmp" "$OUT/base.qcow2"
 T1=$(date +%s)
