@@ -1549,6 +1549,11 @@ import scenarios_disk  # noqa: E402
 
 scenarios_disk.register(sys.modules[__name__])
 
+# A guest whose root is on LVM migrates (issue 18; tests/vm/lvm-guest.sh builds the guest).
+import scenarios_lvm  # noqa: E402
+
+scenarios_lvm.register(sys.modules[__name__])
+
 
 # Scenarios `make test` (CI, on 2 cores under TCG, within its hour) leaves to `make e2e`. Each
 # still has a sibling in make test that covers its board and its class of fault:
@@ -1559,6 +1564,8 @@ E2E_ONLY = {
     "disk-4kn-refused",
     "power-cut-mid-flash",
     "write-only-disk-in-use-refused",
+    # its own guest flavour (built on first use); migrate-systemd-local-image covers the path
+    "lvm-root-migrate",
     # a third way to stop a rollout: fleet-stop-on-failure stops one on a failed dry run
     "fleet-stop-on-migration-failure",
     # single fault points whose class make test covers: failure-after-pivot-restores (reboot
