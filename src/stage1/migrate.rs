@@ -713,6 +713,20 @@ fn fill_ram_root(
     Ok((ram, Some(client)))
 }
 
+/// The old root's block device by its kernel name (`sys/block`, found by the major:minor of
+/// the `/` mount): Raspberry Pi OS mounts it as `/dev/root`, a node stage 2's devtmpfs lacks,
+/// so the failure and pretend logs could not reach its `/var/log`. The mount source is kept
+/// when the device is not in `sys/block`.
+fn old_root_device(probe: &Probe) -> Option<PathBuf> {
+    let m = probe
+        .mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_point == "/")?;
+    let by_devno = probe::block::dev_path_of(&probe.disks, m.major, m.minor);
+    Some(PathBuf::from(by_devno.unwrap_or_else(|| m.source.clone())))
+}
+
 /// What stage 2 needs, for the RAM root.
 fn stage2_plan(
     opts: &Options,
@@ -735,7 +749,7 @@ fn stage2_plan(
         image_bytes: p.image.verified.uncompressed_bytes,
         image_sha256: p.image.verified.sha256.clone(),
         payload: PathBuf::from("/").join(s2plan::PAYLOAD_DIR),
-        old_root_device: root_mount.map(|m| PathBuf::from(&m.source)),
+        old_root_device: old_root_device(&p.probe),
         old_root_fs_type: root_mount.map(|m| m.fs_type.clone()),
         log_to,
         log_level: opts.stage2_level(),
@@ -764,6 +778,20 @@ fn stage2_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_root_device_is_the_kernel_name_not_dev_root() {
+        // Raspberry Pi OS: mountinfo says `179:2 ... /dev/root`; sys/block knows mmcblk0p2.
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysroots/pi0w-buster-armv6");
+        let p = probe::probe(&Root::new(&dir));
+        let root = p.mounts.iter().flatten().find(|m| m.mount_point == "/");
+        assert_eq!(root.map(|m| m.source.as_str()), Some("/dev/root"));
+        assert_eq!(
+            old_root_device(&p).as_deref(),
+            Some(Path::new("/dev/mmcblk0p2"))
+        );
+    }
 
     #[test]
     fn log_to_type_comes_from_the_mount_table_then_the_superblock() {
