@@ -83,6 +83,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let _staged = (mode != Mode::DryRun && !opts.no_cleanup)
         .then(|| super::lock::StagingGuard::new(&staging));
     let image = verify_image(opts, &config, &image_path, report)?;
+    check_backup_mountable(opts, &probe, &image.verified)?;
     let source = payload::Source::ThisSystem {
         root: &root,
         balena_os: probe.balena_os(),
@@ -264,6 +265,55 @@ fn verify_image(
         ));
     }
     Ok(image)
+}
+
+/// Step 3c, with a backup only: stage 2 writes the backup into the new image's resin-data
+/// through this kernel's ext4, so this kernel must be able to mount that filesystem
+/// read-write. Its superblock's feature flags (read during the verification) are compared
+/// with what this kernel release supports; a feature it lacks refuses the migration now,
+/// before anything changes, instead of losing the backup in stage 2.
+fn check_backup_mountable(opts: &Options, probe: &Probe, v: &verify::Verified) -> Result<()> {
+    if opts.backup_cfg.is_none() {
+        return Ok(());
+    }
+    let step = "checking that this kernel can write the backup into the new resin-data";
+    let data = v
+        .partitions
+        .iter()
+        .find(|p| p.label_or_name() == Some("resin-data"));
+    let Some(features) = data.and_then(|p| p.ext_features) else {
+        return Err(Error::new(
+            step,
+            "the image's resin-data",
+            "the image has no ext4 resin-data partition to put the backup in",
+        )
+        .hint("use a balenaOS image for this device, or run without --backup-cfg"));
+    };
+    let release = probe.kernel_release.as_deref().unwrap_or("");
+    let Some(kernel) = crate::formats::ext4_features::kernel_version(release) else {
+        return Err(Error::new(
+            step,
+            "the running kernel",
+            format!("its release {release:?} cannot be read"),
+        )
+        .hint("run without --backup-cfg, or report this system's `uname -r`"));
+    };
+    let missing = crate::formats::ext4_features::not_mountable(features, kernel);
+    if !missing.is_empty() {
+        return Err(Error::new(
+            step,
+            "the image's resin-data",
+            format!(
+                "Linux {release} cannot mount it read-write: {}",
+                missing.join(", ")
+            ),
+        )
+        .hint("the backup could not be restored into this image: use a balenaOS release this kernel can mount, update the kernel first, or run without --backup-cfg"));
+    }
+    crate::info!(
+        "the image's resin-data is mountable by Linux {release}: the backup can be written into it"
+    );
+    Ok(())
 }
 
 /// Step 4b: stage 2's API calls need their HTTP client made whole in the RAM root. The
@@ -696,8 +746,16 @@ fn fill_ram_root(
     let ram = handover::mount_ram_root(undo, size)?;
     fault::stage1_point("after-ram-root")?;
     handover::copy_in(&exe, &ram.join(s2plan::BINARY), 0o700)?;
-    crate::info!("copying the image into RAM ({} MiB)", image_bytes >> 20);
-    handover::copy_in(&p.image.image, &ram.join(s2plan::IMAGE_FILE), 0o600)?;
+    crate::info!(
+        "copying the image into RAM ({} MiB), checking its SHA-256 against the verified one",
+        image_bytes >> 20
+    );
+    payload::fault_change_image(&p.image.image)?;
+    payload::copy_image_verified(
+        &p.image.image,
+        &ram.join(s2plan::IMAGE_FILE),
+        &p.image.verified.sha256,
+    )?;
     handover::copy_tree(&p.staging, &ram.join(s2plan::PAYLOAD_DIR))?;
     let Some(c) = &p.client else {
         return Ok((ram, None));
