@@ -45,19 +45,9 @@ pub fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    // A new file only: a leftover (or a planted symlink) is removed, never written through.
-    let _ = fs::remove_file(&tmp);
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(mode)
-            .open(&tmp)
-            .ctx_path(step, &tmp)?;
-        // The mode given to open() is reduced by the umask: set it exactly.
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .ctx_path(step, &tmp)?;
+        // A new file only: a leftover (or a planted symlink) is removed, never written through.
+        let mut f = create_new(&tmp, mode).ctx_path(step, &tmp)?;
         f.write_all(data).ctx_path(step, &tmp)?;
         f.sync_all().ctx_path(step, &tmp)?;
         fs::rename(&tmp, path).ctx_path(step, path)
@@ -66,6 +56,25 @@ pub fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Creates `path` as a new file with exactly `mode`, for writing: a leftover of an earlier run
+/// (or a symlink planted there) is removed first, and the open never follows a symlink
+/// (O_CREAT|O_EXCL|O_NOFOLLOW).
+pub fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(mode)
+        .open(path)?;
+    // The mode given to open() is reduced by the umask: set it exactly.
+    f.set_permissions(fs::Permissions::from_mode(mode))?;
+    Ok(f)
 }
 
 /// Refuses a directory that a user other than root, the effective user or the user who ran

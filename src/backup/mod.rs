@@ -24,7 +24,7 @@ mod tests;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -178,22 +178,7 @@ fn write_and_verify(plan: &walk::Manifest, tmp: &Path) -> Result<(u64, Vec<Strin
     let step = "writing the backup";
     // A new file only: a leftover (or a symlink planted in the work dir) is removed first,
     // never followed or written through.
-    match fs::remove_file(tmp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            return Err(Error::io(step, tmp.display(), e))
-        }
-        _ => {}
-    }
-    let f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(tmp)
-        .ctx_path(step, tmp)?;
-    // The mode given to open() is reduced by the umask: set it exactly.
-    f.set_permissions(fs::Permissions::from_mode(0o600))
-        .ctx_path(step, tmp)?;
+    let f = crate::files::create_new(tmp, 0o600).ctx_path(step, tmp)?;
     let counted = Counting {
         inner: BufWriter::with_capacity(BUF, f),
         bytes: 0,

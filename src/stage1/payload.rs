@@ -181,7 +181,6 @@ fn stage_backup(opts: &Options, data: &Path, report: &mut Report) -> Result<u64>
 /// error before anything changes; `dest` is removed. Returns the bytes copied.
 pub fn copy_image_verified(src: &Path, dest: &Path, verified_sha256: &str) -> Result<u64> {
     use std::io::{Read, Write};
-    use std::os::unix::fs::OpenOptionsExt;
     let step = "copying the image into the RAM root";
     if verified_sha256.is_empty() {
         return Err(Error::new(
@@ -191,14 +190,7 @@ pub fn copy_image_verified(src: &Path, dest: &Path, verified_sha256: &str) -> Re
         ));
     }
     let mut from = std::fs::File::open(src).ctx_path(step, src)?;
-    let _ = std::fs::remove_file(dest);
-    let mut to = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(dest)
-        .ctx_path(step, dest)?;
+    let mut to = crate::files::create_new(dest, 0o600).ctx_path(step, dest)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
