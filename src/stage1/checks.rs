@@ -14,7 +14,7 @@
 //! | 7 | `network-config` | at least one network configuration will be migrated (computed by the network module) | `--no-nwmgr-check` |
 //! | 8 | `secure-boot` | UEFI Secure Boot is off | — |
 //! | 9 | `init-system` | PID 1 is systemd or sysvinit (re-executes on `telinit u`) | — |
-//! | 10 | `stage2-kernel` | tmpfs and ext4 usable (loop: warning only) | — |
+//! | 10 | `stage2-kernel` | tmpfs and ext4 usable; loop too with `--backup-cfg` (else a warning) | — |
 //! | 11 | `target-disk` | the disk to install on is a whole, writable disk ≥ the image, not holding `--log-to` | — |
 //! | 12 | `ram-budget` | MemAvailable − swap in use ≥ image + backup + takeover binary + network files + [`RAM_HEADROOM`] | — |
 //! | 13 | `work-dir-space` | free space of the work directory ≥ what stage 1 writes there | — |
@@ -132,7 +132,7 @@ pub fn run_checks(inputs: &CheckInputs, opts: &Options, report: &mut Report) -> 
     report.check("secure-boot", st, d);
     let (st, d) = check_init(p);
     report.check("init-system", st, d);
-    let (st, d) = check_kernel(p);
+    let (st, d) = check_kernel(p, opts.backup_cfg.is_some());
     report.check("stage2-kernel", st, d);
     let chosen = target::select(
         p,
@@ -570,12 +570,14 @@ fn check_init(p: &Probe) -> (Status, String) {
     )
 }
 
-fn check_kernel(p: &Probe) -> (Status, String) {
+/// `backup`: stage 2 writes a backup into the new resin-data through a loop device, so loop
+/// support is required then (a warning otherwise).
+fn check_kernel(p: &Probe, backup: bool) -> (Status, String) {
     let k = &p.kernel;
     let parts = [
         ("tmpfs", &k.tmpfs, true),
         ("ext4", &k.ext4, true),
-        ("loop", &k.loop_dev, false),
+        ("loop", &k.loop_dev, backup),
     ];
     let summary = parts
         .iter()
@@ -872,6 +874,23 @@ mod tests {
         let m = get(&r, "ram-budget");
         assert_eq!(m.status, Status::Warn, "{}", m.detail);
         assert!(m.detail.contains("size unknown"));
+    }
+
+    #[test]
+    fn missing_loop_fails_with_a_backup_and_warns_without() {
+        let (root, mut p) = fixture("nuc-jammy-nvme-efi");
+        p.kernel.loop_dev = Support::Missing;
+        let cfg = config(GOOD);
+        let i = inputs(&p, &root, &cfg);
+        let mut r = Report::new("dry-run");
+        run_checks(&i, &opts(&["--no-api-check", "--no-vpn-check"]), &mut r);
+        assert_eq!(get(&r, "stage2-kernel").status, Status::Warn);
+        let mut r = Report::new("dry-run");
+        let with_backup = ["--no-api-check", "--no-vpn-check", "--backup-cfg", "b.yml"];
+        run_checks(&i, &opts(&with_backup), &mut r);
+        let k = get(&r, "stage2-kernel");
+        assert_eq!(k.status, Status::Fail);
+        assert!(k.detail.contains("without loop"), "{}", k.detail);
     }
 
     #[test]
