@@ -105,7 +105,7 @@ pub fn check_trusted_dir(dir: &Path) -> Result<()> {
             continue;
         };
         let what = if i == 0 {
-            format!("the work directory {}", d.display())
+            d.display().to_string()
         } else {
             format!(
                 "{} (above the work directory {})",
@@ -168,6 +168,7 @@ mod tests {
         ok.unwrap();
         let e = world.unwrap_err();
         assert!(e.contains("work directory") && e.contains("0777"), "{e}");
+        assert!(!e.contains("directory the work directory"), "{e}");
         assert!(sticky.is_err());
         let e = above.unwrap_err();
         assert!(

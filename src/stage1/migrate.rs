@@ -83,13 +83,13 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let _staged = (mode != Mode::DryRun && !opts.no_cleanup)
         .then(|| super::lock::StagingGuard::new(&staging));
     let image = verify_image(opts, &config, &image_path, report)?;
-    check_backup_mountable(opts, &probe, &image.verified)?;
     let source = payload::Source::ThisSystem {
         root: &root,
         balena_os: probe.balena_os(),
     };
     let config_device_type = config.device_type().ok().map(str::to_string);
     let (payload, config) = payload::stage(opts, source, config, &staging, report)?;
+    check_backup_mountable(opts, &probe, &image.verified)?;
     let client = stage2_client(opts, &root, &config)?;
     let p1 = Prepared1 {
         probe,
@@ -267,7 +267,7 @@ fn verify_image(
     Ok(image)
 }
 
-/// Step 3c, with a backup only: stage 2 writes the backup into the new image's resin-data
+/// Step 3c, with a backup only (after it is staged): stage 2 writes the backup into the new image's resin-data
 /// through this kernel's ext4, so this kernel must be able to mount that filesystem
 /// read-write. Its superblock's feature flags (read during the verification) are compared
 /// with what this kernel release supports; a feature it lacks refuses the migration now,

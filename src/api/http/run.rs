@@ -346,7 +346,7 @@ fn truncate_to(p: &Path, len: u64) -> Result<()> {
 
 /// The error for a redirect of an authenticated request: it names where the server pointed
 /// (scheme and host only, never the path or query), and nothing was sent there.
-fn redirect_refused(spec: &Spec<'_>, status: u16, location: Option<&str>) -> Error {
+pub(super) fn redirect_refused(spec: &Spec<'_>, status: u16, location: Option<&str>) -> Error {
     let to = location.map_or_else(
         || "no Location".to_string(),
         |l| {
@@ -354,7 +354,9 @@ fn redirect_refused(spec: &Spec<'_>, status: u16, location: Option<&str>) -> Err
             if scheme.is_empty() {
                 "a path on the same server".to_string()
             } else {
-                let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+                // Never a user:password@ the server may have put there.
+                let host = authority.rsplit('@').next().unwrap_or("");
                 format!("{scheme}://{host}")
             }
         },

@@ -241,6 +241,17 @@ fn header_parsing_curl_and_wget() {
 }
 
 #[test]
+fn a_refused_redirect_names_only_scheme_and_host() {
+    let s = spec(Method::Get, Target::Memory);
+    let e = super::run::redirect_refused(&s, 302, Some("http://u:pw@cdn.example:8080/x?t=1"))
+        .to_string();
+    assert!(e.contains("HTTP 302, to http://cdn.example:8080)"), "{e}");
+    assert!(!e.contains("pw") && !e.contains("t=1"), "{e}");
+    let e = super::run::redirect_refused(&s, 301, Some("/v7/device")).to_string();
+    assert!(e.contains("a path on the same server"), "{e}");
+}
+
+#[test]
 fn progress_lines() {
     let l = progress_line(
         512 * 1024 * 1024,
