@@ -21,8 +21,10 @@ UNKNOWN_INCOMPAT = 0x80000000
 
 def resin_data_unmountable(m) -> bytes:
     """The gzip of the test image with an unknown incompat feature set in resin-data's
-    superblock (byte 1024 + 96 of the partition; the checksum is left stale: the kernel
-    refuses the unknown feature before it looks at the checksum)."""
+    superblock (byte 1024 + 96 of the partition). The superblock checksum is left stale: the
+    guest kernel refuses the mount either way (with the release binary of main, stage 2 failed
+    there with EBADMSG after the disk was written, and the backup was lost); stage 1 reads
+    the feature flags, not the checksum."""
     img, man = m.image("mbr", 64)
     raw = bytearray(gzip.decompress(open(img, "rb").read()))
     part = next(p for p in man["partitions"] if p["name"] == "resin-data")
