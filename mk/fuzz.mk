@@ -1,17 +1,20 @@
 # Fuzzing (issue 11): `make fuzz SECONDS=60` runs every cargo-fuzz target in fuzz/ for SECONDS
-# each on the nightly toolchain, corpora seeded from tests/fixtures. A crash stops the run
+# each on the nightly toolchain, corpora seeded from tests/fixtures and from the minimized
+# corpus kept in the repo (fuzz/corpus.tar.gz: what earlier runs found, seeds and inputs over
+# 64 KiB left out; `make fuzz-corpus` rebuilds it from fuzz/corpus). A crash stops the run
 # (non-zero exit); libFuzzer leaves the input in fuzz/artifacts/<target>/.
 # fuzz/ is its own workspace with network access to crates.io (see fuzz/.cargo/config.toml).
 SECONDS ?= 60
 FUZZ_TARGETS = $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs)))
 FUZZ_SEEDS = fuzz/corpus
 
-.PHONY: fuzz fuzz-seed fuzz-tool
+.PHONY: fuzz fuzz-seed fuzz-tool fuzz-corpus
 fuzz-tool:
 	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz
 
 # Seed each target's corpus with the fixtures of its input kind (copied, never linked).
 fuzz-seed:
+	@mkdir -p $(FUZZ_SEEDS); tar -xzf fuzz/corpus.tar.gz -C $(FUZZ_SEEDS) --skip-old-files
 	@seed() { t=$$1; shift; mkdir -p $(FUZZ_SEEDS)/$$t; \
 	  for f in $$(find "$$@" -type f -size -1M 2>/dev/null | head -200); do \
 	    cp -f "$$f" $(FUZZ_SEEDS)/$$t/seed-$$(echo "$$f" | md5sum | cut -c1-16); done; }; \
@@ -47,3 +50,12 @@ fuzz: fuzz-tool fuzz-seed
 	  (cd fuzz && cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(SECONDS) -rss_limit_mb=2048 -max_len=1048576 2>&1 | tail -n 3); \
 	  test -z "$$(ls fuzz/artifacts/$$t 2>/dev/null)" || { echo "fuzz $$t: crash, see fuzz/artifacts/$$t"; exit 1; }; \
 	done; echo "fuzz: $(words $(FUZZ_TARGETS)) targets, $(SECONDS) s each, no crash"
+
+# Minimizes every target's corpus in place (libFuzzer merge) and stores what is not a seed and
+# at most 64 KiB in fuzz/corpus.tar.gz (reproducible: sorted, no owners, mtime 0).
+fuzz-corpus: fuzz-tool
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  (cd fuzz && cargo +nightly fuzz cmin $$t corpus/$$t -- -rss_limit_mb=2048 -max_len=1048576 >/dev/null 2>&1); done; \
+	tmp=$$(mktemp -d); cp -a $(FUZZ_SEEDS)/. $$tmp/; find $$tmp -type f \( -name 'seed*' -o -size +64k \) -delete; \
+	(cd $$tmp && tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - .) | gzip -9n > fuzz/corpus.tar.gz; \
+	rm -rf $$tmp; echo "fuzz/corpus.tar.gz: $$(stat -c %s fuzz/corpus.tar.gz) bytes"

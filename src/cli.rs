@@ -447,7 +447,8 @@ Image:
                                  ~5.1, ^5.1 [default: default]
       --image-sha256 <HEX>       refuse the image unless the file's SHA-256 is HEX
   -d, --download-only            download and verify the image, then stop (no root, no device checks)
-  -w, --work-dir <DIRECTORY>     where the image, network files and backup are prepared [default: .]
+  -w, --work-dir <DIRECTORY>     where the image, network files and backup are prepared [default: .];
+                                 only root or you may be able to write it
 
 Configuration:
   -c, --config <CONFIG_JSON>     config.json of the fleet (dashboard: Add device > Advanced >

@@ -136,6 +136,60 @@ pub fn image_path(work_dir: &Path, slug: &str, version: &str) -> PathBuf {
     work_dir.join(image_file_name(slug, version))
 }
 
+/// The file recording the SHA-256 of a downloaded image, next to it.
+fn sha256_path(image: &Path) -> PathBuf {
+    let mut p = image.as_os_str().to_owned();
+    p.push(".sha256");
+    PathBuf::from(p)
+}
+
+fn file_sha256(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let step = "computing the SHA-256 of";
+    let mut f = fs::File::open(path).ctx_path(step, path)?;
+    let mut h = crate::formats::sha256::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(step, path.display(), e)),
+        }
+    }
+    Ok(crate::formats::hex::encode(&h.finish()))
+}
+
+/// Records the SHA-256 of the finished download `part` in `<dest>.sha256` (0600).
+fn record_sha256(part: &Path, dest: &Path) -> Result<()> {
+    let sum = file_sha256(part)?;
+    crate::files::write_private(&sha256_path(dest), format!("{sum}\n").as_bytes())
+}
+
+/// Is the complete image `dest`, found in the work dir, the one takeover downloaded? Only
+/// when its SHA-256 equals the one recorded at its download; a file without a record (or
+/// with another hash) is not reused.
+fn reusable(dest: &Path) -> Result<bool> {
+    let recorded = fs::read_to_string(sha256_path(dest)).unwrap_or_default();
+    let recorded = recorded.trim();
+    if recorded.is_empty() {
+        crate::warn!(
+            "{} has no recorded SHA-256 (not downloaded by this takeover): downloading it again",
+            dest.display()
+        );
+        return Ok(false);
+    }
+    let now = file_sha256(dest)?;
+    if now != recorded {
+        crate::warn!(
+            "{} changed since its download (SHA-256 {now}, recorded {recorded}): downloading it again",
+            dest.display()
+        );
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 #[derive(Deserialize)]
 struct ListReply<T> {
     d: Vec<T>,
@@ -339,11 +393,14 @@ impl<'a> Api<'a> {
         }
         let dest = image_path(work_dir, slug, version);
         if dest.is_file() {
-            crate::info!(
-                "reusing the image downloaded before: {} (it is verified before use)",
-                dest.display()
-            );
-            return Ok(dest);
+            if reusable(&dest)? {
+                crate::info!(
+                    "reusing the image downloaded before: {} (its SHA-256 matches the one recorded at its download; it is verified again before use)",
+                    dest.display()
+                );
+                return Ok(dest);
+            }
+            fs::remove_file(&dest).ctx_path("removing the unproven image", &dest)?;
         }
         let mut part = dest.clone().into_os_string();
         part.push(".part");
@@ -377,6 +434,7 @@ impl<'a> Api<'a> {
                     .hint("check the version and device type; try again later"),
             );
         }
+        record_sha256(&part, &dest)?;
         fs::rename(&part, &dest).ctx_path("renaming the finished download to", &dest)?;
         crate::info!("downloaded {} ({size} bytes)", dest.display());
         Ok(dest)
@@ -538,5 +596,23 @@ mod tests {
             58
         );
         assert!(parse_device_type_id(br#"{"d":[]}"#, u, "x").is_err());
+    }
+
+    #[test]
+    fn a_found_image_is_reused_only_with_its_recorded_hash() {
+        let d = std::env::temp_dir().join(format!("takeover-reuse-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        let dest = image_path(&d, "raspberrypi4-64", "5.1.20");
+        fs::write(&dest, b"an image").unwrap();
+        // Not downloaded by takeover (no record): not reused.
+        assert!(!reusable(&dest).unwrap());
+        let part = d.join("x.part");
+        fs::write(&part, b"an image").unwrap();
+        record_sha256(&part, &dest).unwrap();
+        assert!(reusable(&dest).unwrap());
+        // Changed after the download: not reused.
+        fs::write(&dest, b"another image").unwrap();
+        assert!(!reusable(&dest).unwrap());
+        fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -24,7 +24,7 @@ mod tests;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -176,16 +176,9 @@ pub fn create(cfg_path: &Path, work_dir: &Path, opts: &BackupOptions) -> Result<
 /// that grew while being read.
 fn write_and_verify(plan: &walk::Manifest, tmp: &Path) -> Result<(u64, Vec<String>)> {
     let step = "writing the backup";
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(tmp)
-        .ctx_path(step, tmp)?;
-    // The mode given to open() is reduced by the umask: set it exactly.
-    f.set_permissions(fs::Permissions::from_mode(0o600))
-        .ctx_path(step, tmp)?;
+    // A new file only: a leftover (or a symlink planted in the work dir) is removed first,
+    // never followed or written through.
+    let f = crate::files::create_new(tmp, 0o600).ctx_path(step, tmp)?;
     let counted = Counting {
         inner: BufWriter::with_capacity(BUF, f),
         bytes: 0,
@@ -243,7 +236,7 @@ fn copy_file<W: io::Write>(
 ) -> Result<(u32, bool)> {
     let src = e.source.as_deref().unwrap_or(Path::new(""));
     let step = "reading backup source";
-    let mut f = File::open(src).ctx_path(step, src)?;
+    let mut f = open_planned(e, src)?;
     let mut crc = Crc32::new();
     let mut left = e.size;
     while left > 0 {
@@ -271,6 +264,46 @@ fn copy_file<W: io::Write>(
     let mut probe = [0u8; 1];
     let more = matches!(f.read(&mut probe), Ok(n) if n > 0);
     Ok((crc.finish(), more))
+}
+
+/// Opens a planned file without following a symlink at its last component (O_NOFOLLOW) and
+/// checks that it is still the inode the plan saw: a path swapped for a symlink or another
+/// file after planning is refused, never archived.
+fn open_planned(e: &walk::Entry, src: &Path) -> Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    let step = "reading backup source";
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(src)
+        .map_err(|err| {
+            if err.raw_os_error() == Some(libc::ELOOP) {
+                Error::new(
+                    step,
+                    src.display(),
+                    "it was replaced by a symlink after planning",
+                )
+                .hint("something is changing the backup sources: stop it, then run takeover again")
+            } else {
+                Error::io(step, src.display(), err)
+            }
+        })?;
+    let md = f.metadata().ctx_path(step, src)?;
+    if let Some((dev, ino)) = e.inode() {
+        if (md.dev(), md.ino()) != (dev, ino) || !md.is_file() {
+            return Err(Error::new(
+                step,
+                src.display(),
+                format!(
+                    "it is no longer the planned file (device {dev} inode {ino}; now device {} inode {})",
+                    md.dev(),
+                    md.ino()
+                ),
+            )
+            .hint("something is changing the backup sources: stop it, then run takeover again"));
+        }
+    }
+    Ok(f)
 }
 
 /// Reads the archive back and compares it entry by entry with the plan.

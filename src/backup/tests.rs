@@ -6,7 +6,7 @@ use super::*;
 use crate::testutil::TempDir;
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
 fn set_mtime(p: &Path, secs: i64) {
@@ -518,6 +518,50 @@ fn verification_catches_a_shrinking_source() {
     let tmp = t.0.join("out.tgz");
     let e = write_and_verify(&plan, &tmp).unwrap_err().to_string();
     assert!(e.contains("shrank by 9995 bytes"), "{e}");
+}
+
+/// A temp dir with `src/a` holding `data`, and the plan of a backup of `src`.
+fn planned_a(name: &str, data: &[u8]) -> (TempDir, walk::Manifest) {
+    let t = TempDir::new("backup", name);
+    write(&t.0.join("src/a"), data, 0o644, 0);
+    let cfg = config::parse(
+        &format!("- volume: v\n  items:\n  - source: {}/src\n", t.0.display()),
+        "t",
+    )
+    .unwrap();
+    let plan = walk::manifest(&cfg, 0, None).unwrap();
+    (t, plan)
+}
+
+#[test]
+fn a_source_swapped_after_planning_is_refused() {
+    // The plan saw regular files; between planning and copying one becomes a symlink to a
+    // secret and another is replaced by a different file (new inode). Neither is archived.
+    let (t, plan) = planned_a("swap", b"planned a");
+    write(&t.0.join("secret"), b"not for the backup", 0o600, 0);
+    let a = t.0.join("src/a");
+    // Kept (not deleted) so that no new file can reuse its inode number.
+    fs::rename(&a, t.0.join("a.orig")).unwrap();
+    std::os::unix::fs::symlink(t.0.join("secret"), &a).unwrap();
+    let tmp = t.0.join("out.tgz");
+    let e = write_and_verify(&plan, &tmp).unwrap_err().to_string();
+    assert!(e.contains("src/a") && e.contains("symlink"), "{e}");
+
+    fs::remove_file(&a).unwrap();
+    fs::write(&a, b"planned a").unwrap();
+    let e = write_and_verify(&plan, &tmp).unwrap_err().to_string();
+    assert!(e.contains("no longer the planned file"), "{e}");
+}
+
+#[test]
+fn the_archive_is_not_written_through_a_planted_symlink() {
+    let (t, plan) = planned_a("plant", b"a");
+    write(&t.0.join("victim"), b"keep me", 0o644, 0);
+    let tmp = t.0.join("out.tgz");
+    std::os::unix::fs::symlink(t.0.join("victim"), &tmp).unwrap();
+    write_and_verify(&plan, &tmp).unwrap();
+    assert_eq!(fs::read(t.0.join("victim")).unwrap(), b"keep me");
+    assert!(!fs::symlink_metadata(&tmp).unwrap().file_type().is_symlink());
 }
 
 /// Unmounts our own bind mount even when the test fails.

@@ -95,6 +95,11 @@ impl Entry {
         }
     }
 
+    /// (dev, inode) of the planned file, for the check that the path still names it.
+    pub fn inode(&self) -> Option<(u64, u64)> {
+        self.inode
+    }
+
     pub fn display_path(&self) -> String {
         String::from_utf8_lossy(&self.path).into_owned()
     }

@@ -57,6 +57,11 @@ impl Reader<'_> {
             format!("malformed: {what}"),
         )
     }
+    /// `a + b` as a file offset; a sum past 64 bits (a crafted header) is an error.
+    fn add(&self, a: u64, b: u64) -> Result<u64> {
+        a.checked_add(b)
+            .ok_or_else(|| self.bad(format!("offset {a:#x} + {b:#x} overflows")))
+    }
     fn bytes(&self, off: u64, n: u64) -> Result<&[u8]> {
         let end = off
             .checked_add(n)
@@ -175,16 +180,16 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<ElfInfo> {
         let p = if is64 {
             Phdr {
                 kind,
-                offset: r.u64(o + 8)?,
-                vaddr: r.u64(o + 16)?,
-                filesz: r.u64(o + 32)?,
+                offset: r.u64(r.add(o, 8)?)?,
+                vaddr: r.u64(r.add(o, 16)?)?,
+                filesz: r.u64(r.add(o, 32)?)?,
             }
         } else {
             Phdr {
                 kind,
-                offset: u64::from(r.u32(o + 4)?),
-                vaddr: u64::from(r.u32(o + 8)?),
-                filesz: u64::from(r.u32(o + 16)?),
+                offset: u64::from(r.u32(r.add(o, 4)?)?),
+                vaddr: u64::from(r.u32(r.add(o, 8)?)?),
+                filesz: u64::from(r.u32(r.add(o, 16)?)?),
             }
         };
         phdrs.push(p);
@@ -210,9 +215,9 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<ElfInfo> {
     let mut runpath = Vec::new();
     let mut rpath = Vec::new();
     for i in 0..dynp.filesz / ent {
-        let o = dynp.offset + i * ent;
+        let o = r.add(dynp.offset, i * ent)?;
         let tag = r.word(o, is64)?;
-        let val = r.word(o + ent / 2, is64)?;
+        let val = r.word(r.add(o, ent / 2)?, is64)?;
         match tag {
             DT_NULL => break,
             DT_NEEDED => needed.push(val),
@@ -232,14 +237,14 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<ElfInfo> {
         .iter()
         .filter(|p| p.kind == PT_LOAD)
         .find(|p| strtab >= p.vaddr && strtab - p.vaddr < p.filesz)
-        .map(|p| strtab - p.vaddr + p.offset)
-        .ok_or_else(|| r.bad(format!("DT_STRTAB {strtab:#x} is in no loaded segment")))?;
+        .map(|p| r.add(strtab - p.vaddr, p.offset))
+        .ok_or_else(|| r.bad(format!("DT_STRTAB {strtab:#x} is in no loaded segment")))??;
     let max = strsz.unwrap_or(1 << 20);
     let get = |v: u64| -> Result<String> {
         if v >= max {
             return Err(r.bad(format!("string {v} is outside the string table")));
         }
-        r.cstr(str_off + v, max - v)
+        r.cstr(r.add(str_off, v)?, max - v)
     };
     for v in needed {
         info.needed.push(get(v)?);
@@ -376,6 +381,13 @@ pub mod tests {
         // phoff far past the end
         bad[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(parse(&bad, "bad").is_err());
+        // A PT_LOAD whose file offset is near 2^64: mapping DT_STRTAB to a file offset
+        // overflows (a panic before issue 18's checked arithmetic).
+        for off in [u64::MAX, u64::MAX - 0x100] {
+            let mut bad = b.clone();
+            bad[64 + 8..64 + 16].copy_from_slice(&off.to_le_bytes());
+            assert!(parse(&bad, "bad").is_err());
+        }
     }
 
     #[test]

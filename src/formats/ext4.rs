@@ -19,6 +19,18 @@ fn bad(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// `a * b + c`, or an error naming `what` when values from the headers overflow 64 bits.
+fn mul_add(a: u64, b: u64, c: u64, what: impl FnOnce() -> String) -> io::Result<u64> {
+    a.checked_mul(b)
+        .and_then(|x| x.checked_add(c))
+        .ok_or_else(|| {
+            bad(format!(
+                "ext4 {}: offset overflows (corrupt header)",
+                what()
+            ))
+        })
+}
+
 /// One contiguous run of a file: `len` blocks from logical block `logical` at physical block
 /// `physical` (0 = reads as zeros).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +85,9 @@ impl<R: Read + Seek> Ext4<R> {
     /// Opens the filesystem at `base` (bytes) in `dev`, `len` bytes long.
     pub fn open(mut dev: R, base: u64, len: u64) -> io::Result<Ext4<R>> {
         let mut sb = [0u8; 1024];
-        dev.seek(SeekFrom::Start(base + 1024))?;
+        dev.seek(SeekFrom::Start(mul_add(1, base, 1024, || {
+            "superblock".into()
+        })?))?;
         dev.read_exact(&mut sb)?;
         if le16(&sb, 56) != 0xEF53 {
             return Err(bad(
@@ -146,7 +160,10 @@ impl<R: Read + Seek> Ext4<R> {
                 self.len
             )));
         }
-        self.dev.seek(SeekFrom::Start(self.base + off))?;
+        self.dev
+            .seek(SeekFrom::Start(mul_add(1, self.base, off, || {
+                format!("structure at byte {off}")
+            })?))?;
         self.dev.read_exact(buf)
     }
 
@@ -155,7 +172,7 @@ impl<R: Read + Seek> Ext4<R> {
         if block >= self.blocks_count {
             return Err(bad(format!("ext4 block {block} is beyond the filesystem")));
         }
-        Ok(block * self.block_size)
+        mul_add(block, self.block_size, 0, || format!("block {block}"))
     }
 
     fn read_block(&mut self, block: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -176,13 +193,19 @@ impl<R: Read + Seek> Ext4<R> {
         }
         let mut d = vec![0u8; self.desc_size as usize];
         let gdt = self.block_offset(self.gdt_block)?;
-        self.read_at(gdt + group * self.desc_size, &mut d)?;
+        let at = mul_add(group, self.desc_size, gdt, || {
+            format!("group descriptor {group}")
+        })?;
+        self.read_at(at, &mut d)?;
         let mut table = u64::from(le32(&d, 8));
         if self.desc_size >= 64 {
             table |= u64::from(le32(&d, 0x28)) << 32;
         }
         let mut raw = vec![0u8; 160.min(self.inode_size as usize)];
-        let at = self.block_offset(table)? + index * self.inode_size;
+        let table_at = self.block_offset(table)?;
+        let at = mul_add(index, self.inode_size, table_at, || {
+            format!("inode {number}")
+        })?;
         self.read_at(at, &mut raw)?;
         let mut block = [0u8; 60];
         block.copy_from_slice(&raw[0x28..0x28 + 60]);
@@ -279,7 +302,10 @@ impl<R: Read + Seek> Ext4<R> {
                 return;
             }
             match runs.last_mut() {
-                Some(r) if r.logical + r.len == logical && r.physical + r.len == physical => {
+                Some(r)
+                    if r.logical.checked_add(r.len) == Some(logical)
+                        && r.physical.checked_add(r.len) == Some(physical) =>
+                {
                     r.len += 1
                 }
                 _ => runs.push(Run {
@@ -309,7 +335,7 @@ impl<R: Read + Seek> Ext4<R> {
                     runs,
                 )?;
             }
-            logical += span;
+            logical = logical.saturating_add(span);
         }
         Ok(())
     }
@@ -437,20 +463,23 @@ impl<R: Read + Seek> Read for FileReader<'_, R> {
         let want = (buf.len() as u64).min(self.size - self.pos);
         let n = match self.runs.get(self.next_run) {
             Some(r) if r.logical <= block => {
-                // Inside a run: read up to its end.
-                let run_end = (r.logical + r.len) * bs;
+                // Inside a run: read up to its end (`runs` checked logical + len).
+                let run_end = mul_add(r.logical + r.len, bs, 0, || "file run".into())?;
                 let n = want.min(run_end - self.pos) as usize;
                 if r.physical == 0 {
                     buf[..n].fill(0);
                 } else {
-                    let off = (r.physical + block - r.logical) * bs + self.pos % bs;
+                    // `runs` checked physical + len <= blocks_count, and block - logical < len.
+                    let off = mul_add(r.physical + block - r.logical, bs, self.pos % bs, || {
+                        "file data".into()
+                    })?;
                     self.fs.read_at(off, &mut buf[..n])?;
                 }
                 n
             }
             next => {
                 // A hole up to the next run (or the end).
-                let hole_end = next.map(|r| r.logical * bs).unwrap_or(u64::MAX);
+                let hole_end = next.map_or(u64::MAX, |r| r.logical.saturating_mul(bs));
                 let n = want.min(hole_end - self.pos) as usize;
                 buf[..n].fill(0);
                 n
@@ -458,5 +487,51 @@ impl<R: Read + Seek> Read for FileReader<'_, R> {
         };
         self.pos += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ext4;
+    use std::io::Cursor;
+
+    fn put16(b: &mut [u8], at: usize, v: u16) {
+        b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    }
+    fn put32(b: &mut [u8], at: usize, v: u32) {
+        b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// A 64-bit ext4 superblock claiming 2^64 blocks, whose group descriptor puts the inode
+    /// table at block 2^62: the byte offset overflows (the `fslabel` fuzz crash of issue 18).
+    fn huge_table_image() -> Vec<u8> {
+        let mut img = vec![0u8; 4096];
+        let sb = &mut img[1024..2048];
+        put32(sb, 0, 16); // inodes
+        put32(sb, 4, u32::MAX); // blocks (low)
+        put32(sb, 0x150, u32::MAX); // blocks (high)
+        put32(sb, 20, 1); // first data block
+        put32(sb, 24, 0); // 1 KiB blocks
+        put32(sb, 32, 8192); // blocks per group
+        put32(sb, 40, 16); // inodes per group
+        put16(sb, 56, 0xEF53);
+        put32(sb, 76, 1); // dynamic revision
+        put16(sb, 88, 128); // inode size
+        put32(sb, 96, 0x80); // 64bit
+        put16(sb, 254, 64); // descriptor size
+        let gd = &mut img[2048..2112];
+        put32(gd, 0x28, 1 << 30); // inode table (high 32 bits): block 2^62
+        img
+    }
+
+    #[test]
+    fn overflowing_offsets_are_errors_not_panics() {
+        let img = huge_table_image();
+        let len = img.len() as u64;
+        let mut fs = Ext4::open(Cursor::new(img), 0, len).expect("superblock parses");
+        let e = fs.lookup("/etc/os-release").unwrap_err();
+        assert!(e.to_string().contains("overflows"), "{e}");
+        // A base offset near u64::MAX cannot wrap either.
+        assert!(Ext4::open(Cursor::new(vec![0u8; 16]), u64::MAX - 10, 16).is_err());
     }
 }

@@ -78,6 +78,27 @@ fn ext(b: &[u8]) -> Option<FsInfo> {
     })
 }
 
+/// The feature words of an ext2/3/4 superblock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtFeatures {
+    pub compat: u32,
+    pub incompat: u32,
+    pub ro_compat: u32,
+}
+
+/// The feature words of the ext2/3/4 filesystem whose first bytes are `first`, if it is one.
+pub fn ext_features(first: &[u8]) -> Option<ExtFeatures> {
+    if first.len() < 2048 || le16(&first[1024..2048], 56) != 0xEF53 {
+        return None;
+    }
+    let sb = &first[1024..2048];
+    Some(ExtFeatures {
+        compat: le32(sb, 92),
+        incompat: le32(sb, 96),
+        ro_compat: le32(sb, 100),
+    })
+}
+
 /// Filesystem type and label of a partition whose first bytes are `first`.
 pub fn probe(first: &[u8]) -> FsInfo {
     ext(first).or_else(|| fat(first)).unwrap_or(FsInfo {

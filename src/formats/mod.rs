@@ -14,6 +14,7 @@
 pub mod crc32;
 pub mod elf;
 pub mod ext4;
+pub mod ext4_features;
 pub mod fslabel;
 pub mod gzip;
 pub mod hex;

@@ -364,7 +364,9 @@ impl TableScan {
                 "the GPT entry array at byte {at} is corrupt: the header says CRC-32 {crc:08x}, the entries give {computed:08x}"
             ));
         }
-        self.end = at + len as u64;
+        self.end = at.checked_add(len as u64).ok_or_else(|| {
+            format!("the GPT entry array at byte {at} ends beyond any disk (corrupt header)")
+        })?;
         for (i, e) in data[..len].chunks_exact(size as usize).enumerate() {
             let mut guid = [0u8; 16];
             guid.copy_from_slice(&e[..16]);
@@ -383,6 +385,14 @@ impl TableScan {
             let (Some(start), Some(size)) =
                 (first.checked_mul(ss), (last - first + 1).checked_mul(ss))
             else {
+                return Err(format!(
+                    "GPT entry {} at byte {} has first LBA {first} (out of range)",
+                    i + 1,
+                    at + (i * size as usize) as u64
+                ));
+            };
+            // The end of the partition must be a byte offset too (consumers add start + size).
+            if start.checked_add(size).is_none() {
                 return Err(format!(
                     "GPT entry {} at byte {} has first LBA {first} (out of range)",
                     i + 1,

@@ -98,7 +98,7 @@ pub fn entries<F: Read + Seek>(f: &mut F) -> io::Result<Vec<Entry>> {
             return Err(bad(format!(
                 "zip central directory entry {} at byte {} is corrupt",
                 i + 1,
-                cd_off + p as u64
+                cd_off.saturating_add(p as u64)
             )));
         }
         let h = &cd[p..];
@@ -109,7 +109,7 @@ pub fn entries<F: Read + Seek>(f: &mut F) -> io::Result<Vec<Entry>> {
             return Err(bad(format!(
                 "zip central directory entry {} at byte {} runs past the directory",
                 i + 1,
-                cd_off + p as u64
+                cd_off.saturating_add(p as u64)
             )));
         }
         let name = String::from_utf8_lossy(&h[46..46 + n]).into_owned();

@@ -556,10 +556,16 @@ impl StreamCheck {
                         })
                     })
                     .unwrap_or(("unknown", None));
+                let ext_features = c
+                    .probes
+                    .iter()
+                    .find(|q| q.part.index == p.index)
+                    .and_then(|q| fslabel::ext_features(&q.region.data));
                 PartInfo {
                     part: p.clone(),
                     fstype: info.0,
                     label: info.1,
+                    ext_features,
                 }
             })
             .collect();

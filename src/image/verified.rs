@@ -41,6 +41,8 @@ pub struct PartInfo {
     /// "vfat", "ext4", "ext3", "ext2", "unknown" ("extended" for an MBR extended container).
     pub fstype: &'static str,
     pub label: Option<String>,
+    /// The superblock's feature words, for an ext2/3/4 filesystem.
+    pub ext_features: Option<crate::formats::fslabel::ExtFeatures>,
 }
 
 impl PartInfo {

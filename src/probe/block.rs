@@ -204,6 +204,15 @@ pub fn find_by_devno(disks: &[BlockDev], major: u32, minor: u32) -> Option<DevRe
     None
 }
 
+/// The `/dev` path of the block device `major:minor` as the kernel names it in `sys/block`
+/// (mountinfo may say `/dev/root`, a name the fresh devtmpfs of stage 2 does not have).
+pub fn dev_path_of(disks: &[BlockDev], major: u32, minor: u32) -> Option<String> {
+    match find_by_devno(disks, major, minor)? {
+        DevRef::Disk(i) => Some(disks[i].dev_path()),
+        DevRef::Partition(i, j) => Some(format!("/dev/{}", disks[i].partitions[j].name)),
+    }
+}
+
 /// Finds a device by kernel name ("mmcblk0p2", "sda") or device-mapper name.
 pub fn find_by_name(disks: &[BlockDev], name: &str) -> Option<DevRef> {
     for (i, d) in disks.iter().enumerate() {

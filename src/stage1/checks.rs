@@ -15,7 +15,7 @@
 //! | 8 | `network-config` | at least one network configuration will be migrated (computed by the network module) | `--no-nwmgr-check` |
 //! | 9 | `secure-boot` | UEFI Secure Boot is off | — |
 //! | 10 | `init-system` | PID 1 is systemd or sysvinit (re-executes on `telinit u`) | — |
-//! | 11 | `stage2-kernel` | tmpfs and ext4 usable (loop: warning only) | — |
+//! | 11 | `stage2-kernel` | tmpfs and ext4 usable; loop too with `--backup-cfg` (else a warning) | — |
 //! | 12 | `target-disk` | the disk to install on is a whole, writable disk ≥ the image, not holding `--log-to` | — |
 //! | 13 | `ram-budget` | MemAvailable − swap in use ≥ image + backup + takeover binary + network files + [`RAM_HEADROOM`] | — |
 //! | 14 | `work-dir-space` | free space of the work directory ≥ what stage 1 writes there | — |
@@ -138,7 +138,7 @@ pub fn run_checks(inputs: &CheckInputs, opts: &Options, report: &mut Report) -> 
     report.check("secure-boot", st, d);
     let (st, d) = check_init(p);
     report.check("init-system", st, d);
-    let (st, d) = check_kernel(p);
+    let (st, d) = check_kernel(p, opts.backup_cfg.is_some());
     report.check("stage2-kernel", st, d);
     let chosen = target::select(
         p,
@@ -740,12 +740,14 @@ fn check_init(p: &Probe) -> (Status, String) {
     )
 }
 
-fn check_kernel(p: &Probe) -> (Status, String) {
+/// `backup`: stage 2 writes a backup into the new resin-data through a loop device, so loop
+/// support is required then (a warning otherwise).
+fn check_kernel(p: &Probe, backup: bool) -> (Status, String) {
     let k = &p.kernel;
     let parts = [
         ("tmpfs", &k.tmpfs, true),
         ("ext4", &k.ext4, true),
-        ("loop", &k.loop_dev, false),
+        ("loop", &k.loop_dev, backup),
     ];
     let summary = parts
         .iter()
@@ -1043,6 +1045,23 @@ mod tests {
         let m = get(&r, "ram-budget");
         assert_eq!(m.status, Status::Warn, "{}", m.detail);
         assert!(m.detail.contains("size unknown"));
+    }
+
+    #[test]
+    fn missing_loop_fails_with_a_backup_and_warns_without() {
+        let (root, mut p) = fixture("nuc-jammy-nvme-efi");
+        p.kernel.loop_dev = Support::Missing;
+        let cfg = config(GOOD);
+        let i = inputs(&p, &root, &cfg);
+        let mut r = Report::new("dry-run");
+        run_checks(&i, &opts(&["--no-api-check", "--no-vpn-check"]), &mut r);
+        assert_eq!(get(&r, "stage2-kernel").status, Status::Warn);
+        let mut r = Report::new("dry-run");
+        let with_backup = ["--no-api-check", "--no-vpn-check", "--backup-cfg", "b.yml"];
+        run_checks(&i, &opts(&with_backup), &mut r);
+        let k = get(&r, "stage2-kernel");
+        assert_eq!(k.status, Status::Fail);
+        assert!(k.detail.contains("without loop"), "{}", k.detail);
     }
 
     #[test]

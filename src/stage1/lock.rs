@@ -30,6 +30,8 @@ pub struct RunLock {
 /// Takes the locks `opts` needs: the work dir's always, `/run/takeover.lock` too for
 /// `--pretend` and a migration. Fails, naming the lock, when another run holds one.
 pub fn acquire(opts: &Options) -> Result<RunLock> {
+    // Before anything is created in it: nobody else may be able to write the work dir.
+    crate::files::check_trusted_dir(&opts.work_dir())?;
     let mut paths = vec![opts.work_dir().join(LOCK_FILE)];
     if matches!(opts.mode(), Mode::Migrate | Mode::Pretend) && Path::new("/run").is_dir() {
         paths.push(PathBuf::from(SYSTEM_LOCK));
@@ -53,7 +55,7 @@ pub fn lock_file(path: &Path) -> Result<File> {
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(path)
         .ctx_path(step, path)?;
     if !crate::sys::lock::try_lock_exclusive(&f).ctx_path(step, path)? {

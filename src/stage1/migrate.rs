@@ -91,6 +91,9 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         balena_os: probe.balena_os(),
     };
     let (payload, config) = payload::stage(opts, source, config, &staging, report)?;
+    if let Some(image) = &image {
+        check_backup_mountable(opts, &probe, &image.verified)?;
+    }
     let client = stage2_client(opts, &root, &config)?;
     let p1 = Prepared1 {
         probe,
@@ -341,6 +344,55 @@ fn verify_image(
         ));
     }
     Ok(image)
+}
+
+/// Step 3c, with a backup only (after it is staged): stage 2 writes the backup into the new image's resin-data
+/// through this kernel's ext4, so this kernel must be able to mount that filesystem
+/// read-write. Its superblock's feature flags (read during the verification) are compared
+/// with what this kernel release supports; a feature it lacks refuses the migration now,
+/// before anything changes, instead of losing the backup in stage 2.
+fn check_backup_mountable(opts: &Options, probe: &Probe, v: &verify::Verified) -> Result<()> {
+    if opts.backup_cfg.is_none() {
+        return Ok(());
+    }
+    let step = "checking that this kernel can write the backup into the new resin-data";
+    let data = v
+        .partitions
+        .iter()
+        .find(|p| p.label_or_name() == Some("resin-data"));
+    let Some(features) = data.and_then(|p| p.ext_features) else {
+        return Err(Error::new(
+            step,
+            "the image's resin-data",
+            "the image has no ext4 resin-data partition to put the backup in",
+        )
+        .hint("use a balenaOS image for this device, or run without --backup-cfg"));
+    };
+    let release = probe.kernel_release.as_deref().unwrap_or("");
+    let Some(kernel) = crate::formats::ext4_features::kernel_version(release) else {
+        return Err(Error::new(
+            step,
+            "the running kernel",
+            format!("its release {release:?} cannot be read"),
+        )
+        .hint("run without --backup-cfg, or report this system's `uname -r`"));
+    };
+    let missing = crate::formats::ext4_features::not_mountable(features, kernel);
+    if !missing.is_empty() {
+        return Err(Error::new(
+            step,
+            "the image's resin-data",
+            format!(
+                "Linux {release} cannot mount it read-write: {}",
+                missing.join(", ")
+            ),
+        )
+        .hint("the backup could not be restored into this image: use a balenaOS release this kernel can mount, update the kernel first, or run without --backup-cfg"));
+    }
+    crate::info!(
+        "the image's resin-data is mountable by Linux {release}: the backup can be written into it"
+    );
+    Ok(())
 }
 
 /// Step 4b: stage 2's API calls need their HTTP client made whole in the RAM root. The
@@ -789,8 +841,16 @@ fn fill_ram_root(
     let ram = handover::mount_ram_root(undo, size)?;
     fault::stage1_point("after-ram-root")?;
     handover::copy_in(&exe, &ram.join(s2plan::BINARY), 0o700)?;
-    crate::info!("copying the image into RAM ({} MiB)", image_bytes >> 20);
-    handover::copy_in(&image.image, &ram.join(s2plan::IMAGE_FILE), 0o600)?;
+    crate::info!(
+        "copying the image into RAM ({} MiB), checking its SHA-256 against the verified one",
+        image_bytes >> 20
+    );
+    payload::fault_change_image(&image.image)?;
+    payload::copy_image_verified(
+        &image.image,
+        &ram.join(s2plan::IMAGE_FILE),
+        &image.verified.sha256,
+    )?;
     handover::copy_tree(&p.staging, &ram.join(s2plan::PAYLOAD_DIR))?;
     let Some(c) = &p.client else {
         return Ok((ram, None));
@@ -819,6 +879,20 @@ pub fn stage2_deadline_secs(decoded_bytes: u64) -> u64 {
     3600 + 2 * 2 * per_pass
 }
 
+/// The old root's block device by its kernel name (`sys/block`, found by the major:minor of
+/// the `/` mount): Raspberry Pi OS mounts it as `/dev/root`, a node stage 2's devtmpfs lacks,
+/// so the failure and pretend logs could not reach its `/var/log`. The mount source is kept
+/// when the device is not in `sys/block`.
+fn old_root_device(probe: &Probe) -> Option<PathBuf> {
+    let m = probe
+        .mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_point == "/")?;
+    let by_devno = probe::block::dev_path_of(&probe.disks, m.major, m.minor);
+    Some(PathBuf::from(by_devno.unwrap_or_else(|| m.source.clone())))
+}
+
 /// What stage 2 needs, for the RAM root.
 fn stage2_plan(
     opts: &Options,
@@ -841,7 +915,7 @@ fn stage2_plan(
         image_bytes: image.verified.uncompressed_bytes,
         image_sha256: image.verified.sha256.clone(),
         payload: PathBuf::from("/").join(s2plan::PAYLOAD_DIR),
-        old_root_device: root_mount.map(|m| PathBuf::from(&m.source)),
+        old_root_device: old_root_device(&p.probe),
         old_root_fs_type: root_mount.map(|m| m.fs_type.clone()),
         log_to,
         log_level: opts.stage2_level(),
@@ -885,6 +959,20 @@ mod tests {
         assert!(3600 + (1u64 << 30) / (1 << 20) < 3600 + need);
         assert_eq!(stage2_deadline_secs(0), 3600);
         assert_eq!(stage2_deadline_secs(64 << 20), 3600 + 128);
+    }
+
+    #[test]
+    fn old_root_device_is_the_kernel_name_not_dev_root() {
+        // Raspberry Pi OS: mountinfo says `179:2 ... /dev/root`; sys/block knows mmcblk0p2.
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysroots/pi0w-buster-armv6");
+        let p = probe::probe(&Root::new(&dir));
+        let root = p.mounts.iter().flatten().find(|m| m.mount_point == "/");
+        assert_eq!(root.map(|m| m.source.as_str()), Some("/dev/root"));
+        assert_eq!(
+            old_root_device(&p).as_deref(),
+            Some(Path::new("/dev/mmcblk0p2"))
+        );
     }
 
     #[test]

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::Options;
 use crate::config::ConfigJson;
-use crate::error::Result;
+use crate::error::{Context, Error, Result};
 use crate::fault;
+use crate::formats::hex;
+use crate::formats::sha256::Sha256;
 use crate::net::{self, NetOptions};
 use crate::probe::Root;
 use crate::report::{Report, Status};
@@ -173,6 +175,86 @@ fn stage_backup(opts: &Options, data: &Path, report: &mut Report) -> Result<u64>
     Ok(b.bytes)
 }
 
+/// Copies the verified image into the RAM root (`dest`, mode 0600, created new), hashing what
+/// it reads, and compares the SHA-256 with `verified_sha256` (what stage 1's verification
+/// computed of the same file). A mismatch (the file changed after it was verified) is an
+/// error before anything changes; `dest` is removed. Returns the bytes copied.
+pub fn copy_image_verified(src: &Path, dest: &Path, verified_sha256: &str) -> Result<u64> {
+    use std::io::{Read, Write};
+    let step = "copying the image into the RAM root";
+    if verified_sha256.is_empty() {
+        return Err(Error::new(
+            step,
+            src.display(),
+            "the verification computed no SHA-256 to compare the copy with",
+        ));
+    }
+    let mut from = std::fs::File::open(src).ctx_path(step, src)?;
+    let mut to = crate::files::create_new(dest, 0o600).ctx_path(step, dest)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    let r = (|| -> Result<()> {
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(step, src.display(), e)),
+            };
+            h.update(&buf[..n]);
+            to.write_all(&buf[..n]).ctx_path(step, dest)?;
+            total += n as u64;
+        }
+        to.sync_all().ctx_path(step, dest)?;
+        let got = hex::encode(&h.finish());
+        if !got.eq_ignore_ascii_case(verified_sha256) {
+            return Err(Error::new(
+                step,
+                src.display(),
+                format!(
+                    "the image changed after it was verified: the copy has SHA-256 {got}, \
+                     the verified file had {verified_sha256}"
+                ),
+            )
+            .hint("something modified the image file during the run; nothing was changed on this system: make sure nothing writes to it and run takeover again"));
+        }
+        Ok(())
+    })();
+    if r.is_err() {
+        drop(to);
+        let _ = std::fs::remove_file(dest);
+    }
+    r.map(|()| total)
+}
+
+/// Test builds (`TAKEOVER_FAULT=image-changed-after-verify`): flips one byte in the middle of
+/// the image file after its verification, so the copy into the RAM root must notice.
+pub fn fault_change_image(path: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    if !fault::stage1_named("image-changed-after-verify") {
+        return Ok(());
+    }
+    let step = "fault injection: changing the image";
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .ctx_path(step, path)?;
+    let at = f.metadata().ctx_path(step, path)?.len() / 2;
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(at)).ctx_path(step, path)?;
+    f.read_exact(&mut b).ctx_path(step, path)?;
+    b[0] ^= 0xFF;
+    f.seek(SeekFrom::Start(at)).ctx_path(step, path)?;
+    f.write_all(&b).ctx_path(step, path)?;
+    crate::warn!(
+        "fault injection: flipped the byte at {at} of {}",
+        path.display()
+    );
+    Ok(())
+}
+
 pub fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
@@ -211,4 +293,38 @@ pub fn staged_list(staging: &Path) -> Vec<String> {
     let mut out = Vec::new();
     walk(staging, staging, &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_copy_is_checked_against_the_verified_hash() {
+        let d = std::env::temp_dir().join(format!("takeover-copyimg-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let src = d.join("image.img.gz");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let verified = hex::encode(&crate::formats::sha256::sha256(&data));
+        let dest = d.join("ram-image");
+        assert_eq!(
+            copy_image_verified(&src, &dest, &verified).unwrap(),
+            3_000_000
+        );
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        // The file changes after verification: one byte differs.
+        let mut changed = data.clone();
+        changed[1_500_000] ^= 0xFF;
+        std::fs::write(&src, &changed).unwrap();
+        let e = copy_image_verified(&src, &dest, &verified)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("changed after it was verified"), "{e}");
+        assert!(e.contains(&verified), "{e}");
+        assert!(!dest.exists(), "a copy that failed its check must not stay");
+        // No hash to compare with is an error, not a silent copy.
+        assert!(copy_image_verified(&src, &dest, "").is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

@@ -192,14 +192,16 @@ pub fn read_blob(disk: &Path, name: &str) -> Result<(String, Vec<u8>)> {
     .hint("this image does not carry the Jetson boot blob: use a balenaOS image for this board"))
 }
 
-/// Writes `blob` at offset 0 of the open `f`, syncs, reads it back and compares.
-fn write_verify(f: &mut File, what: &str, blob: &[u8]) -> Result<()> {
-    f.seek(SeekFrom::Start(0)).ctx("writing", what)?;
-    f.write_all(blob).ctx("writing", what)?;
-    f.sync_all().ctx("syncing", what)?;
-    f.seek(SeekFrom::Start(0)).ctx("reading back", what)?;
-    let mut back = vec![0u8; blob.len()];
-    let n = read_full(f, &mut back).ctx("reading back", what)?;
+/// Writes `blob` at offset 0 of the open `f` (the device `dev`), syncs, reads it back from the
+/// device itself (O_DIRECT, else with its cached pages dropped: a buffered read of the same
+/// fd would compare the page cache with itself) and compares.
+fn write_verify(f: &mut File, dev: &Path, blob: &[u8]) -> Result<()> {
+    let what = dev.display().to_string();
+    f.seek(SeekFrom::Start(0)).ctx("writing", &what)?;
+    f.write_all(blob).ctx("writing", &what)?;
+    f.sync_all().ctx("syncing", &what)?;
+    let back = crate::sys::direct::read_uncached(dev, blob.len()).ctx("reading back", &what)?;
+    let n = back.len();
     if n != blob.len() || back != blob {
         let at = back.iter().zip(blob).position(|(a, b)| a != b).unwrap_or(n);
         return Err(Error::new(
@@ -243,7 +245,7 @@ pub fn write_emmc_boot0(dev: &Path, force_ro: &Path, blob: &[u8]) -> Result<()> 
                 ));
             }
         }
-        write_verify(&mut f, &what, blob)
+        write_verify(&mut f, dev, blob)
     })();
     if let Err(e) = std::fs::write(force_ro, &old) {
         crate::warn!("could not put {} back to {old}: {e}", force_ro.display());
@@ -284,12 +286,12 @@ pub fn write_qspi(dev: &Path, blob: &[u8]) -> Result<()> {
         crate::sys::mtd::mem_erase(f.as_fd(), 0, plan).ctx("MEMERASE on", &what)
     };
     erase(&f)?;
-    match write_verify(&mut f, &what, blob) {
+    match write_verify(&mut f, dev, blob) {
         Ok(()) => Ok(()),
         Err(e) => {
             crate::warn!("{e}; erasing and writing once more");
             erase(&f)?;
-            write_verify(&mut f, &what, blob)
+            write_verify(&mut f, dev, blob)
         }
     }
 }

@@ -137,6 +137,23 @@ impl Drop for Loop {
     }
 }
 
+/// Tests: a loop device over `backing` (a file the test created) at `offset`, `size` bytes;
+/// `None` (said on stderr) when not root or loop devices are unavailable here.
+#[cfg(test)]
+pub(crate) fn test_loop(backing: &Path, offset: u64, size: u64) -> Option<Loop> {
+    if super::geteuid() != 0 || !Path::new("/dev/loop-control").exists() {
+        eprintln!("skipped: needs root and /dev/loop-control");
+        return None;
+    }
+    match Loop::attach(Path::new("/dev"), backing, offset, size) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("skipped: loop devices unavailable here: {e}");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,10 +167,6 @@ mod tests {
     /// Attaches a file this test created, reads through the loop device, detaches. Root only.
     #[test]
     fn attach_reads_backing_file_at_offset() {
-        if super::super::geteuid() != 0 || !Path::new("/dev/loop-control").exists() {
-            eprintln!("skipped: needs root and /dev/loop-control");
-            return;
-        }
         use std::io::{Read, Write};
         let p = std::env::temp_dir().join(format!("takeover-loop-{}", std::process::id()));
         let mut f = File::create(&p).unwrap();
@@ -161,13 +174,9 @@ mod tests {
         data[1024 * 1024..1024 * 1024 + 5].copy_from_slice(b"hello");
         f.write_all(&data).unwrap();
         drop(f);
-        let mut l = match Loop::attach(Path::new("/dev"), &p, 1024 * 1024, 1024 * 1024) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("skipped: loop devices unavailable here: {e}");
-                let _ = std::fs::remove_file(&p);
-                return;
-            }
+        let Some(mut l) = test_loop(&p, 1024 * 1024, 1024 * 1024) else {
+            let _ = std::fs::remove_file(&p);
+            return;
         };
         let mut buf = [0u8; 5];
         File::open(l.path()).unwrap().read_exact(&mut buf).unwrap();

@@ -425,7 +425,8 @@ fn write_only_onto_read_only_and_full_places() {
         eprintln!("SKIP: cannot mount a tmpfs here (no CAP_SYS_ADMIN?)");
         return;
     };
-    let Some(full) = Tmpfs::mount(&c.dir.join("full"), "size=1m") else {
+    // mode=0755: a fresh tmpfs is 1777, a work dir takeover refuses (others can write it).
+    let Some(full) = Tmpfs::mount(&c.dir.join("full"), "size=1m,mode=0755") else {
         eprintln!("SKIP: cannot mount a tmpfs here");
         return;
     };

@@ -1554,6 +1554,11 @@ import scenarios_lvm  # noqa: E402
 
 scenarios_lvm.register(sys.modules[__name__])
 
+# Trust of the image and the backup (issue 18) live in their own module.
+import scenarios_trust  # noqa: E402
+
+scenarios_trust.register(sys.modules[__name__])
+
 
 # Scenarios `make test` (CI, on 2 cores under TCG, within its hour) leaves to `make e2e`. Each
 # still has a sibling in make test that covers its board and its class of fault:
@@ -1594,6 +1599,9 @@ E2E_ONLY = {
     # in a reset; api-calls-gpt-efi writes and checks the same EFI boot entry on OVMF.
     "failure-mid-flash-hang-deadline",
     "efi-boot-entry",
+    # issue 18: stage 1 refusals whose class corrupt-image-refused covers (refused, disk intact)
+    "image-changed-after-verify",
+    "backup-unmountable-refused",
 }
 
 

@@ -121,15 +121,13 @@ fn curl(req: &Request<'_>, inv: &mut Invocation) -> Args {
     let spec = req.spec;
     let headers = req.tmp.join("headers");
     let mut a = Args::default();
-    a.add(&[
-        "-sS",
-        "-g",
-        "-L",
-        "--max-redirs",
-        "5",
-        "--proto",
-        "=http,https",
-    ]);
+    a.add(&["-sS", "-g"]);
+    if req.auth.is_none() {
+        // An authenticated request follows no redirect: the key must not travel to another
+        // host or over plain http (a 3xx reply is refused by the executor).
+        a.add(&["-L", "--max-redirs", "5"]);
+    }
+    a.add(&["--proto", "=http,https"]);
     a.add(&["--connect-timeout", &secs(spec.connect_timeout)]);
     if let Some(t) = spec.timeout {
         a.add(&["--max-time", &secs(t)]);
@@ -169,7 +167,13 @@ fn curl(req: &Request<'_>, inv: &mut Invocation) -> Args {
 fn gnu_wget(req: &Request<'_>, inv: &mut Invocation) -> Args {
     let spec = req.spec;
     let mut a = Args::default();
-    a.add(&["-nv", "-S", "--tries=1", "--max-redirect=5"]);
+    a.add(&["-nv", "-S", "--tries=1"]);
+    // wget sends the wgetrc header to whatever host a redirect names: none for a key.
+    a.push(if req.auth.is_some() {
+        "--max-redirect=0"
+    } else {
+        "--max-redirect=5"
+    });
     a.push(format!("--dns-timeout={}", secs(spec.connect_timeout)));
     a.push(format!("--connect-timeout={}", secs(spec.connect_timeout)));
     a.push(format!("--read-timeout={}", secs(spec.stall_timeout)));

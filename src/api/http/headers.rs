@@ -11,6 +11,8 @@ pub struct Headers {
     /// `Content-Range: bytes START-END/TOTAL` (or `bytes */TOTAL` on a 416).
     pub range_start: Option<u64>,
     pub range_total: Option<u64>,
+    /// `Location` of a redirect reply.
+    pub location: Option<String>,
 }
 
 impl Headers {
@@ -59,6 +61,7 @@ pub fn parse_headers(text: &str, indented: bool) -> Headers {
         let value = value.trim();
         match name.trim().to_ascii_lowercase().as_str() {
             "content-length" => h.content_length = value.parse().ok(),
+            "location" => h.location = Some(value.to_string()),
             "content-range" => {
                 if let Some(r) = value.strip_prefix("bytes ") {
                     if let Some((range, total)) = r.split_once('/') {

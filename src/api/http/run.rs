@@ -4,6 +4,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -56,6 +57,7 @@ impl Http {
                 let f = OpenOptions::new()
                     .create(true)
                     .append(true)
+                    .custom_flags(libc::O_NOFOLLOW)
                     .open(p)
                     .ctx_path("opening download file", p)?;
                 cmd.stdout(f);
@@ -109,6 +111,17 @@ impl Http {
             fatal,
             timed_out: None,
         };
+        if let (Some(status @ 300..=399), Some(_)) = (a.headers.status, spec.auth) {
+            a.fatal = Some(redirect_refused(
+                spec,
+                status,
+                a.headers.location.as_deref(),
+            ));
+            if let Target::File { path, offset } = spec.target {
+                // The redirect's own body must not stay in the partial file.
+                truncate_to(path, offset)?;
+            }
+        }
         if a.body.len() as u64 > MAX_BODY {
             a.fatal = Some(Error::new(
                 format!("{} request to", spec.method.name()),
@@ -316,6 +329,47 @@ impl Drop for PrivateDir {
 
 pub(super) fn file_size(p: &Path) -> u64 {
     fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Cuts the partial download `p` back to `len` bytes (what it had before this attempt).
+fn truncate_to(p: &Path, len: u64) -> Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+    {
+        Ok(f) => f.set_len(len).ctx_path("truncating", p),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("truncating", p.display(), e)),
+    }
+}
+
+/// The error for a redirect of an authenticated request: it names where the server pointed
+/// (scheme and host only, never the path or query), and nothing was sent there.
+pub(super) fn redirect_refused(spec: &Spec<'_>, status: u16, location: Option<&str>) -> Error {
+    let to = location.map_or_else(
+        || "no Location".to_string(),
+        |l| {
+            let (scheme, rest) = l.split_once("://").unwrap_or(("", l));
+            if scheme.is_empty() {
+                "a path on the same server".to_string()
+            } else {
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+                // Never a user:password@ the server may have put there.
+                let host = authority.rsplit('@').next().unwrap_or("");
+                format!("{scheme}://{host}")
+            }
+        },
+    );
+    Error::new(
+        format!("{} request to", spec.method.name()),
+        short_url(spec.url),
+        format!(
+            "the server redirected the request (HTTP {status}, to {to}); takeover does not \
+             follow redirects with the API key, which could reach another host or plain http"
+        ),
+    )
+    .hint("point apiEndpoint in config.json at the API's final https address")
 }
 
 pub(super) fn truncate(p: &Path) -> Result<()> {

@@ -87,8 +87,12 @@ fn curl_argv_shape() {
     )
     .unwrap();
     let argv = argv_text(&p).join(" ");
+    assert!(
+        !argv.contains(" -L "),
+        "an authenticated request follows no redirect: {argv}"
+    );
     for want in [
-        "curl -sS -g -L",
+        "curl -sS -g --proto =http,https",
         "--connect-timeout 10",
         "--max-time 30",
         "-D /tmp/x/headers",
@@ -116,6 +120,7 @@ fn curl_argv_shape() {
     s.auth = None;
     let p = invocation(&Tool::curl(), &s, tmp).unwrap();
     assert!(p.stdin.is_none() && !argv_text(&p).contains(&"-K".to_string()));
+    assert!(argv_text(&p).join(" ").contains("-L --max-redirs 5"));
 }
 
 #[test]
@@ -129,7 +134,10 @@ fn wget_argv_shape() {
     )
     .unwrap();
     let argv = argv_text(&p).join(" ");
-    assert!(argv.starts_with("wget -nv -S --tries=1"), "{argv}");
+    assert!(
+        argv.starts_with("wget -nv -S --tries=1 --max-redirect=0"),
+        "{argv}"
+    );
     assert!(
         argv.contains("--method=PATCH --body-file=/tmp/x/body"),
         "{argv}"
@@ -232,6 +240,17 @@ fn header_parsing_curl_and_wget() {
 }
 
 #[test]
+fn a_refused_redirect_names_only_scheme_and_host() {
+    let s = spec(Method::Get, Target::Memory);
+    let e = super::run::redirect_refused(&s, 302, Some("http://u:pw@cdn.example:8080/x?t=1"))
+        .to_string();
+    assert!(e.contains("HTTP 302, to http://cdn.example:8080)"), "{e}");
+    assert!(!e.contains("pw") && !e.contains("t=1"), "{e}");
+    let e = super::run::redirect_refused(&s, 301, Some("/v7/device")).to_string();
+    assert!(e.contains("a path on the same server"), "{e}");
+}
+
+#[test]
 fn progress_lines() {
     let l = progress_line(
         512 * 1024 * 1024,
@@ -255,4 +274,102 @@ fn stderr_tail_drops_headers_and_key() {
     );
     let s = stderr_tail(&t, Some(KEY));
     assert_eq!(s, "wget: server returned error: <redacted>");
+}
+
+/// A one-shot HTTP server on 127.0.0.1 answering every request with `reply`; the requests
+/// it saw are returned when `stop` is set.
+fn serve(
+    reply: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    l.set_nonblocking(true).unwrap();
+    let h = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+            let Ok((mut c, _)) = l.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            c.set_nonblocking(false).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = c.write_all(reply.as_bytes());
+            seen.push(String::from_utf8_lossy(&req).into_owned());
+        }
+        seen
+    });
+    (port, h)
+}
+
+/// A redirect of an authenticated request is refused, and the key reaches nobody else (GNU
+/// wget re-sent its wgetrc header to the redirect's host before issue 18; curl followed too).
+#[test]
+fn authenticated_requests_follow_no_redirect() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    for tool in [Tool::curl(), Tool::gnu_wget()] {
+        if std::process::Command::new(&tool.program)
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipped {}: not installed", tool.name());
+            continue;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (other, other_h) = serve(
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".into(),
+            stop.clone(),
+        );
+        let (api, api_h) = serve(
+            format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{other}/elsewhere?x=1\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+            stop.clone(),
+        );
+        let mut http = Http::with_tool(tool.clone());
+        http.retries = 0;
+        http.env = vec![
+            ("no_proxy".into(), "*".into()),
+            ("NO_PROXY".into(), "*".into()),
+        ];
+        let url = format!("http://127.0.0.1:{api}/v6/device");
+        let r = http.get(&url, Some(KEY), Duration::from_secs(10));
+        // Without a key the same redirect is followed.
+        let plain = http.get(&url, None, Duration::from_secs(10));
+        stop.store(true, Ordering::Relaxed);
+        let at_other = other_h.join().unwrap();
+        let _ = api_h.join().unwrap();
+        let e = r.map(|r| r.status).unwrap_err().to_string();
+        assert!(
+            e.contains("redirected") && e.contains("HTTP 302"),
+            "{}: {e}",
+            tool.name()
+        );
+        assert!(
+            e.contains(&format!("http://127.0.0.1:{other}")) && !e.contains("x=1"),
+            "{e}"
+        );
+        assert!(!e.contains(KEY), "{e}");
+        assert!(
+            !at_other.iter().any(|q| q.contains(KEY)),
+            "{}: the key reached the other server: {at_other:?}",
+            tool.name()
+        );
+        assert_eq!(plain.map(|r| r.status).ok(), Some(200), "{}", tool.name());
+        assert_eq!(at_other.len(), 1, "{}: {at_other:?}", tool.name());
+    }
 }
