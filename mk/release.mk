@@ -30,7 +30,7 @@ CARGO ?= cargo
 RUSTC ?= rustc
 DIST ?= dist
 # Stripped static x86_64 musl binary must stay at or below this many bytes.
-SIZE_BUDGET ?= 1200000
+SIZE_BUDGET ?= 1250000
 
 TAKEOVER_VERSION := $(shell sed -n '/^\[package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml)
 
