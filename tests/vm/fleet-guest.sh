@@ -24,14 +24,7 @@ OUT=$CACHE/guest-fleet
 EXTRA_PKGS="openssh-server python3"
 HOST=takeover-fleet
 
-[ "$(id -u)" = 0 ] || { echo "fleet-guest: must run as root (chroot)" >&2; exit 1; }
-"$HERE/build-guest.sh" systemd
-
-KEY=$( { cat "$0" "$HERE/guest-lib.sh"; cat "$BASE/stamp"; } | sha256sum | cut -c1-16)
-if [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$KEY" ] && [ -f "$OUT/base.qcow2" ]; then
-    echo "fleet-guest: fleet guest is cached ($OUT)"
-    exit 0
-fi
+derived_guest_cached fleet "$0" "$BASE" "$OUT"
 
 T0=$(date +%s)
 WORK=$CACHE/build-fleet

@@ -21,20 +21,15 @@ set -euo pipefail
 
 main() {
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=guest-lib.sh
+. "$HERE/guest-lib.sh"
 CACHE=${VM_CACHE:-$HERE/cache}
 BASE=$CACHE/guest-systemd
 OUT=$CACHE/guest-lvm
 VG=takeover
 LV=root
 
-[ "$(id -u)" = 0 ] || { echo "lvm-guest: must run as root (loop devices, chroot)" >&2; exit 1; }
-"$HERE/build-guest.sh" systemd
-
-KEY=$( { cat "$0"; cat "$BASE/stamp"; } | sha256sum | cut -c1-16)
-if [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$KEY" ] && [ -f "$OUT/base.qcow2" ]; then
-    echo "lvm-guest: lvm guest is cached ($OUT)"
-    exit 0
-fi
+derived_guest_cached lvm "$0" "$BASE" "$OUT"
 
 T0=$(date +%s)
 WORK=$CACHE/build-lvm
