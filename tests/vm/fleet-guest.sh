@@ -18,13 +18,10 @@ main() {
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=guest-lib.sh
 . "$HERE/guest-lib.sh"
-CACHE=${VM_CACHE:-$HERE/cache}
-BASE=$CACHE/guest-systemd
-OUT=$CACHE/guest-fleet
 EXTRA_PKGS="openssh-server python3"
 HOST=takeover-fleet
 
-derived_guest_cached fleet "$0" "$BASE" "$OUT"
+derived_guest_cached fleet "$0"
 
 T0=$(date +%s)
 WORK=$CACHE/build-fleet

@@ -23,13 +23,10 @@ main() {
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=guest-lib.sh
 . "$HERE/guest-lib.sh"
-CACHE=${VM_CACHE:-$HERE/cache}
-BASE=$CACHE/guest-systemd
-OUT=$CACHE/guest-lvm
 VG=takeover
 LV=root
 
-derived_guest_cached lvm "$0" "$BASE" "$OUT"
+derived_guest_cached lvm "$0"
 
 T0=$(date +%s)
 WORK=$CACHE/build-lvm
