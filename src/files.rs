@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn a_work_dir_others_can_write_is_refused() {
         use std::os::unix::fs::PermissionsExt;
-        let base = std::env::temp_dir().join(format!("takeover-trust-{}", std::process::id()));
+        let base = crate::testutil::temp_dir("trust", "test");
         let w = base.join("work");
         fs::create_dir_all(&w).unwrap();
         fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
@@ -180,8 +180,7 @@ mod tests {
 
     #[test]
     fn private_writes_never_follow_a_planted_temp_symlink() {
-        let dir = std::env::temp_dir().join(format!("takeover-plant-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testutil::temp_dir("plant", "test");
         let victim = dir.join("victim");
         fs::write(&victim, b"keep").unwrap();
         let p = dir.join("config.json");

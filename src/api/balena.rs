@@ -600,8 +600,7 @@ mod tests {
 
     #[test]
     fn a_found_image_is_reused_only_with_its_recorded_hash() {
-        let d = std::env::temp_dir().join(format!("takeover-reuse-{}", std::process::id()));
-        fs::create_dir_all(&d).unwrap();
+        let d = crate::testutil::temp_dir("reuse", "test");
         let dest = image_path(&d, "raspberrypi4-64", "5.1.20");
         fs::write(&dest, b"an image").unwrap();
         // Not downloaded by takeover (no record): not reused.

@@ -301,8 +301,7 @@ mod tests {
 
     #[test]
     fn the_image_copy_is_checked_against_the_verified_hash() {
-        let d = std::env::temp_dir().join(format!("takeover-copyimg-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
+        let d = crate::testutil::temp_dir("copyimg", "test");
         let src = d.join("image.img.gz");
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
         std::fs::write(&src, &data).unwrap();

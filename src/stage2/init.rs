@@ -446,8 +446,7 @@ mod tests {
 
     #[test]
     fn kernel_panic_is_set_to_reboot_unless_it_already_does_sooner() {
-        let dir = std::env::temp_dir().join(format!("takeover-panic-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testutil::temp_dir("panic", "test");
         let p = dir.join("panic");
         for (before, after) in [
             ("0\n", "10\n"),

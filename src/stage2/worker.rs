@@ -449,8 +449,7 @@ mod tests {
 
     #[test]
     fn an_image_or_target_that_does_not_open_leaves_the_phase_before_the_flash() {
-        let dir = std::env::temp_dir().join(format!("takeover-phase-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testutil::temp_dir("phase", "test");
         let target = dir.join("disk");
         std::fs::write(&target, vec![0xEE; 2 << 20]).unwrap();
         let mut plan = crate::stage2_plan::tests::sample();
